@@ -1,0 +1,65 @@
+"""The exception tree of colearning.
+
+Every error the library raises on purpose derives from :class:`ColearningError`, and
+every message names the value, what was expected and the fix::
+
+    ColearningError
+    ├── ConfigError          a setting is out of range or unknown (user input)
+    ├── WeightsError         weights with the wrong names, shapes or dtypes, NaN/Inf,
+    │                        or bytes that are not a colearning weights blob
+    ├── DataError            a data set or partition that cannot be used
+    ├── StoreError           an experiment directory that cannot be read or resumed
+    ├── LearnerError         a learner broke its contract or failed a call
+    └── MissingExtraError    an optional dependency is not installed (names the pip line)
+"""
+
+from __future__ import annotations
+
+
+class ColearningError(Exception):
+    """Root of all errors raised on purpose by colearning."""
+
+
+class ConfigError(ColearningError, ValueError):
+    """A setting is out of range, unknown or inconsistent."""
+
+
+class WeightsError(ColearningError, ValueError):
+    """Weights do not match what the receiver expects, or hold NaN/Inf."""
+
+
+class DataError(ColearningError, ValueError):
+    """A data set or a partition of it cannot be used."""
+
+
+class StoreError(ColearningError):
+    """An experiment directory cannot be created, read or resumed."""
+
+
+class LearnerError(ColearningError):
+    """A learner broke the interface contract or failed a call."""
+
+
+class MissingExtraError(ColearningError, ImportError):
+    """An optional dependency is missing; the message names the install command."""
+
+
+def require_extra(module: str, extra: str, feature: str) -> None:
+    """Raise :class:`MissingExtraError` unless ``module`` can be imported.
+
+    Parameters
+    ----------
+    module
+        Importable module name, e.g. ``"sklearn"``.
+    extra
+        The colearning extra that installs it, e.g. ``"sklearn"``.
+    feature
+        What needs it, for the message, e.g. ``"the scikit-learn learner"``.
+    """
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        raise MissingExtraError(
+            f"{feature} needs the '{module}' package, which is not installed; "
+            f"run: pip install 'colearning[{extra}]'"
+        )

@@ -1,0 +1,67 @@
+"""The vote tally: a pure function, the same arithmetic a ledger contract uses.
+
+A proposal passes when ``approvals >= vote_threshold * eligible``, where the eligible
+voters are all learners but the proposer. The threshold is held in parts per million
+and compared in integers, so ``0.7 * 10`` is exactly 7 here and on chain (in floats it
+is 7.000000000000001, which would wrongly reject 7 approvals out of 10).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from colearning.core.exceptions import ConfigError
+
+PPM = 1_000_000
+
+
+def threshold_ppm(vote_threshold: float) -> int:
+    """``vote_threshold`` in parts per million, after checking it is in [0, 1]."""
+    if isinstance(vote_threshold, bool) or not isinstance(vote_threshold, (int, float)):
+        raise ConfigError(
+            f"vote_threshold must be a number in [0, 1]; got {vote_threshold!r}"
+        )
+    if not 0.0 <= float(vote_threshold) <= 1.0:
+        raise ConfigError(
+            f"vote_threshold must be in [0, 1]; got {vote_threshold} "
+            "(0.5 means half of the voters must approve)"
+        )
+    return round(float(vote_threshold) * PPM)
+
+
+def passes(approvals: int, eligible: int, vote_threshold: float) -> bool:
+    """Whether ``approvals`` out of ``eligible`` voters carry the proposal.
+
+    With no eligible voter (a single learner) every proposal passes.
+
+    Examples
+    --------
+    >>> passes(1, 2, 0.5)   # an exact tie passes
+    True
+    >>> passes(0, 0, 1.0)   # one learner alone always accepts
+    True
+    >>> passes(6, 10, 0.7)
+    False
+    """
+    if approvals < 0 or eligible < 0 or approvals > eligible:
+        raise ValueError(f"approvals={approvals} must be within [0, eligible={eligible}]")
+    return approvals * PPM >= threshold_ppm(vote_threshold) * eligible
+
+
+def tally(
+    votes: Sequence[bool | None], proposer: int, vote_threshold: float
+) -> tuple[bool, int, int]:
+    """Count ``votes`` (one per learner, in learner order) and decide.
+
+    The proposer's entry is ignored; ``None`` (abstained, failed) counts as not
+    approving and stays in the denominator, so failures never help a proposal pass.
+
+    Returns
+    -------
+    (accepted, approvals, eligible)
+    """
+    if not 0 <= proposer < len(votes):
+        raise ValueError(f"proposer index {proposer} outside 0..{len(votes) - 1}")
+    approvals = sum(1 for i, v in enumerate(votes) if i != proposer and v is True)
+    eligible = len(votes) - 1
+    return passes(approvals, eligible, vote_threshold), approvals, eligible
