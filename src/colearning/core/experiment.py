@@ -178,6 +178,7 @@ class Experiment:
                     "same learners"
                 )
             self.rounds = self.store.rounds()
+            self._restore_progress()
             initial = decode(self.store.get_blob(str(self.store.initial_weights_id)))
             self.spec = WeightsSpec.of(initial)
             wid = str(self.store.current_weights_id())
@@ -209,6 +210,15 @@ class Experiment:
             )
         self.current_weights_id = wid
         self.current_weights = weights
+
+    def _restore_progress(self) -> None:
+        for index, learner_id in enumerate(self.learner_ids):
+            made = sum(
+                1 for r in self.rounds if r.proposer_id == learner_id and r.status != "skipped"
+            )
+            outcome = self.pool.restore_progress(index, made, self.timeout)
+            if not outcome.ok:
+                raise LearnerError(f"cannot resume: {learner_id} failed to restore: {outcome.error}")
 
     def _encode_later(self, weights: Weights) -> Future[str]:
         def encode_and_hash() -> str:

@@ -228,3 +228,11 @@ class MachineLearningInterface(abc.ABC):
         make an interrupted and resumed experiment end with exactly the same model as
         an uninterrupted one. The default does nothing.
         """
+
+    def mli_restore_progress(self, proposals_made: int) -> None:  # noqa: B027 - optional hook
+        """Optional: told, when an experiment resumes, how many proposals this learner
+        made before the interruption.
+
+        Learners whose state grows with each proposal outside the weights (a
+        differential-privacy accountant) rebuild it here. The default does nothing.
+        """

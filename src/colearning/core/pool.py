@@ -65,6 +65,12 @@ class LearnerPool(Protocol):
         """Learner ``index``'s current weights."""
         ...
 
+    def restore_progress(
+        self, index: int, proposals_made: int, timeout: float | None
+    ) -> Outcome[None]:
+        """Tell learner ``index`` how many proposals it made before a resume."""
+        ...
+
     def close(self) -> None:
         """Release threads and connections."""
         ...
@@ -235,6 +241,12 @@ class LocalPool:
 
     def current_weights(self, index: int, timeout: float | None) -> Outcome[Weights]:
         return self._run([(index, self.learners[index].mli_get_current_weights)], timeout)[0]
+
+    def restore_progress(
+        self, index: int, proposals_made: int, timeout: float | None
+    ) -> Outcome[None]:
+        learner = self.learners[index]
+        return self._run([(index, lambda: learner.mli_restore_progress(proposals_made))], timeout)[0]
 
     def close(self) -> None:
         self._workers.close()
