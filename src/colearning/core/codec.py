@@ -41,7 +41,9 @@ def encode(weights: Weights) -> bytes:
     from safetensors.numpy import save
 
     arrays = {name: np.ascontiguousarray(a) for name, a in weights.arrays.items()}
-    layout = json.dumps({"order": list(arrays), "is_list": weights.is_list})
+    # safetensors' numpy binding stores a 0-d array as shape (1,): remember which.
+    scalars = [name for name, a in weights.arrays.items() if a.ndim == 0]
+    layout = json.dumps({"order": list(arrays), "is_list": weights.is_list, "scalars": scalars})
     metadata = {_META_KEY: layout}
     try:
         return save(arrays, metadata=metadata)
@@ -82,7 +84,11 @@ def decode(blob: bytes, expected: Weights | WeightsSpec | None = None) -> Weight
         raise WeightsError(
             f"weights header lists arrays {order} but the blob holds {sorted(arrays)}"
         )
-    ordered = {name: arrays[name] for name in order}
+    scalars = set(layout.get("scalars") or ())
+    ordered = {
+        name: arrays[name].reshape(()) if name in scalars and arrays[name].size == 1 else arrays[name]
+        for name in order
+    }
     weights = Weights(
         list(ordered.values()) if layout.get("is_list") is True else ordered
     )

@@ -31,7 +31,7 @@ from colearning.core.interface import (
 )
 from colearning.core.pool import LearnerPool, LocalPool, Outcome
 from colearning.core.records import PhaseTimings, RoundRecord, RoundStatus, VoteRecord
-from colearning.core.tally import tally, threshold_ppm
+from colearning.core.tally import tally, threshold_fraction
 
 BUDGET_EXHAUSTED = "privacy budget exhausted"
 
@@ -62,7 +62,7 @@ def play_round(
     ``encode_in_background`` starts computing the proposal's id while validators
     work; without it the id is computed after the round.
     """
-    threshold_ppm(vote_threshold)  # a bad threshold is the caller's error: fail first
+    threshold_fraction(vote_threshold)  # a bad threshold is the caller's error: fail first
     ids = list(pool.learner_ids)
     n = len(ids)
     start = time.perf_counter()
@@ -273,7 +273,7 @@ def run_one_round(
 
     if not learners:
         raise ConfigError("run_one_round needs at least 1 learner; got an empty list")
-    threshold_ppm(vote_threshold)
+    threshold_fraction(vote_threshold)
     proposer = round_index % len(learners)
     expected = WeightsSpec.of(learners[proposer].mli_get_current_weights())
     pool = LocalPool(learners)

@@ -19,7 +19,7 @@ from colearning.core.interface import MachineLearningInterface, Weights
 from colearning.core.pool import LearnerPool, LocalPool
 from colearning.core.records import RoundRecord
 from colearning.core.store import ExperimentStore
-from colearning.core.tally import threshold_ppm
+from colearning.core.tally import threshold_fraction
 
 ProposerPolicy = Literal["round-robin", "random"]
 RoundObserver = Callable[[RoundRecord], None]
@@ -91,7 +91,7 @@ class Experiment:
         learner_ids: Sequence[str] | None = None,
         observers: Sequence[RoundObserver] = (),
     ) -> None:
-        threshold_ppm(vote_threshold)
+        threshold_fraction(vote_threshold)
         choose_proposer(proposer, 0, 1, seed)
         if timeout is not None and not timeout > 0:
             raise ConfigError(f"timeout must be > 0 seconds; got {timeout}")

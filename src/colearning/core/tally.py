@@ -1,22 +1,29 @@
 """The vote tally: a pure function, the same arithmetic a ledger contract uses.
 
 A proposal passes when ``approvals >= vote_threshold * eligible``, where the eligible
-voters are all learners but the proposer. The threshold is held in parts per million
-and compared in integers, so ``0.7 * 10`` is exactly 7 here and on chain (in floats it
-is 7.000000000000001, which would wrongly reject 7 approvals out of 10).
+voters are all learners but the proposer. The threshold is taken as the nearest
+fraction ``num/den`` with ``den <= 1_000_000`` and compared in integers
+(``approvals * den >= num * eligible``), so ``0.7 * 10`` is exactly 7 and ``2/3`` of 3
+is exactly 2, here and on chain (in floats ``0.7 * 10`` is 7.000000000000001, which
+would wrongly reject 7 approvals out of 10).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from fractions import Fraction
 
 from colearning.core.exceptions import ConfigError
 
-PPM = 1_000_000
+MAX_DENOMINATOR = 1_000_000
 
 
-def threshold_ppm(vote_threshold: float) -> int:
-    """``vote_threshold`` in parts per million, after checking it is in [0, 1]."""
+def threshold_fraction(vote_threshold: float) -> tuple[int, int]:
+    """``vote_threshold`` as ``(numerator, denominator)``, after checking it is in [0, 1].
+
+    >>> threshold_fraction(0.5), threshold_fraction(2 / 3)
+    ((1, 2), (2, 3))
+    """
     if isinstance(vote_threshold, bool) or not isinstance(vote_threshold, (int, float)):
         raise ConfigError(
             f"vote_threshold must be a number in [0, 1]; got {vote_threshold!r}"
@@ -26,7 +33,8 @@ def threshold_ppm(vote_threshold: float) -> int:
             f"vote_threshold must be in [0, 1]; got {vote_threshold} "
             "(0.5 means half of the voters must approve)"
         )
-    return round(float(vote_threshold) * PPM)
+    frac = Fraction(float(vote_threshold)).limit_denominator(MAX_DENOMINATOR)
+    return frac.numerator, frac.denominator
 
 
 def passes(approvals: int, eligible: int, vote_threshold: float) -> bool:
@@ -45,7 +53,8 @@ def passes(approvals: int, eligible: int, vote_threshold: float) -> bool:
     """
     if approvals < 0 or eligible < 0 or approvals > eligible:
         raise ValueError(f"approvals={approvals} must be within [0, eligible={eligible}]")
-    return approvals * PPM >= threshold_ppm(vote_threshold) * eligible
+    num, den = threshold_fraction(vote_threshold)
+    return approvals * den >= num * eligible
 
 
 def tally(

@@ -1,0 +1,81 @@
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from colearning import Weights, WeightsError, check_weights, decode, encode, id_of
+
+
+def test_round_trip_keeps_names_order_and_dtypes():
+    w = Weights({"z": np.arange(3, dtype=np.float32), "a": np.ones((2, 2), np.int64)})
+    back = decode(encode(w))
+    assert list(back.arrays) == ["z", "a"]
+    assert back == w
+    assert back.arrays["z"].dtype == np.float32
+
+
+def test_list_weights_stay_lists_through_the_codec():
+    w = Weights([np.zeros(2)] * 11)
+    back = decode(encode(w))
+    assert back.is_list
+    assert isinstance(back.weights, list) and len(back.weights) == 11
+    assert list(back.arrays) == [str(i) for i in range(11)]  # "10" after "9", not after "1"
+
+
+def test_id_is_deterministic_and_content_addressed():
+    w = Weights({"a": np.zeros(3), "b": np.ones(2), "c": np.zeros(1, np.float32)})
+    ids = {id_of(w) for _ in range(50)}
+    assert len(ids) == 1
+    changed = Weights({"a": np.zeros(3), "b": np.array([1.0, 2.0]), "c": np.zeros(1, np.float32)})
+    assert id_of(changed) not in ids
+
+
+def test_foreign_bytes_are_refused_without_unpickling():
+    import pickle
+
+    blob = pickle.dumps({"a": np.zeros(2)})
+    with pytest.raises(WeightsError, match="not safetensors"):
+        decode(blob)
+
+
+@pytest.mark.parametrize(
+    "weights, message",
+    [
+        (Weights({"w": np.ones(4)}), r"weight 'w' has shape \(4,\); expected \(3,\)"),
+        (Weights({"w": np.ones(3, np.float32)}), "dtype float32; expected float64"),
+        (Weights({"v": np.ones(3)}), r"missing \['w'\], unexpected \['v'\]"),
+        (Weights({"w": np.array([1.0, np.nan, np.inf])}), "2 NaN/Inf"),
+    ],
+)
+def test_check_weights_names_what_is_wrong(weights, message):
+    with pytest.raises(WeightsError, match=message):
+        check_weights(weights, Weights({"w": np.zeros(3)}))
+
+
+def test_decode_checks_against_expected():
+    with pytest.raises(WeightsError, match="shape"):
+        decode(encode(Weights({"w": np.ones(4)})), Weights({"w": np.zeros(3)}))
+
+
+def test_encoded_models_may_change_length():
+    ref = Weights({"booster": np.zeros(10, np.uint8)})
+    check_weights(Weights({"booster": np.zeros(25, np.uint8)}), ref)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    arrays=st.lists(
+        hnp.arrays(
+            dtype=st.sampled_from([np.float32, np.float64, np.int32, np.uint8, np.int64]),
+            shape=hnp.array_shapes(min_dims=0, max_dims=3, max_side=4),
+        ),
+        min_size=1,
+        max_size=5,
+    )
+)
+def test_any_numeric_arrays_round_trip(arrays):
+    w = Weights({f"p{i}": a for i, a in enumerate(arrays)})
+    back = decode(encode(w))
+    assert back == w
+    assert id_of(back) == id_of(w)
