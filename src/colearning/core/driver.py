@@ -19,7 +19,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from colearning.core.codec import WeightsSpec, check_weights
 from colearning.core.exceptions import WeightsError
@@ -182,12 +182,12 @@ def _verdict(outcome: Outcome[ProposedWeights], weights: Weights, is_proposer: b
     if problem:
         return ProposedWeights(weights, None, None, None if is_proposer else False, problem)
     assert isinstance(answer, ProposedWeights)
-    return replace(
-        answer,
-        weights=weights,
-        vote=None if is_proposer else answer.vote,
-        vote_score=_float_or_none(answer.vote_score),
-        test_score=_float_or_none(answer.test_score),
+    return ProposedWeights(
+        weights,
+        _float_or_none(answer.vote_score),
+        _float_or_none(answer.test_score),
+        None if is_proposer else answer.vote,
+        answer.error,
     )
 
 

@@ -59,9 +59,31 @@ class RoundRecord:
         return self.status == "accepted"
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["votes"] = [asdict(v) for v in self.votes]
-        return data
+        # Written out by hand: dataclasses.asdict deep-copies every field and made up
+        # most of the driver's per-round cost with 1,000 learners.
+        t = self.timings
+        return {
+            "round_index": self.round_index,
+            "proposer_id": self.proposer_id,
+            "status": self.status,
+            "weights_id": self.weights_id,
+            "current_weights_id": self.current_weights_id,
+            "approvals": self.approvals,
+            "eligible": self.eligible,
+            "votes": [
+                {
+                    "learner_id": v.learner_id, "vote": v.vote, "vote_score": v.vote_score,
+                    "test_score": v.test_score, "error": v.error, "seconds": v.seconds,
+                }
+                for v in self.votes
+            ],
+            "timings": {
+                "propose": t.propose, "validate": t.validate, "accept": t.accept, "total": t.total
+            },
+            "reason": self.reason,
+            "dp_budget": asdict(self.dp_budget) if self.dp_budget else None,
+            "extra": dict(self.extra),
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RoundRecord:

@@ -1,0 +1,289 @@
+"""``colearn``: run collective-learning experiments from the command line.
+
+Every subcommand parses its arguments, calls the library, and prints. A refused input
+(``ColearningError``) prints one line naming the value and the fix and exits 2, with no
+traceback; nothing committed is changed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from colearning.cli import exit_codes
+from colearning.core.exceptions import ColearningError, ConfigError
+
+EPILOG = """examples:
+  colearn run --task digits-mlp --learners 5 --rounds 20 --out runs/demo --plot
+  colearn run config.toml -c rounds=50 -c params.epochs=2
+  colearn run --resume runs/demo
+  colearn tasks
+  colearn plot runs/demo
+  colearn export runs/demo --format json
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="colearn",
+        description="Collective learning: learners propose model updates and vote on them "
+        "with their private data.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    from colearning import __version__
+
+    parser.add_argument("--version", action="version", version=f"colearn {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run an experiment from a task name or a TOML config")
+    run.add_argument("config", nargs="?", help="TOML file with the settings (flags override it)")
+    run.add_argument("--task", help="task name (see `colearn tasks`)")
+    run.add_argument("--learners", type=int, help="number of learners (default: the task's)")
+    run.add_argument("--rounds", type=int, help="rounds in total (default: the task's)")
+    run.add_argument(
+        "--threshold", type=float, dest="vote_threshold",
+        help="share of voters that must approve, in [0, 1] (default 0.5)",
+    )
+    run.add_argument(
+        "--partition", help="how data is shared out: iid, dirichlet:ALPHA or shards:K"
+    )
+    run.add_argument("--seed", type=int, help="seed for data, models and proposers (default 0)")
+    run.add_argument(
+        "--proposer", choices=["round-robin", "random"], help="proposer policy (default round-robin)"
+    )
+    run.add_argument("--timeout", type=float, help="seconds each learner call may take")
+    run.add_argument("--data-dir", help="directory with data files, for tasks that read them")
+    run.add_argument(
+        "--no-baselines", action="store_true",
+        help="skip training each learner alone and on pooled data at the end",
+    )
+    run.add_argument(
+        "-c", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="override a setting, e.g. -c rounds=50 or -c params.epochs=2 (repeatable)",
+    )
+    run.add_argument("--out", help="experiment directory to create (default runs/TASK-TIME)")
+    run.add_argument("--resume", metavar="DIR", help="continue the experiment in DIR")
+    run.add_argument("--plot", action="store_true", help="also write DIR/plot.png at the end")
+    run.add_argument(
+        "--format", choices=["text", "json"], default="text",
+        help="json: stdout carries only the result JSON; progress goes to stderr",
+    )
+
+    tasks = sub.add_parser("tasks", help="list the named tasks")
+    tasks.add_argument("--format", choices=["text", "json"], default="text")
+
+    plot = sub.add_parser("plot", help="write a PNG of scores and votes per round")
+    plot.add_argument("directory", help="experiment directory")
+    plot.add_argument("-o", "--output", help="PNG path (default DIR/plot.png)")
+
+    export = sub.add_parser("export", help="write an experiment's results or final model")
+    export.add_argument("directory", help="experiment directory")
+    export.add_argument(
+        "--format", choices=["json", "safetensors"], default="json",
+        help="json: every round and the summary; safetensors: the final weights",
+    )
+    export.add_argument("-o", "--output", help="file to write (default: stdout for json)")
+
+    show = sub.add_parser("show", help="print an experiment's rounds and summary")
+    show.add_argument("directory", help="experiment directory")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return exit_codes.USAGE
+    handler = {
+        "run": cmd_run, "tasks": cmd_tasks, "plot": cmd_plot, "export": cmd_export,
+        "show": cmd_show,
+    }[args.command]
+    try:
+        return handler(args)
+    except ColearningError as exc:
+        print(f"colearn {args.command}: error: {exc}", file=sys.stderr)
+        return exit_codes.USAGE
+    except KeyboardInterrupt:
+        print(f"\ncolearn {args.command}: {exit_codes.HELP[exit_codes.INTERRUPTED]}", file=sys.stderr)
+        return exit_codes.INTERRUPTED
+
+
+# -- run --------------------------------------------------------------------------------
+
+
+def _settings(args: argparse.Namespace) -> dict[str, Any]:
+    from colearning.cli.config import apply_override, read_toml
+
+    settings: dict[str, Any] = read_toml(args.config) if args.config else {}
+    for text in args.overrides:
+        apply_override(settings, text)
+    flags = {
+        "task": args.task, "learners": args.learners, "rounds": args.rounds,
+        "vote_threshold": args.vote_threshold, "partition": args.partition, "seed": args.seed,
+        "proposer": args.proposer, "timeout": args.timeout, "data_dir": args.data_dir,
+        "out": args.out,
+    }
+    settings.update({k: v for k, v in flags.items() if v is not None})
+    if args.no_baselines:
+        settings["baselines"] = False
+    return settings
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from colearning.cli.config import to_run_config
+    from colearning.cli.display import ProgressBar, RoundTable, format_summary
+    from colearning.tasks.runner import RunConfig, Setup, resume_task, run_task
+
+    settings = _settings(args)
+    text = args.format == "text"
+    table = RoundTable(sys.stdout if text else None, ProgressBar(sys.stderr, 0))
+
+    def on_start(setup: Setup, first_round: int) -> None:
+        table.bar.total = int(setup.config.rounds or 0)
+        table.bar.done = table.bar.first = first_round
+        if text:
+            c = setup.config
+            sizes = [p.sizes for p in setup.parts]
+            print(
+                f"{c.task}: {c.learners} learners, {c.rounds} rounds, threshold "
+                f"{c.vote_threshold}, partition {c.partition}, seed {c.seed}; "
+                f"rows per learner (train/vote/test) from {min(sizes)} to {max(sizes)}"
+                + (f"; resuming at round {first_round}" if first_round else "")
+            )
+        table.bar.draw()
+
+    if args.resume:
+        if args.config or args.out:
+            raise ConfigError(
+                "--resume DIR continues a stored experiment with its stored settings; "
+                "drop the config file and --out (only --rounds may change)"
+            )
+        overrides = None
+        if len(settings) > 0:
+            stored = _stored_config(args.resume)
+            merged = {**stored.to_dict(), **settings}
+            overrides = RunConfig.from_dict(merged)
+        outcome = resume_task(args.resume, overrides, observers=[table], on_start=on_start)
+    else:
+        config, out = to_run_config(settings)
+        out = out or f"runs/{config.task}-{time.strftime('%Y%m%d-%H%M%S')}"
+        outcome = run_task(config, out, observers=[table], on_start=on_start)
+    table.bar.clear()
+
+    directory = str(outcome.directory) if outcome.directory else None
+    plot_path = None
+    if args.plot and directory:
+        from colearning.report.plot import plot_experiment
+
+        plot_path = plot_experiment(directory)
+    if text:
+        print(format_summary(outcome.summary, directory))
+        if plot_path:
+            print(f"plot written to {plot_path}")
+    else:
+        from colearning.core.store import opened
+
+        with opened(directory or "") as store:
+            document = store.to_json()
+        if plot_path:
+            document["plot"] = str(plot_path)
+        json.dump(document, sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    return exit_codes.OK
+
+
+def _stored_config(directory: str) -> Any:
+    from colearning.core.store import opened
+    from colearning.tasks.runner import RunConfig
+
+    with opened(directory) as store:
+        return RunConfig.from_dict(store.config)
+
+
+# -- the other commands -----------------------------------------------------------------
+
+
+def cmd_tasks(args: argparse.Namespace) -> int:
+    from colearning.tasks.registry import list_tasks
+
+    tasks = list_tasks()
+    if args.format == "json":
+        json.dump(
+            [
+                {
+                    "name": t.name, "description": t.description, "extra": t.extra,
+                    "metric": t.metric, "defaults": dict(t.defaults), "params": dict(t.params),
+                }
+                for t in tasks
+            ],
+            sys.stdout,
+            indent=1,
+        )
+        print()
+        return exit_codes.OK
+    width = max(len(t.name) for t in tasks) + 2
+    for t in tasks:
+        print(f"{t.name:<{width}}{t.description}  [needs colearning[{t.extra}]]")
+        if t.params:
+            opts = ", ".join(f"{k}={v!r}" for k, v in t.params.items())
+            print(f"{'':<{width}}options: {opts}")
+    return exit_codes.OK
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from colearning.report.plot import plot_experiment
+
+    path = plot_experiment(args.directory, args.output)
+    print(f"plot written to {path}")
+    return exit_codes.OK
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from colearning.core.store import opened
+
+    with opened(args.directory) as store:
+        if args.format == "json":
+            text = json.dumps(store.to_json(), indent=1) + "\n"
+            if args.output:
+                Path(args.output).write_text(text)
+                print(f"results written to {args.output}")
+            else:
+                sys.stdout.write(text)
+            return exit_codes.OK
+        wid = store.current_weights_id()
+        if wid is None:
+            raise ConfigError(f"{args.directory} has no weights yet; run some rounds first")
+        blob = store.get_blob(wid)
+    output = args.output or str(Path(args.directory) / "final.safetensors")
+    Path(output).write_bytes(blob)
+    print(f"final weights {wid[:12]} written to {output}")
+    return exit_codes.OK
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from colearning.cli.display import ProgressBar, RoundTable, format_summary
+    from colearning.core.store import opened
+
+    with opened(args.directory) as store:
+        table = RoundTable(sys.stdout, ProgressBar(sys.stderr, 0))
+        table.bar.enabled = False
+        rounds = store.rounds()
+        summary = store.get_meta("summary")
+    for record in rounds:
+        table(record)
+    if summary:
+        print(format_summary(summary, args.directory))
+    else:
+        print(f"\n{len(rounds)} rounds committed; no summary yet (the run did not finish)")
+    return exit_codes.OK
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

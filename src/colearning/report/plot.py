@@ -1,0 +1,158 @@
+"""The experiment plot: scores per round and the vote matrix, as one PNG.
+
+matplotlib is imported inside the functions, so importing colearning never loads it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from colearning.core.exceptions import require_extra
+from colearning.core.records import RoundRecord
+from colearning.core.store import opened
+
+# vote matrix cell codes
+NOT_ASKED, REJECT, APPROVE, ABSTAIN, PROPOSER = 0, 1, 2, 3, 4
+CELL_COLORS = ["#f4f4f4", "#d9534f", "#5cb85c", "#9e9e9e", "#ffffff"]
+
+
+def vote_matrix(rounds: Sequence[RoundRecord], learner_ids: Sequence[str]) -> np.ndarray:
+    """Learner x round codes: approve, reject, abstain (failed/timed out), not asked
+    (skipped rounds, malformed proposals) or proposer."""
+    index = {lid: i for i, lid in enumerate(learner_ids)}
+    matrix = np.full((len(learner_ids), len(rounds)), NOT_ASKED, dtype=np.int8)
+    for col, record in enumerate(rounds):
+        for vote in record.votes:
+            row = index[vote.learner_id]
+            if vote.learner_id == record.proposer_id:
+                matrix[row, col] = PROPOSER
+            elif vote.error is not None and record.status != "skipped":
+                matrix[row, col] = ABSTAIN
+            elif vote.vote is True:
+                matrix[row, col] = APPROVE
+            elif vote.vote is False:
+                matrix[row, col] = REJECT
+    return matrix
+
+
+def _scores(rounds: Sequence[RoundRecord], learner_ids: Sequence[str], field: str) -> np.ndarray:
+    index = {lid: i for i, lid in enumerate(learner_ids)}
+    values = np.full((len(learner_ids), len(rounds)), np.nan)
+    for col, record in enumerate(rounds):
+        for vote in record.votes:
+            score = getattr(vote, field)
+            if score is not None:
+                values[index[vote.learner_id], col] = score
+    return values
+
+
+def plot_rounds(
+    rounds: Sequence[RoundRecord],
+    learner_ids: Sequence[str],
+    output: str | os.PathLike[str],
+    *,
+    title: str = "",
+    summary: dict[str, Any] | None = None,
+) -> Path:
+    """Write the two-panel PNG for ``rounds`` to ``output`` and return its path."""
+    require_extra("matplotlib", "report", "colearn plot")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import ListedColormap
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    n, r = len(learner_ids), len(rounds)
+    x = np.array([rec.round_index for rec in rounds])
+    fig, (ax_s, ax_v) = plt.subplots(
+        2, 1, figsize=(max(8.0, 0.35 * r + 3), 5.5 + 0.3 * n),
+        gridspec_kw={"height_ratios": [3, max(1.2, 0.3 * n)]}, constrained_layout=True,
+    )
+
+    # -- panel 1: each learner's scores of each round's proposal, and their means -------
+    colors = plt.get_cmap("tab10")
+    for field, style, label in (("vote_score", ":", "vote"), ("test_score", "-", "test")):
+        values = _scores(rounds, learner_ids, field)
+        if np.isnan(values).all():
+            continue
+        for i in range(n):
+            ax_s.plot(x, values[i], style, color=colors(i % 10), alpha=0.45, linewidth=1)
+        with np.errstate(all="ignore"):
+            mean = np.nanmean(np.where(np.isnan(values).all(axis=0), 0.0, values), axis=0)
+        mean[np.isnan(values).all(axis=0)] = np.nan
+        ax_s.plot(x, mean, style, color="black", linewidth=2.2, label=f"mean {label} score")
+        accepted = np.array([rec.accepted for rec in rounds])
+        ax_s.plot(x[accepted], mean[accepted], "o", color="black", markersize=4)
+    handles, _ = ax_s.get_legend_handles_labels()
+    handles += [Line2D([], [], color=colors(i % 10), label=lid) for i, lid in enumerate(learner_ids[:10])]
+    handles.append(Line2D([], [], marker="o", color="black", linestyle="", label="accepted round"))
+    ax_s.legend(handles=handles, fontsize=7, ncol=2, loc="best")
+    metric = (summary or {}).get("metric", "score")
+    ax_s.set_ylabel(f"{metric} of the round's proposal")
+    ax_s.set_xlabel("round")
+    ax_s.set_title(title or "scores per round (dotted: vote set, solid: test set)")
+    ax_s.grid(alpha=0.3)
+
+    # -- panel 2: the vote matrix -------------------------------------------------------
+    matrix = vote_matrix(rounds, learner_ids)
+    ax_v.imshow(
+        matrix, cmap=ListedColormap(CELL_COLORS), vmin=0, vmax=len(CELL_COLORS) - 1,
+        aspect="auto", interpolation="nearest",
+    )
+    for col, record in enumerate(rounds):
+        row = list(learner_ids).index(record.proposer_id)
+        if record.status == "accepted":
+            ax_v.plot(col, row, marker="*", color="#1f5fbf", markersize=11)
+        elif record.status == "rejected":
+            ax_v.plot(col, row, marker="X", color="black", markersize=8)
+        else:
+            ax_v.plot(col, row, marker="s", color="#f0ad4e", markersize=7)
+    ax_v.set_yticks(range(n), list(learner_ids) if n <= 40 else [""] * n)
+    step = max(1, r // 25)
+    ax_v.set_xticks(range(0, r, step), [str(v) for v in x[::step]])
+    ax_v.set_xlabel("round")
+    ax_v.set_title("votes (proposer: star accepted, X rejected, square skipped)")
+    ax_v.legend(
+        handles=[
+            Patch(color=CELL_COLORS[APPROVE], label="approve"),
+            Patch(color=CELL_COLORS[REJECT], label="reject"),
+            Patch(color=CELL_COLORS[ABSTAIN], label="abstain (failed)"),
+            Patch(color=CELL_COLORS[NOT_ASKED], label="not asked"),
+        ],
+        fontsize=7, ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.35 if n < 8 else -0.15),
+    )
+    budgets = (summary or {}).get("dp_budgets") or {}
+    if budgets:
+        text = "  ".join(
+            f"{lid}: eps {b['consumed_epsilon']:.2f}/{b['target_epsilon']:.2f}"
+            for lid, b in budgets.items()
+        )
+        fig.text(0.01, 0.005, f"privacy spent: {text}", fontsize=7)
+
+    path = Path(output)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_experiment(
+    directory: str | os.PathLike[str], output: str | os.PathLike[str] | None = None
+) -> Path:
+    """Plot the experiment stored in ``directory`` (default output ``DIR/plot.png``)."""
+    with opened(directory) as store:
+        rounds = store.rounds()
+        ids = store.learner_ids
+        summary = store.get_meta("summary")
+        config = store.config
+    title = f"{config.get('task', 'experiment')}: {len(ids)} learners, {len(rounds)} rounds"
+    return plot_rounds(
+        rounds, ids, output or Path(directory) / "plot.png", title=title, summary=summary
+    )
