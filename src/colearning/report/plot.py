@@ -51,6 +51,19 @@ def _scores(rounds: Sequence[RoundRecord], learner_ids: Sequence[str], field: st
     return values
 
 
+def _shared_model_mean(rounds: Sequence[RoundRecord], learner_ids: Sequence[str]) -> np.ndarray:
+    """Mean test score of the shared model after each round: an accepted proposal's
+    scores carry forward until the next acceptance (unknown before the first)."""
+    tests = _scores(rounds, learner_ids, "test_score")
+    out = np.full(len(rounds), np.nan)
+    current = np.nan
+    for col, record in enumerate(rounds):
+        if record.accepted and not np.isnan(tests[:, col]).all():
+            current = float(np.nanmean(tests[:, col]))
+        out[col] = current
+    return out
+
+
 def plot_rounds(
     rounds: Sequence[RoundRecord],
     learner_ids: Sequence[str],
@@ -68,6 +81,7 @@ def plot_rounds(
     from matplotlib.colors import ListedColormap
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
+    from matplotlib.ticker import MaxNLocator
 
     n, r = len(learner_ids), len(rounds)
     x = np.array([rec.round_index for rec in rounds])
@@ -90,6 +104,10 @@ def plot_rounds(
         ax_s.plot(x, mean, style, color="black", linewidth=2.2, label=f"mean {label} score")
         accepted = np.array([rec.accepted for rec in rounds])
         ax_s.plot(x[accepted], mean[accepted], "o", color="black", markersize=4)
+    shared = _shared_model_mean(rounds, learner_ids)
+    if not np.isnan(shared).all():
+        ax_s.step(x, shared, where="post", color="#1f5fbf", linewidth=2.5,
+                  label="shared model, mean test score")
     handles, _ = ax_s.get_legend_handles_labels()
     handles += [Line2D([], [], color=colors(i % 10), label=lid) for i, lid in enumerate(learner_ids[:10])]
     handles.append(Line2D([], [], marker="o", color="black", linestyle="", label="accepted round"))
@@ -97,6 +115,7 @@ def plot_rounds(
     metric = (summary or {}).get("metric", "score")
     ax_s.set_ylabel(f"{metric} of the round's proposal")
     ax_s.set_xlabel("round")
+    ax_s.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax_s.set_title(title or "scores per round (dotted: vote set, solid: test set)")
     ax_s.grid(alpha=0.3)
 
@@ -118,7 +137,7 @@ def plot_rounds(
     step = max(1, r // 25)
     ax_v.set_xticks(range(0, r, step), [str(v) for v in x[::step]])
     ax_v.set_xlabel("round")
-    ax_v.set_title("votes (proposer: star accepted, X rejected, square skipped)")
+    ax_v.set_title("votes (proposer: star accepted, X rejected, square skipped)", loc="left")
     ax_v.legend(
         handles=[
             Patch(color=CELL_COLORS[APPROVE], label="approve"),
@@ -126,7 +145,7 @@ def plot_rounds(
             Patch(color=CELL_COLORS[ABSTAIN], label="abstain (failed)"),
             Patch(color=CELL_COLORS[NOT_ASKED], label="not asked"),
         ],
-        fontsize=7, ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.35 if n < 8 else -0.15),
+        fontsize=7, ncol=4, loc="lower right", bbox_to_anchor=(1.0, 1.0), frameon=False,
     )
     budgets = (summary or {}).get("dp_budgets") or {}
     if budgets:

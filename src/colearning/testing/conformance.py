@@ -115,10 +115,11 @@ def check_learner(learner: MachineLearningInterface, *, round_index: int = 0) ->
     for label, weights in (("the current weights", original), ("a proposal", proposal)):
         if not isinstance(weights, Weights):
             continue
+        before = c.current_id()
         verdict = c.call(f"mli_test_weights({label})", lambda w=weights: learner.mli_test_weights(w))
         _check_verdict(c, verdict, label)
         c.expect(
-            c.current_id() == start_id,
+            c.current_id() == before,
             f"mli_test_weights({label}) changed the current weights; evaluate a copy",
         )
         if label == "the current weights" and isinstance(verdict, ProposedWeights):
