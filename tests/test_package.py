@@ -3,7 +3,19 @@ import sys
 
 import colearning
 
-HEAVY = ["torch", "tensorflow", "keras", "sklearn", "xgboost", "grpc", "web3", "matplotlib", "opacus", "onnx", "pandas"]
+HEAVY = [
+    "torch",
+    "tensorflow",
+    "keras",
+    "sklearn",
+    "xgboost",
+    "grpc",
+    "web3",
+    "matplotlib",
+    "opacus",
+    "onnx",
+    "pandas",
+]
 
 
 def test_import_colearning_loads_no_heavy_framework():

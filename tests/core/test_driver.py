@@ -53,7 +53,9 @@ def test_verdicts_are_new_objects_not_the_learners_answers_changed_in_place():
     learners = [Recording(target=[1.0], seed=i) for i in range(3)]
     verdicts, _ = run_one_round(0, learners)
     assert verdicts[0].vote is None
-    proposer_answer = Recording.answers[[a.vote_score for a in Recording.answers].index(verdicts[0].vote_score)]
+    proposer_answer = Recording.answers[
+        [a.vote_score for a in Recording.answers].index(verdicts[0].vote_score)
+    ]
     assert proposer_answer.vote in (True, False)  # its own object was not overwritten
 
 

@@ -63,7 +63,12 @@ def test_a_failing_learner_does_not_stop_the_experiment():
 
 
 def test_rounds_are_committed_and_resume_matches_uninterrupted(tmp_path):
-    full = Experiment(quads(3), store=ExperimentStore.create(tmp_path / "a", {"k": 1}, ["learner-0", "learner-1", "learner-2"]))
+    full = Experiment(
+        quads(3),
+        store=ExperimentStore.create(
+            tmp_path / "a", {"k": 1}, ["learner-0", "learner-1", "learner-2"]
+        ),
+    )
     expected = full.run(rounds=9).final_weights_id
     full.close()
 

@@ -56,8 +56,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     key = key.strip()
     if not sep or not key:
         raise ConfigError(
-            f"override {text!r} must look like key=value, e.g. -c rounds=50 or "
-            "-c params.epochs=2"
+            f"override {text!r} must look like key=value, e.g. -c rounds=50 or -c params.epochs=2"
         )
     try:
         value = tomllib.loads(f"v = {raw.strip()}")["v"]

@@ -71,7 +71,9 @@ class RoundTable:
         if self.out is not None and not self._header_done:
             self._header_done = True
             self.out.write(
-                ROW.format("round", "proposer", "status", "votes", "vote score", "test score", "secs")
+                ROW.format(
+                    "round", "proposer", "status", "votes", "vote score", "test score", "secs"
+                )
                 + "\n"
             )
 

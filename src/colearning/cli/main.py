@@ -47,31 +47,40 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--learners", type=int, help="number of learners (default: the task's)")
     run.add_argument("--rounds", type=int, help="rounds in total (default: the task's)")
     run.add_argument(
-        "--threshold", type=float, dest="vote_threshold",
+        "--threshold",
+        type=float,
+        dest="vote_threshold",
         help="share of voters that must approve, in [0, 1] (default 0.5)",
     )
-    run.add_argument(
-        "--partition", help="how data is shared out: iid, dirichlet:ALPHA or shards:K"
-    )
+    run.add_argument("--partition", help="how data is shared out: iid, dirichlet:ALPHA or shards:K")
     run.add_argument("--seed", type=int, help="seed for data, models and proposers (default 0)")
     run.add_argument(
-        "--proposer", choices=["round-robin", "random"], help="proposer policy (default round-robin)"
+        "--proposer",
+        choices=["round-robin", "random"],
+        help="proposer policy (default round-robin)",
     )
     run.add_argument("--timeout", type=float, help="seconds each learner call may take")
     run.add_argument("--data-dir", help="directory with data files, for tasks that read them")
     run.add_argument(
-        "--no-baselines", action="store_true",
+        "--no-baselines",
+        action="store_true",
         help="skip training each learner alone and on pooled data at the end",
     )
     run.add_argument(
-        "-c", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        "-c",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="override a setting, e.g. -c rounds=50 or -c params.epochs=2 (repeatable)",
     )
     run.add_argument("--out", help="experiment directory to create (default runs/TASK-TIME)")
     run.add_argument("--resume", metavar="DIR", help="continue the experiment in DIR")
     run.add_argument("--plot", action="store_true", help="also write DIR/plot.png at the end")
     run.add_argument(
-        "--format", choices=["text", "json"], default="text",
+        "--format",
+        choices=["text", "json"],
+        default="text",
         help="json: stdout carries only the result JSON; progress goes to stderr",
     )
 
@@ -85,7 +94,9 @@ def _parser() -> argparse.ArgumentParser:
     export = sub.add_parser("export", help="write an experiment's results or final model")
     export.add_argument("directory", help="experiment directory")
     export.add_argument(
-        "--format", choices=["json", "safetensors"], default="json",
+        "--format",
+        choices=["json", "safetensors"],
+        default="json",
         help="json: every round and the summary; safetensors: the final weights",
     )
     export.add_argument("-o", "--output", help="file to write (default: stdout for json)")
@@ -102,7 +113,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return exit_codes.USAGE
     handler = {
-        "run": cmd_run, "tasks": cmd_tasks, "plot": cmd_plot, "export": cmd_export,
+        "run": cmd_run,
+        "tasks": cmd_tasks,
+        "plot": cmd_plot,
+        "export": cmd_export,
         "show": cmd_show,
     }[args.command]
     try:
@@ -111,7 +125,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"colearn {args.command}: error: {exc}", file=sys.stderr)
         return exit_codes.USAGE
     except KeyboardInterrupt:
-        print(f"\ncolearn {args.command}: {exit_codes.HELP[exit_codes.INTERRUPTED]}", file=sys.stderr)
+        print(
+            f"\ncolearn {args.command}: {exit_codes.HELP[exit_codes.INTERRUPTED]}", file=sys.stderr
+        )
         return exit_codes.INTERRUPTED
 
 
@@ -125,9 +141,15 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
     for text in args.overrides:
         apply_override(settings, text)
     flags = {
-        "task": args.task, "learners": args.learners, "rounds": args.rounds,
-        "vote_threshold": args.vote_threshold, "partition": args.partition, "seed": args.seed,
-        "proposer": args.proposer, "timeout": args.timeout, "data_dir": args.data_dir,
+        "task": args.task,
+        "learners": args.learners,
+        "rounds": args.rounds,
+        "vote_threshold": args.vote_threshold,
+        "partition": args.partition,
+        "seed": args.seed,
+        "proposer": args.proposer,
+        "timeout": args.timeout,
+        "data_dir": args.data_dir,
         "out": args.out,
     }
     settings.update({k: v for k, v in flags.items() if v is not None})
@@ -218,8 +240,12 @@ def cmd_tasks(args: argparse.Namespace) -> int:
         json.dump(
             [
                 {
-                    "name": t.name, "description": t.description, "extra": t.extra,
-                    "metric": t.metric, "defaults": dict(t.defaults), "params": dict(t.params),
+                    "name": t.name,
+                    "description": t.description,
+                    "extra": t.extra,
+                    "metric": t.metric,
+                    "defaults": dict(t.defaults),
+                    "params": dict(t.params),
                 }
                 for t in tasks
             ],

@@ -47,7 +47,7 @@ def encode(weights: Weights) -> bytes:
     metadata = {_META_KEY: layout}
     try:
         return save(arrays, metadata=metadata)
-    except Exception as exc:  # noqa: BLE001 - report any dtype safetensors cannot hold
+    except Exception as exc:
         raise WeightsError(f"cannot encode weights with safetensors: {exc}") from exc
 
 
@@ -73,7 +73,7 @@ def decode(blob: bytes, expected: Weights | WeightsSpec | None = None) -> Weight
 
     try:
         arrays = load(bytes(blob))
-    except Exception as exc:  # noqa: BLE001 - any parse failure means foreign bytes
+    except Exception as exc:
         raise WeightsError(
             f"these {len(blob)} bytes are not safetensors-encoded weights ({exc}); "
             "send weights encoded with colearning.core.codec.encode"
@@ -86,12 +86,12 @@ def decode(blob: bytes, expected: Weights | WeightsSpec | None = None) -> Weight
         )
     scalars = set(layout.get("scalars") or ())
     ordered = {
-        name: arrays[name].reshape(()) if name in scalars and arrays[name].size == 1 else arrays[name]
+        name: arrays[name].reshape(())
+        if name in scalars and arrays[name].size == 1
+        else arrays[name]
         for name in order
     }
-    weights = Weights(
-        list(ordered.values()) if layout.get("is_list") is True else ordered
-    )
+    weights = Weights(list(ordered.values()) if layout.get("is_list") is True else ordered)
     if expected is not None:
         check_weights(weights, expected)
     return weights

@@ -77,8 +77,14 @@ def play_round(
     dp_budget = summary.dp_budget if summary else None
     if summary is not None and summary.error_code is ErrorCodes.DP_BUDGET_EXCEEDED:
         return _skipped(
-            round_index, ids, proposer, current_weights_id, BUDGET_EXHAUSTED, t_propose,
-            start, dp_budget,
+            round_index,
+            ids,
+            proposer,
+            current_weights_id,
+            BUDGET_EXHAUSTED,
+            t_propose,
+            start,
+            dp_budget,
         )
 
     # -- check ------------------------------------------------------------------------
@@ -147,9 +153,7 @@ def play_round(
         approvals=approvals,
         eligible=eligible,
         votes=tuple(
-            VoteRecord(
-                ids[i], v.vote, v.vote_score, v.test_score, v.error, outcomes[i].seconds
-            )
+            VoteRecord(ids[i], v.vote, v.vote_score, v.test_score, v.error, outcomes[i].seconds)
             for i, v in enumerate(verdicts)
         ),
         timings=_timings(t_propose, t_validate, t_accept, start),
@@ -170,7 +174,9 @@ def _usable_proposal(outcome: Outcome[Weights]) -> tuple[Weights | None, str]:
     return outcome.value, ""
 
 
-def _verdict(outcome: Outcome[ProposedWeights], weights: Weights, is_proposer: bool) -> ProposedWeights:
+def _verdict(
+    outcome: Outcome[ProposedWeights], weights: Weights, is_proposer: bool
+) -> ProposedWeights:
     """Turn a test call's outcome into a verdict; garbage and failures do not approve.
 
     A new value is built each time: the learner's own answer is never changed in place.

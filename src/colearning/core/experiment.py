@@ -200,7 +200,7 @@ class Experiment:
             targets = range(1, len(self.learner_ids))
         failed = [
             f"{self.learner_ids[i]}: {o.error}"
-            for i, o in zip(targets, self.pool.accept(targets, weights, self.timeout))
+            for i, o in zip(targets, self.pool.accept(targets, weights, self.timeout), strict=True)
             if not o.ok
         ]
         if failed:
@@ -218,7 +218,9 @@ class Experiment:
             )
             outcome = self.pool.restore_progress(index, made, self.timeout)
             if not outcome.ok:
-                raise LearnerError(f"cannot resume: {learner_id} failed to restore: {outcome.error}")
+                raise LearnerError(
+                    f"cannot resume: {learner_id} failed to restore: {outcome.error}"
+                )
 
     def _encode_later(self, weights: Weights) -> Future[str]:
         def encode_and_hash() -> str:

@@ -46,7 +46,7 @@ class TrainingSummary:
 def _frozen_array(value: Any, name: str) -> Array:
     try:
         array = np.asarray(value)
-    except Exception as exc:  # noqa: BLE001 - any conversion failure is the user's value
+    except Exception as exc:
         raise TypeError(
             f"weight {name!r} must be array-like (numpy array, list, CPU tensor); "
             f"got {type(value).__name__}: {exc}"
@@ -86,6 +86,9 @@ class Weights:
     """
 
     __slots__ = ("_arrays", "_is_list", "training_summary")
+    _arrays: dict[str, Array]
+    _is_list: bool
+    training_summary: TrainingSummary | None
 
     def __init__(
         self,
@@ -153,7 +156,7 @@ class Weights:
             return False
         return all(
             a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a, b, equal_nan=True)
-            for a, b in zip(self._arrays.values(), other._arrays.values())
+            for a, b in zip(self._arrays.values(), other._arrays.values(), strict=True)
         )
 
     __hash__ = None  # type: ignore[assignment]

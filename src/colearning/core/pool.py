@@ -43,7 +43,10 @@ class Outcome(Generic[T]):
 class LearnerPool(Protocol):
     """The learners of an experiment, as the driver sees them."""
 
-    learner_ids: Sequence[str]
+    @property
+    def learner_ids(self) -> Sequence[str]:
+        """The learners' names, in order."""
+        ...
 
     def propose(self, index: int, round_index: int, timeout: float | None) -> Outcome[Weights]:
         """Ask learner ``index`` to propose weights for round ``round_index``."""
@@ -77,7 +80,17 @@ class LearnerPool(Protocol):
 
 
 class _Job:
-    __slots__ = ("abandoned", "batch", "error", "finished", "fn", "lock", "seconds", "started", "value")
+    __slots__ = (
+        "abandoned",
+        "batch",
+        "error",
+        "finished",
+        "fn",
+        "lock",
+        "seconds",
+        "started",
+        "value",
+    )
 
     def __init__(self, fn: Callable[[], Any], lock: threading.Lock, batch: _Batch) -> None:
         self.fn = fn
@@ -173,7 +186,7 @@ def _run_job(job: _Job) -> bool:
                 job.value = job.fn()
             finally:
                 job.lock.release()
-    except BaseException as exc:  # noqa: BLE001 - a learner's failure is a recorded outcome
+    except BaseException as exc:
         job.error = _describe(exc)
     job.seconds = time.perf_counter() - start
     return job.batch.finish(job)
@@ -205,16 +218,18 @@ class LocalPool:
         max_workers: int | None = None,
     ) -> None:
         self.learners = list(learners)
-        self.learner_ids = list(learner_ids or [f"learner-{i}" for i in range(len(learners))])
-        if len(self.learner_ids) != len(self.learners):
-            raise ValueError(
-                f"got {len(self.learner_ids)} learner_ids for {len(self.learners)} learners"
-            )
+        self._ids = list(learner_ids or [f"learner-{i}" for i in range(len(learners))])
+        if len(self._ids) != len(self.learners):
+            raise ValueError(f"got {len(self._ids)} learner_ids for {len(self.learners)} learners")
         self._locks = [threading.Lock() for _ in self.learners]
         self._workers = _Workers(max_workers or min(32, max(1, len(self.learners))))
 
     def __len__(self) -> int:
         return len(self.learners)
+
+    @property
+    def learner_ids(self) -> Sequence[str]:
+        return self._ids
 
     # -- the protocol's calls ---------------------------------------------------------
 
@@ -246,7 +261,9 @@ class LocalPool:
         self, index: int, proposals_made: int, timeout: float | None
     ) -> Outcome[None]:
         learner = self.learners[index]
-        return self._run([(index, lambda: learner.mli_restore_progress(proposals_made))], timeout)[0]
+        return self._run([(index, lambda: learner.mli_restore_progress(proposals_made))], timeout)[
+            0
+        ]
 
     def close(self) -> None:
         self._workers.close()
@@ -290,9 +307,7 @@ def _until_next_deadline(jobs: list[_Job], timeout: float) -> float:
     """Seconds until the earliest running call's deadline (a call not yet started
     cannot be due before ``timeout`` from now)."""
     now = time.perf_counter()
-    starts = [
-        j.started for j in jobs if j.started is not None and not (j.finished or j.abandoned)
-    ]
+    starts = [j.started for j in jobs if j.started is not None and not (j.finished or j.abandoned)]
     if not starts:
         return timeout
     return max(0.0, min(starts) + timeout - now) + 1e-3

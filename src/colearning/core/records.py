@@ -72,13 +72,20 @@ class RoundRecord:
             "eligible": self.eligible,
             "votes": [
                 {
-                    "learner_id": v.learner_id, "vote": v.vote, "vote_score": v.vote_score,
-                    "test_score": v.test_score, "error": v.error, "seconds": v.seconds,
+                    "learner_id": v.learner_id,
+                    "vote": v.vote,
+                    "vote_score": v.vote_score,
+                    "test_score": v.test_score,
+                    "error": v.error,
+                    "seconds": v.seconds,
                 }
                 for v in self.votes
             ],
             "timings": {
-                "propose": t.propose, "validate": t.validate, "accept": t.accept, "total": t.total
+                "propose": t.propose,
+                "validate": t.validate,
+                "accept": t.accept,
+                "total": t.total,
             },
             "reason": self.reason,
             "dp_budget": asdict(self.dp_budget) if self.dp_budget else None,

@@ -108,8 +108,7 @@ class ExperimentStore:
         db = path / DB_NAME
         if not path.is_dir():
             raise StoreError(
-                f"{path} is not a directory; pass the --out directory of an earlier "
-                "`colearn run`"
+                f"{path} is not a directory; pass the --out directory of an earlier `colearn run`"
             )
         if not db.is_file():
             raise StoreError(
@@ -118,9 +117,7 @@ class ExperimentStore:
             )
         try:
             conn = _connect(db)
-            version = conn.execute(
-                "SELECT value FROM meta WHERE key = 'schema_version'"
-            ).fetchone()
+            version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         except sqlite3.DatabaseError as exc:
             raise StoreError(
                 f"{db} cannot be read as an experiment database ({exc}); it is damaged "
@@ -220,19 +217,33 @@ class ExperimentStore:
             self._conn.execute(
                 "INSERT INTO rounds VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
-                    record.round_index, record.proposer_id, record.status, record.reason,
-                    record.weights_id, record.current_weights_id, record.approvals,
-                    record.eligible, t.propose, t.validate, t.accept, t.total,
-                    json.dumps(record.to_dict()), time.time(),
+                    record.round_index,
+                    record.proposer_id,
+                    record.status,
+                    record.reason,
+                    record.weights_id,
+                    record.current_weights_id,
+                    record.approvals,
+                    record.eligible,
+                    t.propose,
+                    t.validate,
+                    t.accept,
+                    t.total,
+                    json.dumps(record.to_dict()),
+                    time.time(),
                 ),
             )
             self._conn.executemany(
                 "INSERT INTO votes VALUES (?,?,?,?,?,?,?)",
                 [
                     (
-                        record.round_index, v.learner_id,
+                        record.round_index,
+                        v.learner_id,
                         None if v.vote is None else int(v.vote),
-                        v.vote_score, v.test_score, v.error, v.seconds,
+                        v.vote_score,
+                        v.test_score,
+                        v.error,
+                        v.seconds,
                     )
                     for v in record.votes
                 ],

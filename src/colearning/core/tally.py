@@ -25,9 +25,7 @@ def threshold_fraction(vote_threshold: float) -> tuple[int, int]:
     ((1, 2), (2, 3))
     """
     if isinstance(vote_threshold, bool) or not isinstance(vote_threshold, (int, float)):
-        raise ConfigError(
-            f"vote_threshold must be a number in [0, 1]; got {vote_threshold!r}"
-        )
+        raise ConfigError(f"vote_threshold must be a number in [0, 1]; got {vote_threshold!r}")
     if not 0.0 <= float(vote_threshold) <= 1.0:
         raise ConfigError(
             f"vote_threshold must be in [0, 1]; got {vote_threshold} "

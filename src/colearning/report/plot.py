@@ -86,8 +86,11 @@ def plot_rounds(
     n, r = len(learner_ids), len(rounds)
     x = np.array([rec.round_index for rec in rounds])
     fig, (ax_s, ax_v) = plt.subplots(
-        2, 1, figsize=(max(8.0, 0.35 * r + 3), 5.5 + 0.3 * n),
-        gridspec_kw={"height_ratios": [3, max(1.2, 0.3 * n)]}, constrained_layout=True,
+        2,
+        1,
+        figsize=(max(8.0, 0.35 * r + 3), 5.5 + 0.3 * n),
+        gridspec_kw={"height_ratios": [3, max(1.2, 0.3 * n)]},
+        constrained_layout=True,
     )
 
     # -- panel 1: each learner's scores of each round's proposal, and their means -------
@@ -106,10 +109,18 @@ def plot_rounds(
         ax_s.plot(x[accepted], mean[accepted], "o", color="black", markersize=4)
     shared = _shared_model_mean(rounds, learner_ids)
     if not np.isnan(shared).all():
-        ax_s.step(x, shared, where="post", color="#1f5fbf", linewidth=2.5,
-                  label="shared model, mean test score")
+        ax_s.step(
+            x,
+            shared,
+            where="post",
+            color="#1f5fbf",
+            linewidth=2.5,
+            label="shared model, mean test score",
+        )
     handles, _ = ax_s.get_legend_handles_labels()
-    handles += [Line2D([], [], color=colors(i % 10), label=lid) for i, lid in enumerate(learner_ids[:10])]
+    handles += [
+        Line2D([], [], color=colors(i % 10), label=lid) for i, lid in enumerate(learner_ids[:10])
+    ]
     handles.append(Line2D([], [], marker="o", color="black", linestyle="", label="accepted round"))
     ax_s.legend(handles=handles, fontsize=7, ncol=2, loc="best")
     metric = (summary or {}).get("metric", "score")
@@ -122,8 +133,12 @@ def plot_rounds(
     # -- panel 2: the vote matrix -------------------------------------------------------
     matrix = vote_matrix(rounds, learner_ids)
     ax_v.imshow(
-        matrix, cmap=ListedColormap(CELL_COLORS), vmin=0, vmax=len(CELL_COLORS) - 1,
-        aspect="auto", interpolation="nearest",
+        matrix,
+        cmap=ListedColormap(CELL_COLORS),
+        vmin=0,
+        vmax=len(CELL_COLORS) - 1,
+        aspect="auto",
+        interpolation="nearest",
     )
     for col, record in enumerate(rounds):
         row = list(learner_ids).index(record.proposer_id)
@@ -145,7 +160,11 @@ def plot_rounds(
             Patch(color=CELL_COLORS[ABSTAIN], label="abstain (failed)"),
             Patch(color=CELL_COLORS[NOT_ASKED], label="not asked"),
         ],
-        fontsize=7, ncol=4, loc="lower right", bbox_to_anchor=(1.0, 1.0), frameon=False,
+        fontsize=7,
+        ncol=4,
+        loc="lower right",
+        bbox_to_anchor=(1.0, 1.0),
+        frameon=False,
     )
     budgets = (summary or {}).get("dp_budgets") or {}
     if budgets:

@@ -71,9 +71,7 @@ class Task:
 
 _TASKS: dict[str, Task] = {}
 # Modules that register the bundled tasks; imported on first look-up only.
-_BUILTIN_MODULES = (
-    "colearning.tasks.sklearn_tasks",
-)
+_BUILTIN_MODULES = ("colearning.tasks.sklearn_tasks",)
 _loaded = False
 
 

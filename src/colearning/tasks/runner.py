@@ -70,7 +70,11 @@ class RunConfig:
         return config
 
     def _check(self, task: Task) -> None:
-        if not isinstance(self.learners, int) or isinstance(self.learners, bool) or self.learners < 1:
+        if (
+            not isinstance(self.learners, int)
+            or isinstance(self.learners, bool)
+            or self.learners < 1
+        ):
             raise ConfigError(f"learners must be a whole number >= 1; got {self.learners!r}")
         if not isinstance(self.rounds, int) or isinstance(self.rounds, bool) or self.rounds < 0:
             raise ConfigError(f"rounds must be a whole number >= 0; got {self.rounds!r}")
@@ -78,11 +82,11 @@ class RunConfig:
             raise ConfigError(f"seed must be a whole number >= 0; got {self.seed!r}")
         threshold_fraction(self.vote_threshold)  # type: ignore[arg-type]
         if self.proposer not in ("round-robin", "random"):
-            raise ConfigError(
-                f"proposer must be 'round-robin' or 'random'; got {self.proposer!r}"
-            )
+            raise ConfigError(f"proposer must be 'round-robin' or 'random'; got {self.proposer!r}")
         if self.timeout is not None and not (
-            isinstance(self.timeout, (int, float)) and math.isfinite(self.timeout) and self.timeout > 0
+            isinstance(self.timeout, (int, float))
+            and math.isfinite(self.timeout)
+            and self.timeout > 0
         ):
             raise ConfigError(f"timeout must be a number of seconds > 0; got {self.timeout!r}")
         unknown = sorted(set(self.params) - set(task.params))
@@ -150,15 +154,22 @@ def build(config: RunConfig) -> Setup:
     require_extra(_module_of_extra(task.extra), task.extra, f"task {task.name!r}")
     data_dir = Path(config.data_dir) if config.data_dir else None
     dataset = task.load_dataset(data_dir, config.params)
-    parts = partition_dataset(dataset, int(config.learners or 0), str(config.partition), config.seed)
+    parts = partition_dataset(
+        dataset, int(config.learners or 0), str(config.partition), config.seed
+    )
     setup = Setup(config, task, dataset, parts, [])
     setup.learners = [setup.make_learner(part, i) for i, part in enumerate(parts)]
     return setup
 
 
 def _module_of_extra(extra: str) -> str:
-    return {"sklearn": "sklearn", "torch": "torch", "privacy": "opacus", "keras": "keras",
-            "xgboost": "xgboost"}.get(extra, extra)
+    return {
+        "sklearn": "sklearn",
+        "torch": "torch",
+        "privacy": "opacus",
+        "keras": "keras",
+        "xgboost": "xgboost",
+    }.get(extra, extra)
 
 
 @dataclass
@@ -309,7 +320,7 @@ def summarize(
             "score": judged(result.final_weights),
             "own_test_scores": {
                 lid: (o.value.test_score if o.ok and o.value is not None else None)
-                for lid, o in zip(setup.learner_ids, own)
+                for lid, o in zip(setup.learner_ids, own, strict=True)
             },
         },
         "dp_budgets": _dp_budgets(result.rounds),
@@ -318,7 +329,7 @@ def summarize(
         steps = len(result.rounds)
         alone = {
             lid: judged(_train_alone(setup.make_learner(part, i), initial, steps))
-            for i, (lid, part) in enumerate(zip(setup.learner_ids, setup.parts))
+            for i, (lid, part) in enumerate(zip(setup.learner_ids, setup.parts, strict=True))
         }
         summary["individual"] = alone
         scores = [s for s in alone.values() if s is not None]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from functools import partial
 
 from colearning.core.codec import check_weights, decode, encode, id_of
 from colearning.core.exceptions import ColearningError
@@ -42,7 +43,7 @@ class _Checks:
     def call(self, what: str, fn: Callable[[], object]) -> object:
         try:
             return fn()
-        except Exception as exc:  # noqa: BLE001 - every failure becomes a finding
+        except Exception as exc:
             self.failures.append(f"{what} raised {type(exc).__name__}: {exc}")
             return None
 
@@ -108,15 +109,17 @@ def check_learner(learner: MachineLearningInterface, *, round_index: int = 0) ->
         f"mli_propose_weights() returned {type(proposal).__name__}; return colearning.Weights",
     ):
         assert isinstance(proposal, Weights)
-        c.call("checking the proposal against the current weights",
-               lambda: check_weights(proposal, original))
+        c.call(
+            "checking the proposal against the current weights",
+            lambda: check_weights(proposal, original),
+        )
 
     # test: a well-formed verdict, current weights untouched, no approval of itself
     for label, weights in (("the current weights", original), ("a proposal", proposal)):
         if not isinstance(weights, Weights):
             continue
         before = c.current_id()
-        verdict = c.call(f"mli_test_weights({label})", lambda w=weights: learner.mli_test_weights(w))
+        verdict = c.call(f"mli_test_weights({label})", partial(learner.mli_test_weights, weights))
         _check_verdict(c, verdict, label)
         c.expect(
             c.current_id() == before,
@@ -169,8 +172,11 @@ def _check_verdict(c: _Checks, verdict: object, label: str) -> None:
         score = getattr(verdict, field)
         c.expect(
             score is None
-            or (isinstance(score, (int, float)) and not isinstance(score, bool)
-                and math.isfinite(score)),
+            or (
+                isinstance(score, (int, float))
+                and not isinstance(score, bool)
+                and math.isfinite(score)
+            ),
             f"mli_test_weights({label}).{field} is {score!r}; give a finite float "
             "(or None where there is no such set)",
         )
