@@ -274,6 +274,20 @@ def cmd_plot(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from colearning.core.store import opened
 
+    if args.format == "onnx":
+        from colearning.core.interface import ModelFormat
+        from colearning.tasks.export import export_model, write_model
+
+        model = export_model(args.directory)
+        if model.model_format is not ModelFormat.ONNX:
+            raise ConfigError(
+                f"this task's learner exports {model.model_format.value}, not ONNX; use "
+                "--format safetensors for the raw weights"
+            )
+        path = write_model(model, args.output or Path(args.directory) / "model.onnx")
+        print(f"final model written to {path} (ONNX)")
+        return exit_codes.OK
+
     with opened(args.directory) as store:
         if args.format == "json":
             text = json.dumps(store.to_json(), indent=1) + "\n"

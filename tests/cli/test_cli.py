@@ -1,0 +1,206 @@
+"""The command line as a user meets it: real subprocesses, real experiment directories."""
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from colearning.cli.main import main
+from colearning.core.store import opened
+
+COLEARN = [sys.executable, "-m", "colearning.cli.main"]
+FAST = ["--task", "digits-sgd", "--learners", "3", "--rounds", "3", "--partition", "iid"]
+
+
+def colearn(*args, check=True, **kw):
+    proc = subprocess.run([*COLEARN, *map(str, args)], capture_output=True, text=True, **kw)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"colearn {args} exited {proc.returncode}:\n{proc.stderr}")
+    return proc
+
+
+def snapshot(directory):
+    with opened(directory) as store:
+        return store.to_json()
+
+
+def test_run_prints_rounds_and_summary_and_commits(tmp_path):
+    out = tmp_path / "exp"
+    proc = colearn("run", *FAST, "--out", out)
+    assert "round  proposer" in proc.stdout
+    assert "collective model" in proc.stdout and "pooled data" in proc.stdout
+    assert "learner-2 alone" in proc.stdout
+    data = snapshot(out)
+    assert [r["round_index"] for r in data["rounds"]] == [0, 1, 2]
+    assert data["summary"]["collective"]["score"] > 0.5
+
+
+def test_json_format_keeps_stdout_pure(tmp_path):
+    proc = colearn("run", *FAST, "--out", tmp_path / "e", "--format", "json")
+    data = json.loads(proc.stdout)
+    assert len(data["rounds"]) == 3
+    assert data["summary"]["metric"] == "accuracy"
+    assert set(data["rounds"][0]["votes"][0]) >= {"learner_id", "vote", "vote_score", "test_score"}
+
+
+def test_toml_config_with_overrides(tmp_path):
+    config = tmp_path / "run.toml"
+    config.write_text(
+        'task = "digits-sgd"\nlearners = 2\nrounds = 5\npartition = "iid"\nseed = 3\n'
+        f'out = "{tmp_path / "from-toml"}"\n'
+    )
+    colearn("run", config, "-c", "rounds=2", "-c", "threshold=1.0", "--no-baselines")
+    data = snapshot(tmp_path / "from-toml")
+    assert len(data["rounds"]) == 2
+    assert data["config"]["vote_threshold"] == 1.0 and data["config"]["seed"] == 3
+    assert "individual" not in data["summary"]
+
+
+def test_tasks_lists_the_bundled_tasks(capsys):
+    assert main(["tasks"]) == 0
+    listed = capsys.readouterr().out
+    for name in ("digits-mlp", "mnist-mlp", "digits-sgd"):
+        assert name in listed
+
+
+BAD = [
+    (["--task", "no-such-task"], "unknown task 'no-such-task'"),
+    (["--task", "digits-sgd", "--threshold", "1.5"], "vote_threshold must be in [0, 1]; got 1.5"),
+    (["--task", "digits-sgd", "--learners", "0"], "learners must be a whole number >= 1; got 0"),
+    (["--task", "digits-sgd", "--partition", "zipf:2"], "partition must be"),
+    (["--task", "digits-sgd", "--learners", "400", "--partition", "iid"], "learner"),
+    (["--task", "digits-sgd", "-c", "params.nonsense=1"], "has no option 'nonsense'"),
+    (["--task", "digits-sgd", "-c", "oops"], "must look like key=value"),
+    (["missing.toml"], "config file missing.toml does not exist"),
+]
+
+
+@pytest.mark.parametrize("args, message", BAD)
+def test_bad_input_is_one_clear_line(tmp_path, args, message):
+    proc = colearn("run", *args, "--out", tmp_path / "never", check=False, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert message in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "never").exists()
+
+
+def test_bad_directories_for_resume_and_plot(tmp_path):
+    (tmp_path / "foreign").mkdir()
+    (tmp_path / "foreign" / "data.csv").write_text("a,b\n")
+    for args in (
+        ["run", "--resume", tmp_path / "foreign"],
+        ["run", "--resume", tmp_path / "missing"],
+        ["plot", tmp_path / "foreign"],
+        ["export", tmp_path / "foreign"],
+    ):
+        proc = colearn(*args, check=False)
+        assert proc.returncode == 2, proc.stderr
+        assert "Traceback" not in proc.stderr
+        assert (
+            "not a colearning experiment directory" in proc.stderr
+            or "not a directory" in proc.stderr
+        )
+    assert (tmp_path / "foreign" / "data.csv").read_text() == "a,b\n"
+    (tmp_path / "garbled").mkdir()
+    (tmp_path / "garbled" / "experiment.sqlite").write_bytes(os.urandom(4096))
+    proc = colearn("run", "--resume", tmp_path / "garbled", check=False)
+    assert (
+        proc.returncode == 2 and "cannot be read" in proc.stderr and "Traceback" not in proc.stderr
+    )
+
+
+def test_existing_out_and_changed_resume_are_refused_without_loss(tmp_path):
+    out = tmp_path / "exp"
+    colearn("run", *FAST, "--out", out, "--no-baselines")
+    before = snapshot(out)
+    proc = colearn("run", *FAST, "--out", out, check=False)
+    assert proc.returncode == 2 and "--resume" in proc.stderr
+    proc = colearn("run", "--resume", out, "--threshold", "0.9", check=False)
+    assert proc.returncode == 2
+    assert "was run with vote_threshold=0.5; got vote_threshold=0.9" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert snapshot(out) == before
+
+
+def test_resume_can_extend_rounds(tmp_path):
+    out = tmp_path / "exp"
+    colearn("run", *FAST, "--out", out, "--no-baselines")
+    colearn("run", "--resume", out, "--rounds", "5")
+    assert [r["round_index"] for r in snapshot(out)["rounds"]] == [0, 1, 2, 3, 4]
+
+
+def committed_rounds(directory: Path) -> int:
+    try:
+        conn = sqlite3.connect(f"file:{directory / 'experiment.sqlite'}?mode=ro", uri=True)
+        try:
+            return conn.execute("SELECT COUNT(*) FROM rounds").fetchone()[0]
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return 0
+
+
+@pytest.mark.slow
+def test_kill_9_mid_run_then_resume_matches_uninterrupted(tmp_path):
+    args = [
+        "--task",
+        "digits-mlp",
+        "--learners",
+        "4",
+        "--rounds",
+        "12",
+        "--seed",
+        "7",
+        "--partition",
+        "dirichlet:0.5",
+        "--no-baselines",
+    ]
+    colearn("run", *args, "--out", tmp_path / "whole")
+    expected = snapshot(tmp_path / "whole")["final_weights_id"]
+
+    victim = subprocess.Popen(
+        [*COLEARN, "run", *args, "--out", str(tmp_path / "killed")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 120
+    while committed_rounds(tmp_path / "killed") < 4 and time.monotonic() < deadline:
+        assert victim.poll() is None, "the run ended before it could be killed"
+        time.sleep(0.01)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    done = committed_rounds(tmp_path / "killed")
+    assert 4 <= done < 12
+
+    proc = colearn("run", "--resume", tmp_path / "killed")
+    assert f"resuming at round {done}" in proc.stdout
+    resumed = snapshot(tmp_path / "killed")
+    assert [r["round_index"] for r in resumed["rounds"]] == list(range(12))
+    assert resumed["final_weights_id"] == expected
+    whole = snapshot(tmp_path / "whole")
+    for a, b in zip(resumed["rounds"], whole["rounds"], strict=True):
+        assert (a["status"], a["weights_id"]) == (b["status"], b["weights_id"])
+
+
+def test_plot_show_and_export(tmp_path):
+    out = tmp_path / "exp"
+    colearn("run", *FAST, "--out", out, "--plot")
+    png = out / "plot.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+    shown = colearn("show", out).stdout
+    assert "collective model" in shown and shown.count("\n") > 5
+    exported = colearn("export", out, "--format", "json", "-o", tmp_path / "r.json")
+    assert "results written" in exported.stdout
+    assert json.loads((tmp_path / "r.json").read_text())["final_weights_id"]
+    colearn("export", out, "--format", "safetensors", "-o", tmp_path / "w.safetensors")
+    from colearning import decode, id_of
+
+    weights = decode((tmp_path / "w.safetensors").read_bytes())
+    assert id_of(weights) == snapshot(out)["final_weights_id"]
