@@ -204,3 +204,21 @@ def test_plot_show_and_export(tmp_path):
 
     weights = decode((tmp_path / "w.safetensors").read_bytes())
     assert id_of(weights) == snapshot(out)["final_weights_id"]
+
+
+def test_export_onnx_predicts_like_the_final_learner(tmp_path):
+    import numpy as np
+    import onnxruntime as ort
+
+    from colearning.tasks.export import final_learner
+    from colearning.tasks.runner import RunConfig, build
+
+    out = tmp_path / "exp"
+    colearn("run", "--task", "digits-mlp", "--learners", "3", "--rounds", "3", "--out", out,
+            "--no-baselines")
+    proc = colearn("export", out, "--format", "onnx", "-o", tmp_path / "model.onnx")
+    assert "ONNX" in proc.stdout
+    session = ort.InferenceSession(str(tmp_path / "model.onnx"))
+    X = build(RunConfig(task="digits-mlp", learners=3, rounds=3)).parts[0].test[0]
+    labels = session.run(None, {session.get_inputs()[0].name: X.astype(np.float32)})[0]
+    np.testing.assert_array_equal(labels, final_learner(out).predict(X))

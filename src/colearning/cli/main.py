@@ -95,9 +95,10 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("directory", help="experiment directory")
     export.add_argument(
         "--format",
-        choices=["json", "safetensors"],
+        choices=["json", "safetensors", "onnx"],
         default="json",
-        help="json: every round and the summary; safetensors: the final weights",
+        help="json: every round and the summary; safetensors: the final weights; "
+        "onnx: the final model, exported by the task's learner",
     )
     export.add_argument("-o", "--output", help="file to write (default: stdout for json)")
 
