@@ -192,6 +192,11 @@ class Experiment:
                     f"({got.error or type(got.value).__name__})"
                 )
             weights = got.value
+            if self.store is not None and self.store.learner_ids != self.learner_ids:
+                raise StoreError(
+                    f"{self.store.directory} was created for learners "
+                    f"{self.store.learner_ids}; got {self.learner_ids}"
+                )
             self.spec = WeightsSpec.of(weights)
             blob = encode(weights)
             wid = weights_id(blob)
