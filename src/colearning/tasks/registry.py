@@ -71,7 +71,11 @@ class Task:
 
 _TASKS: dict[str, Task] = {}
 # Modules that register the bundled tasks; imported on first look-up only.
-_BUILTIN_MODULES = ("colearning.tasks.sklearn_tasks",)
+_BUILTIN_MODULES = (
+    "colearning.tasks.sklearn_tasks",
+    "colearning.tasks.tree_tasks",
+    "colearning.tasks.keras_tasks",
+)
 _loaded = False
 
 
