@@ -161,15 +161,26 @@ class _Workers:
             job = self._queue.get()
             if job is None:
                 return
-            if _run_job(job):
+            abandoned = _run_job(job)
+            # Drop the job (and the learner and tensors it references) now, not while
+            # this thread waits for the next one: a framework object freed by a daemon
+            # thread during interpreter shutdown can abort the process.
+            del job
+            if abandoned:
                 # replace_stuck() already started a successor for this thread
                 with self._lock:
                     self._threads.remove(threading.current_thread())
                 return
 
-    def close(self) -> None:
-        for _ in self._threads:
+    def close(self, timeout: float = 1.0) -> None:
+        """Stop the workers; wait up to ``timeout`` seconds for idle ones to exit (a
+        worker stuck in an abandoned call is left behind: it is a daemon thread)."""
+        threads = list(self._threads)
+        for _ in threads:
             self._queue.put(None)
+        deadline = time.perf_counter() + timeout
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.perf_counter()))
 
 
 def _run_job(job: _Job) -> bool:

@@ -75,6 +75,7 @@ _BUILTIN_MODULES = (
     "colearning.tasks.sklearn_tasks",
     "colearning.tasks.tree_tasks",
     "colearning.tasks.keras_tasks",
+    "colearning.tasks.torch_tasks",
 )
 _loaded = False
 

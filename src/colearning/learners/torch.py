@@ -1,0 +1,598 @@
+"""The PyTorch learner: any ``nn.Module`` taking part in collective learning.
+
+Weights are the model's ``state_dict()`` (parameters and buffers, such as BatchNorm's
+running statistics) as named NumPy arrays on the CPU. A proposal trains a scratch copy
+of the model, so the current model never changes until a proposal is accepted.
+
+Determinism: a proposal is a function of the current weights, the data, ``seed`` and the
+round index (``mli_set_round``). The data order comes from a ``torch.Generator`` seeded
+from ``(seed, round_index)``, and the global torch RNG (dropout, a data loader's
+shuffling) is forked and seeded from the same numbers for the duration of the call. On
+the CPU this is bit-exact; on a GPU, kernels may be non-deterministic unless you call
+``torch.use_deterministic_algorithms(True)``.
+"""
+
+from __future__ import annotations
+
+import copy
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from colearning.core.exceptions import require_extra
+
+require_extra("torch", "torch", "colearning.learners.torch (TorchLearner)")
+
+import torch  # noqa: E402 - after the check, so a missing extra names its pip line
+from torch import nn  # noqa: E402
+from torch.utils.data import DataLoader  # noqa: E402
+
+from colearning.core.codec import WeightsSpec, check_weights  # noqa: E402
+from colearning.core.exceptions import ConfigError, DataError  # noqa: E402
+from colearning.core.interface import (  # noqa: E402
+    ColearnModel,
+    MachineLearningInterface,
+    ModelFormat,
+    ProposedWeights,
+    Weights,
+)
+from colearning.data.types import LearnerData  # noqa: E402
+
+__all__ = ["Loaders", "Metric", "TorchLearner", "default_optimizer", "round_seed"]
+
+Metric = str | Callable[[np.ndarray, np.ndarray], float]
+"""``"loss"``, ``"accuracy"`` or ``f(y_true, outputs) -> float`` on NumPy arrays."""
+
+Loaders = tuple["DataLoader[Any]", "DataLoader[Any]", "DataLoader[Any] | None"]
+"""``(train, vote, test)`` data loaders yielding ``(inputs, targets)`` batches."""
+
+Tensor = torch.Tensor
+Batch = tuple[Tensor, Tensor]
+
+
+def default_optimizer(params: Iterable[nn.Parameter]) -> torch.optim.Optimizer:
+    """Adam with learning rate 1e-3."""
+    return torch.optim.Adam(params, lr=1e-3)
+
+
+def round_seed(seed: int, round_index: int) -> int:
+    """A 63-bit seed for ``(seed, round_index)``; independent streams per round.
+
+    Examples
+    --------
+    >>> round_seed(0, 1) == round_seed(0, 1) != round_seed(0, 2)
+    True
+    """
+    state = np.random.SeedSequence([seed, round_index]).generate_state(1, np.uint64)
+    return int(state[0] >> np.uint64(1))
+
+
+# -- data ---------------------------------------------------------------------------------
+
+
+class _Split:
+    """One set of data (train, vote or test) as the learner iterates it."""
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def shuffled(self, batch_size: int, generator: torch.Generator) -> Iterator[Batch]:
+        """One epoch in an order drawn from ``generator``."""
+        raise NotImplementedError
+
+    def in_order(self, batch_size: int) -> Iterator[Batch]:
+        raise NotImplementedError
+
+    def sample_input(self) -> Tensor:
+        """Two rows of inputs (an export needs a batch larger than 1)."""
+        raise NotImplementedError
+
+
+class _ArraySplit(_Split):
+    """NumPy arrays held as CPU tensors; batches are index gathers, no DataLoader."""
+
+    def __init__(self, xy: tuple[np.ndarray, np.ndarray], what: str) -> None:
+        X, y = np.asarray(xy[0]), np.asarray(xy[1])
+        if len(X) != len(y):
+            raise DataError(f"the {what} set has {len(X)} inputs but {len(y)} targets")
+        self.X = torch.from_numpy(_as_float32(X, f"{what} inputs"))
+        self.y = torch.from_numpy(_as_target(y, f"{what} targets"))
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def shuffled(self, batch_size: int, generator: torch.Generator) -> Iterator[Batch]:
+        order = torch.randperm(len(self), generator=generator)
+        for start in range(0, len(self), batch_size):
+            idx = order[start : start + batch_size]
+            yield self.X[idx], self.y[idx]
+
+    def in_order(self, batch_size: int) -> Iterator[Batch]:
+        for start in range(0, len(self), batch_size):
+            yield self.X[start : start + batch_size], self.y[start : start + batch_size]
+
+    def sample_input(self) -> Tensor:
+        return self.X[[0, 0]]
+
+
+class _LoaderSplit(_Split):
+    """A user's DataLoader; its own sampler decides the order (seeded, see module doc)."""
+
+    def __init__(self, loader: DataLoader[Any], what: str) -> None:
+        if not isinstance(loader, DataLoader):
+            raise ConfigError(
+                f"the {what} loader must be a torch.utils.data.DataLoader; got "
+                f"{type(loader).__name__}"
+            )
+        self.loader = loader
+        self.what = what
+
+    def __len__(self) -> int:
+        return len(self.loader.dataset)  # type: ignore[arg-type]
+
+    def _batches(self) -> Iterator[Batch]:
+        for batch in self.loader:
+            if not (isinstance(batch, (tuple, list)) and len(batch) == 2):
+                raise ConfigError(
+                    f"the {self.what} loader must yield (inputs, targets) pairs; got "
+                    f"{type(batch).__name__}"
+                )
+            yield batch[0], batch[1]
+
+    def shuffled(self, batch_size: int, generator: torch.Generator) -> Iterator[Batch]:
+        return self._batches()
+
+    def in_order(self, batch_size: int) -> Iterator[Batch]:
+        return self._batches()
+
+    def sample_input(self) -> Tensor:
+        x, _ = next(self._batches())
+        return x[[0, 0]]
+
+
+def _as_float32(X: np.ndarray, what: str) -> np.ndarray:
+    if X.dtype.kind not in "fiub":
+        raise DataError(f"{what} must be numeric; got dtype {X.dtype}")
+    return _writable(np.ascontiguousarray(X, dtype=np.float32))
+
+
+def _as_target(y: np.ndarray, what: str) -> np.ndarray:
+    if y.dtype.kind in "iub":
+        return _writable(np.ascontiguousarray(y, dtype=np.int64))
+    if y.dtype.kind == "f":
+        return _writable(np.ascontiguousarray(y, dtype=np.float32))
+    raise DataError(f"{what} must be integer class labels or floats; got dtype {y.dtype}")
+
+
+def _writable(a: np.ndarray) -> np.ndarray:
+    # torch cannot wrap read-only memory (it warns); such data is copied once
+    return a if a.flags.writeable else a.copy()
+
+
+def _splits(data: LearnerData | Sequence[Any]) -> tuple[_Split, _Split, _Split | None]:
+    if isinstance(data, LearnerData):
+        test = _ArraySplit(data.test, "test") if len(data.test[1]) else None
+        return _ArraySplit(data.train, "train"), _ArraySplit(data.vote, "vote"), test
+    if isinstance(data, (tuple, list)) and len(data) == 3:
+        train, vote, test = data
+        return (
+            _LoaderSplit(train, "train"),
+            _LoaderSplit(vote, "vote"),
+            None if test is None else _LoaderSplit(test, "test"),
+        )
+    raise ConfigError(
+        "data must be a colearning LearnerData or a (train, vote, test) tuple of "
+        f"DataLoaders (test may be None); got {type(data).__name__}"
+    )
+
+
+# -- scores -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Scorer:
+    """How a set is scored: the metric and which way is better."""
+
+    metric: Metric
+    higher_is_better: bool
+
+    @classmethod
+    def of(cls, metric: Metric, higher_is_better: bool | None, what: str) -> _Scorer:
+        natural = {"loss": False, "accuracy": True}
+        if isinstance(metric, str):
+            if metric not in natural:
+                raise ConfigError(
+                    f"{what} must be 'loss', 'accuracy' or a callable "
+                    f"f(y_true, outputs) -> float; got {metric!r}"
+                )
+            if higher_is_better is not None and higher_is_better != natural[metric]:
+                raise ConfigError(
+                    f"higher_is_better={higher_is_better} contradicts {what}={metric!r}; "
+                    "leave higher_is_better unset for a named metric"
+                )
+            return cls(metric, natural[metric])
+        if not callable(metric):
+            raise ConfigError(f"{what} must be a string or a callable; got {metric!r}")
+        if higher_is_better is None:
+            raise ConfigError(
+                f"{what} is a callable, so higher_is_better must be given (True for "
+                "accuracy-like scores, False for errors)"
+            )
+        return cls(metric, bool(higher_is_better))
+
+    def better(self, new: float, old: float) -> bool:
+        return new > old if self.higher_is_better else new < old
+
+
+# -- the learner ----------------------------------------------------------------------------
+
+
+class TorchLearner(MachineLearningInterface):
+    """A learner around a PyTorch model.
+
+    Parameters
+    ----------
+    model
+        The model; the learner owns it from now on, and ``learner.model`` always holds
+        the current (last accepted) weights. A scratch copy is made for training and
+        scoring.
+    data
+        :class:`~colearning.data.types.LearnerData` (NumPy arrays; inputs become
+        float32, integer targets int64 and float targets float32), or a
+        ``(train, vote, test)`` tuple of ``DataLoader`` s yielding ``(inputs, targets)``
+        (``test`` may be ``None``).
+    optimizer_factory
+        ``params -> optimizer``; default Adam with learning rate 1e-3.
+    loss_fn
+        Training loss; must return the *mean* over the batch (the default
+        ``nn.CrossEntropyLoss()`` does).
+    epochs
+        Passes over the training data per proposal.
+    num_batches
+        If given, each proposal trains exactly this many batches instead of ``epochs``
+        epochs (reshuffling at the end of each pass).
+    batch_size
+        Training batch size (array data only; a loader has its own).
+    eval_batch_size
+        Batch size when scoring; default ``max(batch_size, 256)``.
+    vote_metric
+        Score on the vote set that decides the vote: ``"loss"`` (default, mean of
+        ``loss_fn`` weighted by batch size, lower is better), ``"accuracy"``, or a
+        callable ``f(y_true, outputs) -> float`` on NumPy arrays (``outputs`` are the
+        model's raw outputs, e.g. logits).
+    higher_is_better
+        Direction of a callable ``vote_metric`` (required then).
+    test_metric
+        Score on the test set: default ``"accuracy"`` when the targets are integer
+        class labels and ``"loss"`` otherwise, or a callable as for ``vote_metric``.
+    test_higher_is_better
+        Direction of a callable ``test_metric`` (required then).
+    reset_optimizer
+        Build a fresh optimizer for every proposal (default). With ``False`` the
+        optimizer state (e.g. Adam's moments) carries over between proposals, which
+        makes a resumed experiment differ from an uninterrupted one.
+    device
+        ``"cpu"`` or ``"cuda"`` (``"cuda:N"``); data moves to it batch by batch and
+        weights always come back to the CPU.
+    seed
+        Seeds each proposal together with the round index; >= 0.
+
+    Examples
+    --------
+    >>> import numpy as np, torch
+    >>> from colearning.data.types import LearnerData
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(60, 4)).astype(np.float32); y = (X[:, 0] > 0).astype(int)
+    >>> data = LearnerData(train=(X[:40], y[:40]), vote=(X[40:50], y[40:50]),
+    ...                    test=(X[50:], y[50:]))
+    >>> learner = TorchLearner(torch.nn.Linear(4, 2), data, batch_size=8)
+    >>> sorted(learner.mli_get_current_weights().arrays)
+    ['bias', 'weight']
+    >>> verdict = learner.mli_test_weights(learner.mli_propose_weights())
+    >>> isinstance(verdict.vote, bool)
+    True
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        data: LearnerData | Loaders,
+        *,
+        optimizer_factory: Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer] = (
+            default_optimizer
+        ),
+        loss_fn: Callable[[Tensor, Tensor], Tensor] | None = None,
+        epochs: int = 1,
+        num_batches: int | None = None,
+        batch_size: int = 64,
+        eval_batch_size: int | None = None,
+        vote_metric: Metric = "loss",
+        higher_is_better: bool | None = None,
+        test_metric: Metric | None = None,
+        test_higher_is_better: bool | None = None,
+        reset_optimizer: bool = True,
+        device: str | torch.device = "cpu",
+        seed: int = 0,
+    ) -> None:
+        if not isinstance(model, nn.Module):
+            raise ConfigError(f"model must be a torch.nn.Module; got {type(model).__name__}")
+        _check_count("epochs", epochs)
+        _check_count("batch_size", batch_size)
+        if num_batches is not None:
+            _check_count("num_batches", num_batches)
+        if eval_batch_size is not None:
+            _check_count("eval_batch_size", eval_batch_size)
+        if not (isinstance(seed, int) and seed >= 0):
+            raise ConfigError(f"seed must be an integer >= 0; got {seed!r}")
+        self.device = resolve_device(device)
+        self.train_set, self.vote_set, self.test_set = _splits(data)
+        if len(self.train_set) == 0:
+            raise DataError("the train set is empty; a learner needs data to propose")
+        if len(self.vote_set) == 0:
+            raise DataError("the vote set is empty; a learner needs data to vote with")
+        self.epochs = epochs
+        self.num_batches = num_batches
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size or max(batch_size, 256)
+        self.optimizer_factory = optimizer_factory
+        self.loss_fn = loss_fn if loss_fn is not None else nn.CrossEntropyLoss()
+        self.vote_scorer = _Scorer.of(vote_metric, higher_is_better, "vote_metric")
+        if test_metric is None:
+            regression = (
+                isinstance(self.train_set, _ArraySplit) and self.train_set.y.is_floating_point()
+            )
+            test_metric = "loss" if regression else "accuracy"
+        self.test_scorer = _Scorer.of(test_metric, test_higher_is_better, "test_metric")
+        self.reset_optimizer = reset_optimizer
+        self.seed = seed
+
+        self.model = model.to(self.device).eval()
+        self._work = copy.deepcopy(self.model)  # trains and scores; never the current model
+        self._optimizer: torch.optim.Optimizer | None = None
+        self._current = Weights(_snapshot(self.model))
+        self._spec = WeightsSpec.of(self._current)
+        self._current_vote_score: float | None = None  # computed when first needed
+        self._scored: tuple[tuple[weakref.ref[np.ndarray], ...], float] | None = None
+        self._round_index = 0
+
+    # -- the interface --------------------------------------------------------------------
+
+    def mli_set_round(self, round_index: int) -> None:
+        """Seed the next proposal with ``(seed, round_index)``."""
+        self._round_index = int(round_index)
+
+    def mli_propose_weights(self) -> Weights:
+        """Train a copy of the current model and return its weights."""
+        return Weights(self._train_from_current())
+
+    def mli_test_weights(self, weights: Weights) -> ProposedWeights:
+        """Score ``weights`` on the vote and test sets; approve if strictly better.
+
+        Raises
+        ------
+        WeightsError
+            If ``weights`` do not fit this model (names, shapes, dtypes) or hold NaN/Inf.
+        """
+        check_weights(weights, self._spec)
+        _load(self._work, weights)
+        vote_score = self._score(self._work, self.vote_set, self.vote_scorer)
+        test_score = (
+            None
+            if self.test_set is None
+            else self._score(self._work, self.test_set, self.test_scorer)
+        )
+        self._scored = (tuple(weakref.ref(a) for a in weights.arrays.values()), vote_score)
+        # The current weights are never better than themselves, even where a GPU's
+        # non-deterministic kernels score the same weights slightly differently.
+        is_current = _same_arrays(weights, self._current)
+        vote = not is_current and self.vote_scorer.better(vote_score, self.current_vote_score())
+        return ProposedWeights(weights, vote_score, test_score, vote)
+
+    def mli_accept_weights(self, weights: Weights) -> None:
+        """Make ``weights`` the current weights.
+
+        Raises
+        ------
+        WeightsError
+            If ``weights`` do not fit this model; the current weights stay.
+        """
+        check_weights(weights, self._spec)
+        _load(self.model, weights)
+        self._current = Weights(weights.arrays)
+        self._current_vote_score = self._cached_vote_score(weights)
+
+    def mli_get_current_weights(self) -> Weights:
+        """The current weights (read-only arrays, shared, never copied)."""
+        return self._current
+
+    def mli_get_current_model(self) -> ColearnModel:
+        """The current model as ONNX bytes (``torch.onnx.export``, dynamic batch size).
+
+        The input is named ``"input"`` and the output ``"output"``; the sample input
+        is taken from the training data.
+        """
+        return ColearnModel(
+            ModelFormat.ONNX, model=export_onnx(self.model, self.train_set.sample_input())
+        )
+
+    # -- scores ---------------------------------------------------------------------------
+
+    def current_vote_score(self) -> float:
+        """The current model's score on the vote set (evaluated once per model)."""
+        if self._current_vote_score is None:
+            self._current_vote_score = self._score(self.model, self.vote_set, self.vote_scorer)
+        return self._current_vote_score
+
+    def _cached_vote_score(self, weights: Weights) -> float | None:
+        """The vote score ``mli_test_weights`` computed for these very arrays, if any."""
+        if self._scored is None:
+            return None
+        refs, score = self._scored
+        arrays = list(weights.arrays.values())
+        if len(refs) == len(arrays) and all(r() is a for r, a in zip(refs, arrays, strict=True)):
+            return score
+        return None
+
+    def _score(self, model: nn.Module, split: _Split, scorer: _Scorer) -> float:
+        """``scorer``'s metric of ``model`` on ``split``, in eval mode without grads."""
+        model.eval()
+        metric = scorer.metric
+        total = torch.zeros((), dtype=torch.float64, device=self.device)
+        count = 0
+        outputs: list[np.ndarray] = []
+        targets: list[np.ndarray] = []
+        with torch.inference_mode():
+            for x, y in split.in_order(self.eval_batch_size):
+                x = x.to(self.device, non_blocking=True)
+                y = y.to(self.device, non_blocking=True)
+                out = model(x)
+                n = len(y)
+                count += n
+                if metric == "loss":
+                    # loss_fn gives the batch mean: weight it by the batch's size
+                    total += self.loss_fn(out, y).double() * n
+                elif metric == "accuracy":
+                    pred = (
+                        out.argmax(dim=1)
+                        if out.ndim == 2 and out.shape[1] > 1
+                        else out.reshape(n) > 0
+                    )
+                    total += (pred.reshape(n) == y.reshape(n)).sum()
+                else:
+                    outputs.append(out.float().cpu().numpy())
+                    targets.append(y.cpu().numpy())
+        if callable(metric):
+            return float(metric(np.concatenate(targets), np.concatenate(outputs)))
+        return float(total.item()) / count
+
+    # -- training -------------------------------------------------------------------------
+
+    def _train_from_current(self) -> dict[str, np.ndarray]:
+        """Load the current weights into the scratch model, train it, snapshot it."""
+        seed = self._proposal_seed(self._round_index)
+        self._round_index += 1  # a caller that never sets rounds still gets fresh ones
+        self._work.load_state_dict(self.model.state_dict(), strict=True)
+        cuda = self.device.type == "cuda"
+        devices = [_cuda_index(self.device)] if cuda else []
+        with torch.random.fork_rng(devices=devices, device_type="cuda" if cuda else None):
+            torch.manual_seed(seed)
+            generator = torch.Generator().manual_seed(seed)
+            self._work.train()
+            self._fit(self._work, self._optimizer_for(self._work), generator)
+        self._work.eval()
+        return _snapshot(self._work)
+
+    def _proposal_seed(self, round_index: int) -> int:
+        """The seed of the proposal for ``round_index``."""
+        return round_seed(self.seed, round_index)
+
+    def _optimizer_for(self, model: nn.Module) -> torch.optim.Optimizer:
+        if self.reset_optimizer or self._optimizer is None:
+            self._optimizer = self.optimizer_factory(model.parameters())
+        return self._optimizer
+
+    def _fit(
+        self, model: nn.Module, optimizer: torch.optim.Optimizer, generator: torch.Generator
+    ) -> None:
+        """Train ``model`` in place for one proposal."""
+        for x, y in self._train_batches(generator):
+            optimizer.zero_grad(set_to_none=True)
+            loss = self.loss_fn(
+                model(x.to(self.device, non_blocking=True)), y.to(self.device, non_blocking=True)
+            )
+            loss.backward()
+            optimizer.step()
+
+    def _train_batches(self, generator: torch.Generator) -> Iterator[Batch]:
+        """``epochs`` shuffled passes, or exactly ``num_batches`` batches."""
+        if self.num_batches is None:
+            for _ in range(self.epochs):
+                yield from self.train_set.shuffled(self.batch_size, generator)
+            return
+        left = self.num_batches
+        while left > 0:
+            produced = 0
+            for batch in self.train_set.shuffled(self.batch_size, generator):
+                yield batch
+                produced += 1
+                left -= 1
+                if left == 0:
+                    return
+            if produced == 0:
+                raise DataError("the train loader yielded no batches")
+
+
+# -- helpers --------------------------------------------------------------------------------
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``device`` as a ``torch.device``, refusing CUDA where PyTorch sees no GPU.
+
+    Raises
+    ------
+    ConfigError
+        If the device string is unknown, or names CUDA on a machine without one.
+    """
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ConfigError(f"device must be 'cpu' or 'cuda' (or 'cuda:N'); got {device!r}") from exc
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(
+            f"device={str(device)!r} but no CUDA GPU is visible to PyTorch; use device='cpu'"
+        )
+    return resolved
+
+
+def _cuda_index(device: torch.device) -> int:
+    return device.index if device.index is not None else torch.cuda.current_device()
+
+
+def _check_count(name: str, value: object) -> None:
+    if not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+        raise ConfigError(f"{name} must be an integer >= 1; got {value!r}")
+
+
+def _same_arrays(a: Weights, b: Weights) -> bool:
+    """Whether ``a`` and ``b`` hold the very same array objects (no comparison of values)."""
+    xs, ys = list(a.arrays.values()), list(b.arrays.values())
+    return len(xs) == len(ys) and all(x is y for x, y in zip(xs, ys, strict=True))
+
+
+def _snapshot(model: nn.Module) -> dict[str, np.ndarray]:
+    """The model's state as fresh CPU arrays (never views of the model's tensors)."""
+    return {
+        name: tensor.detach().to("cpu", copy=True).numpy()
+        for name, tensor in model.state_dict().items()
+    }
+
+
+def _load(model: nn.Module, weights: Weights) -> None:
+    # The arrays are read-only; torch cannot wrap read-only memory without a warning,
+    # so each is copied once before load_state_dict copies it into the model.
+    state = {name: torch.from_numpy(np.array(a)) for name, a in weights.arrays.items()}
+    model.load_state_dict(state, strict=True)
+
+
+def export_onnx(model: nn.Module, sample_input: Tensor) -> bytes:
+    """``model`` as ONNX bytes with a dynamic batch dimension (model left unchanged).
+
+    Uses the ``torch.export``-based exporter (needs ``onnxscript``).
+    """
+    require_extra("onnxscript", "torch", "exporting a torch model to ONNX")
+    clone = copy.deepcopy(model).to("cpu").eval()
+    program = torch.onnx.export(
+        clone,
+        (sample_input.to("cpu"),),
+        dynamo=True,
+        input_names=["input"],
+        output_names=["output"],
+        dynamic_shapes=({0: torch.export.Dim("batch")},),
+        verbose=False,
+    )
+    if program is None:  # pragma: no cover - only without dynamo
+        raise RuntimeError("torch.onnx.export returned no program")
+    return bytes(program.model_proto.SerializeToString())
