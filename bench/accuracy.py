@@ -43,7 +43,7 @@ def main() -> None:
 
     print(
         f"{'task':<14} {'rounds':>6} {'seed':>4} {'collective':>10} {'best alone':>10} "
-        f"{'pooled':>8} {'accepted':>8} {'run s':>8}"
+        f"{'pooled':>8} {'accepted':>8} {'skipped':>7} {'run s':>8}  privacy"
     )
     for task in args.tasks:
         for rounds in args.rounds:
@@ -66,9 +66,17 @@ def main() -> None:
                     s["pooled"]["score"],
                 )
                 rows.append(row)
+                budgets = (s.get("dp_budgets") or {}).values()
+                privacy = (
+                    f"max epsilon spent {max(b['consumed_epsilon'] for b in budgets):.3f} "
+                    f"of {max(b['target_epsilon'] for b in budgets):.2f}"
+                    if budgets
+                    else ""
+                )
                 print(
                     f"{task:<14} {rounds:>6} {seed:>4} {row[0]:>10.4f} {row[1]:>10.4f} "
-                    f"{row[2]:>8.4f} {s['accepted']:>8} {seconds:>8.1f}",
+                    f"{row[2]:>8.4f} {s['accepted']:>8} {s['skipped']:>7} {seconds:>8.1f}  "
+                    f"{privacy}",
                     flush=True,
                 )
             means = [statistics.mean(col) for col in zip(*rows, strict=True)]

@@ -35,16 +35,20 @@ from colearning.data import load_dataset, partition_dataset
 from colearning.learners.sklearn import SKLearnLearner
 
 
-def make_learners(hidden: int, n: int, seed: int) -> list[SKLearnLearner]:
+def make_learners(
+    hidden: int, n: int, seed: int, fractions: tuple[float, float, float], batch_size: int
+) -> list[SKLearnLearner]:
     from sklearn.neural_network import MLPClassifier
 
     dataset = load_dataset("mnist-small")
     # a larger vote and test share than the default 60/20/20, so that validation is over
     # a third of the sequential round (the configuration the issue asks to measure)
-    parts = partition_dataset(dataset, n, "iid", seed, fractions=(0.4, 0.3, 0.3))
+    parts = partition_dataset(dataset, n, "iid", seed, fractions=fractions)
     learners = [
         SKLearnLearner(
-            MLPClassifier(hidden_layer_sizes=(hidden,), learning_rate_init=1e-3, batch_size=64),
+            MLPClassifier(
+                hidden_layer_sizes=(hidden,), learning_rate_init=1e-3, batch_size=batch_size
+            ),
             part,
             classes=dataset.classes,
             seed=i,
@@ -57,8 +61,11 @@ def make_learners(hidden: int, n: int, seed: int) -> list[SKLearnLearner]:
     return learners
 
 
-def sequential_round(learners: list[SKLearnLearner], round_index: int) -> tuple[float, float]:
-    """Colearn's way; returns (round seconds, validation seconds)."""
+def sequential_round(
+    learners: list[SKLearnLearner], round_index: int, retest_on_accept: bool
+) -> dict[str, float]:
+    """Colearn's way. With ``retest_on_accept`` each accept also scores the vote set
+    again, as Colearn's own learners did in ``mli_accept_weights``."""
     t0 = time.perf_counter()
     proposer = round_index % len(learners)
     learners[proposer].mli_set_round(round_index)
@@ -69,8 +76,11 @@ def sequential_round(learners: list[SKLearnLearner], round_index: int) -> tuple[
     accepted, _, _ = tally([v.vote for v in verdicts], proposer, 0.5)
     if accepted:
         for learner in learners:
+            if retest_on_accept:
+                learner.mli_test_weights(weights)
             learner.mli_accept_weights(weights)
-    return time.perf_counter() - t0, t2 - t1
+    t3 = time.perf_counter()
+    return {"total": t3 - t0, "propose": t1 - t0, "validate": t2 - t1, "accept": t3 - t2}
 
 
 def main() -> None:
@@ -78,47 +88,68 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--hidden", type=int, default=256)
     parser.add_argument("--learners", type=int, default=5)
+    parser.add_argument(
+        "--fractions",
+        type=float,
+        nargs=3,
+        default=[0.3, 0.35, 0.35],
+        help="train/vote/test shares of each learner's rows",
+    )
+    parser.add_argument("--batch-size", type=int, default=128)
     args = parser.parse_args()
+    fractions = tuple(args.fractions)
 
-    seq_learners = make_learners(args.hidden, args.learners, 0)
-    par_learners = make_learners(args.hidden, args.learners, 0)
-    pool = LocalPool(par_learners)
-    spec = WeightsSpec.of(par_learners[0].mli_get_current_weights())
-    seq_t, seq_v, par_t, par_v, par_p, par_a = [], [], [], [], [], []
+    def learners() -> list[SKLearnLearner]:
+        return make_learners(args.hidden, args.learners, 0, fractions, args.batch_size)
+
+    plain, faithful, ours = learners(), learners(), learners()
+    pool = LocalPool(ours)
+    spec = WeightsSpec.of(ours[0].mli_get_current_weights())
+    times: dict[str, list[dict[str, float]]] = {"plain": [], "colearn": [], "ours": []}
     with threadpool_limits(limits=1):
         for r in range(args.rounds + 2):
-            total, validate = sequential_round(seq_learners, r)
-            result = play_round(
-                pool, r, r % args.learners, 0.5, current_weights_id="", expected=spec
-            )
+            # the three drivers take turns, so background noise hits them alike
+            a = sequential_round(plain, r, retest_on_accept=False)
+            b = sequential_round(faithful, r, retest_on_accept=True)
+            t = play_round(pool, r, r % args.learners, 0.5, current_weights_id="", expected=spec)
             if r >= 2:  # the first rounds warm caches and threads
-                seq_t.append(total)
-                seq_v.append(validate)
-                par_t.append(result.record.timings.total)
-                par_v.append(result.record.timings.validate)
-                par_p.append(result.record.timings.propose)
-                par_a.append(result.record.timings.accept)
+                times["plain"].append(a)
+                times["colearn"].append(b)
+                timings = t.record.timings
+                times["ours"].append(
+                    {
+                        "total": timings.total,
+                        "propose": timings.propose,
+                        "validate": timings.validate,
+                        "accept": timings.accept,
+                    }
+                )
     pool.close()
-    ms = statistics.median
+
+    def med(name: str, phase: str) -> float:
+        return statistics.median(x[phase] for x in times[name])
+
     print(
-        f"{args.learners} learners, mnist-small, MLP hidden={args.hidden}, "
-        f"{args.rounds} rounds each, BLAS 1 thread per learner"
+        f"{args.learners} learners, mnist-small, MLP hidden={args.hidden}, {args.rounds} "
+        f"rounds each, train/vote/test {fractions}, batch {args.batch_size}, BLAS 1 thread"
     )
-    print(
-        f"sequential (Colearn-style) round: median {1e3 * ms(seq_t):8.1f} ms, "
-        f"of which validation {1e3 * ms(seq_v):8.1f} ms "
-        f"({100 * ms(seq_v) / ms(seq_t):.0f}% of the round)"
-    )
-    print(
-        f"this driver's round:              median {1e3 * ms(par_t):8.1f} ms, "
-        f"of which validation {1e3 * ms(par_v):8.1f} ms, propose "
-        f"{1e3 * ms(par_p):.1f} ms, accept {1e3 * ms(par_a):.1f} ms"
-    )
-    ratios = [p / s for p, s in zip(par_t, seq_t, strict=True)]
-    print(
-        f"ratio (this / sequential): median of medians {ms(par_t) / ms(seq_t):.2f}, "
-        f"median per-round ratio {ms(ratios):.2f}"
-    )
+    print(f"{'driver':<44}{'round':>8}{'propose':>9}{'validate':>9}{'accept':>8}  (median ms)")
+    labels = {
+        "plain": "sequential, same learners",
+        "colearn": "sequential, accept re-scores (as Colearn's)",
+        "ours": "this driver (parallel validation)",
+    }
+    for name, label in labels.items():
+        print(
+            f"{label:<44}{1e3 * med(name, 'total'):>8.1f}{1e3 * med(name, 'propose'):>9.1f}"
+            f"{1e3 * med(name, 'validate'):>9.1f}{1e3 * med(name, 'accept'):>8.1f}"
+        )
+    share = med("plain", "validate") / med("plain", "total")
+    print(f"validation share of the plain sequential round: {100 * share:.0f}%")
+    for name in ("plain", "colearn"):
+        print(
+            f"ratio this driver / {labels[name]}: {med('ours', 'total') / med(name, 'total'):.2f}"
+        )
 
 
 if __name__ == "__main__":
