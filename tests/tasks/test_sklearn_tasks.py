@@ -10,8 +10,8 @@ from colearning import Experiment, ExperimentStore
 from colearning.core.exceptions import ConfigError
 from colearning.data import partition_dataset, pool_data
 from colearning.learners.sklearn import SKLearnLearner
+from colearning.tasks.options import learner_seed
 from colearning.tasks.registry import BuildContext, get_task, list_tasks
-from colearning.tasks.sklearn_tasks import learner_seed
 from colearning.testing import check_learner
 
 NAMES = ["breast-cancer-sgd", "digits-mlp", "digits-sgd", "mnist-mlp", "wine-mlp"]

@@ -13,8 +13,8 @@ from typing import Any
 from colearning.core.exceptions import ConfigError
 from colearning.core.interface import MachineLearningInterface
 from colearning.data.types import Dataset, LearnerData
+from colearning.tasks.options import int_option, learner_seed, positive_option, task_options
 from colearning.tasks.registry import BuildContext, Task, register_task
-from colearning.tasks.sklearn_tasks import _int, _options, _positive, learner_seed
 
 _PARAMS: Mapping[str, Any] = {
     "model": "conv",
@@ -63,10 +63,10 @@ def build_mnist_model(kind: str = "conv", seed: int = 0) -> Any:
 
 
 def _make_learner(data: LearnerData, context: BuildContext) -> MachineLearningInterface:
-    options = _options("mnist-keras", _PARAMS, context.params)
-    learning_rate = _positive("mnist-keras", "learning_rate", options["learning_rate"])
-    batch_size = _int("mnist-keras", "batch_size", options["batch_size"])
-    epochs = _int("mnist-keras", "epochs", options["epochs"])
+    options = task_options("mnist-keras", _PARAMS, context.params)
+    learning_rate = positive_option("mnist-keras", "learning_rate", options["learning_rate"])
+    batch_size = int_option("mnist-keras", "batch_size", options["batch_size"])
+    epochs = int_option("mnist-keras", "epochs", options["epochs"])
     from colearning.learners.keras import KerasLearner, keras
 
     seed = learner_seed(context)

@@ -15,11 +15,10 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from colearning.core.exceptions import ConfigError
 from colearning.core.interface import MachineLearningInterface
 from colearning.data.types import Dataset, LearnerData
+from colearning.tasks.options import int_option, learner_seed, positive_option, task_options
 from colearning.tasks.registry import BuildContext, Task, register_task
 
 _DEFAULTS: Mapping[str, Any] = {
@@ -30,62 +29,7 @@ _DEFAULTS: Mapping[str, Any] = {
 }
 
 
-def learner_seed(context: BuildContext) -> int:
-    """The seed of one learner: a 32-bit integer drawn from
-    ``SeedSequence([context.seed, context.learner_index + 1])`` (reference learners
-    have index -1).
-
-    Examples
-    --------
-    >>> from colearning.data.types import Dataset
-    >>> import numpy as np
-    >>> ds = Dataset("toy", np.zeros((2, 1)), np.array([0, 1]))
-    >>> a = learner_seed(BuildContext(seed=0, learner_index=0, dataset=ds))
-    >>> b = learner_seed(BuildContext(seed=0, learner_index=1, dataset=ds))
-    >>> a != b
-    True
-    """
-    if context.seed < 0:
-        raise ConfigError(f"seed must be an integer >= 0; got {context.seed}")
-    sequence = np.random.SeedSequence([int(context.seed), int(context.learner_index) + 1])
-    return int(sequence.generate_state(1)[0])
-
-
 # -- options ----------------------------------------------------------------------------
-
-
-def _options(task: str, defaults: Mapping[str, Any], given: Mapping[str, Any]) -> dict[str, Any]:
-    unknown = sorted(set(given) - set(defaults))
-    if unknown:
-        raise ConfigError(
-            f"task {task!r} has no option {', '.join(map(repr, unknown))}; its options are "
-            f"{', '.join(sorted(defaults))}"
-        )
-    return {**defaults, **given}
-
-
-def _int(task: str, name: str, value: Any, minimum: int = 1) -> int:
-    try:
-        number = int(value)
-        ok = not isinstance(value, bool) and float(value) == number
-    except (TypeError, ValueError):
-        ok = False
-    if not ok or number < minimum:
-        raise ConfigError(
-            f"task {task!r} option {name} must be an integer >= {minimum}; got {value!r}"
-        )
-    return number
-
-
-def _positive(task: str, name: str, value: Any) -> float:
-    try:
-        number = float(value)
-        ok = not isinstance(value, bool) and number > 0 and np.isfinite(number)
-    except (TypeError, ValueError):
-        ok = False
-    if not ok:
-        raise ConfigError(f"task {task!r} option {name} must be a number > 0; got {value!r}")
-    return number
 
 
 def _hidden(task: str, value: Any) -> tuple[int, ...]:
@@ -96,7 +40,7 @@ def _hidden(task: str, value: Any) -> tuple[int, ...]:
     elif not isinstance(value, (list, tuple)):
         items = [value]
     try:
-        sizes = tuple(_int(task, "hidden", v) for v in items)
+        sizes = tuple(int_option(task, "hidden", v) for v in items)
     except ConfigError:
         sizes = ()
     if not sizes:
@@ -137,12 +81,12 @@ def _mlp_maker(
     task: str, defaults: Mapping[str, Any]
 ) -> Callable[[LearnerData, BuildContext], MachineLearningInterface]:
     def make_learner(data: LearnerData, context: BuildContext) -> MachineLearningInterface:
-        options = _options(task, defaults, context.params)
+        options = task_options(task, defaults, context.params)
         hidden = _hidden(task, options["hidden"])
-        learning_rate = _positive(task, "learning_rate", options["learning_rate"])
-        batch_size = _int(task, "batch_size", options["batch_size"])
-        epochs = _int(task, "epochs", options["epochs"])
-        alpha = _positive(task, "alpha", options["alpha"])
+        learning_rate = positive_option(task, "learning_rate", options["learning_rate"])
+        batch_size = int_option(task, "batch_size", options["batch_size"])
+        epochs = int_option(task, "epochs", options["epochs"])
+        alpha = positive_option(task, "alpha", options["alpha"])
         from sklearn.neural_network import MLPClassifier
 
         from colearning.learners.sklearn import SKLearnLearner
@@ -170,10 +114,10 @@ def _sgd_maker(
     task: str, defaults: Mapping[str, Any]
 ) -> Callable[[LearnerData, BuildContext], MachineLearningInterface]:
     def make_learner(data: LearnerData, context: BuildContext) -> MachineLearningInterface:
-        options = _options(task, defaults, context.params)
-        learning_rate = _positive(task, "learning_rate", options["learning_rate"])
-        alpha = _positive(task, "alpha", options["alpha"])
-        epochs = _int(task, "epochs", options["epochs"])
+        options = task_options(task, defaults, context.params)
+        learning_rate = positive_option(task, "learning_rate", options["learning_rate"])
+        alpha = positive_option(task, "alpha", options["alpha"])
+        epochs = int_option(task, "epochs", options["epochs"])
         from sklearn.linear_model import SGDClassifier
 
         from colearning.learners.sklearn import SKLearnLearner

@@ -33,8 +33,8 @@ import numpy as np
 from colearning.core.exceptions import ConfigError, DataError
 from colearning.core.interface import MachineLearningInterface
 from colearning.data.types import Dataset, LearnerData
+from colearning.tasks.options import int_option, learner_seed, positive_option, task_options
 from colearning.tasks.registry import BuildContext, Task, register_task
-from colearning.tasks.sklearn_tasks import _int, _options, _positive, learner_seed
 
 if TYPE_CHECKING:
     from torch import nn
@@ -227,10 +227,10 @@ def _training_options(task: str, options: Mapping[str, Any]) -> dict[str, Any]:
     device = options["device"]
     if not isinstance(device, str):
         raise ConfigError(f"task {task!r} option device must be 'cpu' or 'cuda'; got {device!r}")
-    num_batches = _int(task, "num_batches", options["num_batches"], minimum=0)
+    num_batches = int_option(task, "num_batches", options["num_batches"], minimum=0)
     return {
-        "epochs": _int(task, "epochs", options["epochs"]),
-        "batch_size": _int(task, "batch_size", options["batch_size"]),
+        "epochs": int_option(task, "epochs", options["epochs"]),
+        "batch_size": int_option(task, "batch_size", options["batch_size"]),
         "num_batches": num_batches or None,
         "device": device,
     }
@@ -253,9 +253,9 @@ def _maker(
     private: bool = False,
 ) -> Callable[[LearnerData, BuildContext], MachineLearningInterface]:
     def make_learner(data: LearnerData, context: BuildContext) -> MachineLearningInterface:
-        options = _options(task, defaults, context.params)
+        options = task_options(task, defaults, context.params)
         training = _training_options(task, options)
-        lr = _positive(task, "lr", options["lr"])
+        lr = positive_option(task, "lr", options["lr"])
         import torch
 
         from colearning.learners.torch import TorchLearner
@@ -280,10 +280,10 @@ def _maker(
                 f"task {task!r} option secret_noise must be true or false; got {secret!r}"
             )
         privacy = DPConfig(
-            target_epsilon=_positive(task, "epsilon", options["epsilon"]),
+            target_epsilon=positive_option(task, "epsilon", options["epsilon"]),
             target_delta=float(options["delta"]),
-            max_grad_norm=_positive(task, "max_grad_norm", options["max_grad_norm"]),
-            noise_multiplier=_positive(task, "noise_multiplier", options["noise_multiplier"]),
+            max_grad_norm=positive_option(task, "max_grad_norm", options["max_grad_norm"]),
+            noise_multiplier=positive_option(task, "noise_multiplier", options["noise_multiplier"]),
             noise_seed=None if secret else seed,
         )
         return DPTorchLearner(model, data, privacy=privacy, **common)

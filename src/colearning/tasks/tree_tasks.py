@@ -16,8 +16,8 @@ from typing import Any
 
 from colearning.core.interface import MachineLearningInterface
 from colearning.data.types import Dataset, LearnerData
+from colearning.tasks.options import int_option, learner_seed, positive_option, task_options
 from colearning.tasks.registry import BuildContext, Task, register_task
-from colearning.tasks.sklearn_tasks import _int, _options, _positive, learner_seed
 
 
 def _loader(name: str) -> Callable[[Path | None, Mapping[str, Any]], Dataset]:
@@ -41,11 +41,11 @@ def _xgb_maker(
     task: str, defaults: Mapping[str, Any], objective: str, metric: str, vote_metric: str
 ) -> Callable[[LearnerData, BuildContext], MachineLearningInterface]:
     def make_learner(data: LearnerData, context: BuildContext) -> MachineLearningInterface:
-        options = _options(task, defaults, context.params)
-        max_depth = _int(task, "max_depth", options["max_depth"])
-        eta = _positive(task, "eta", options["eta"])
-        subsample = _positive(task, "subsample", options["subsample"])
-        rounds = _int(task, "rounds_per_proposal", options["rounds_per_proposal"])
+        options = task_options(task, defaults, context.params)
+        max_depth = int_option(task, "max_depth", options["max_depth"])
+        eta = positive_option(task, "eta", options["eta"])
+        subsample = positive_option(task, "subsample", options["subsample"])
+        rounds = int_option(task, "rounds_per_proposal", options["rounds_per_proposal"])
         from colearning.learners.xgboost import XGBoostLearner
 
         classification = not objective.startswith("reg:")
@@ -70,9 +70,9 @@ def _forest_maker(
     task: str, defaults: Mapping[str, Any]
 ) -> Callable[[LearnerData, BuildContext], MachineLearningInterface]:
     def make_learner(data: LearnerData, context: BuildContext) -> MachineLearningInterface:
-        options = _options(task, defaults, context.params)
-        trees = _int(task, "trees_per_proposal", options["trees_per_proposal"])
-        max_depth = _int(task, "max_depth", options["max_depth"])
+        options = task_options(task, defaults, context.params)
+        trees = int_option(task, "trees_per_proposal", options["trees_per_proposal"])
+        max_depth = int_option(task, "max_depth", options["max_depth"])
         from colearning.learners.forest import RandomForestLearner
 
         return RandomForestLearner(
