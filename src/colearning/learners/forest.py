@@ -39,13 +39,10 @@ from colearning.core.codec import check_weights
 from colearning.core.exceptions import ConfigError, DataError, WeightsError, require_extra
 from colearning.core.interface import (
     Array,
-    ColearnModel,
-    MachineLearningInterface,
-    ModelFormat,
-    ProposedWeights,
     Weights,
 )
 from colearning.data.types import LearnerData
+from colearning.learners.encoded import EncodedModelLearner
 
 require_extra("sklearn", "sklearn", "the random-forest learner")
 require_extra("skops", "sklearn", "the random-forest learner")
@@ -330,7 +327,7 @@ def _metric_value(name: str, y: Array, out: Array) -> float:
 # -- the learner --------------------------------------------------------------------------
 
 
-class RandomForestLearner(MachineLearningInterface):
+class RandomForestLearner(EncodedModelLearner[Forest]):
     """A learner whose shared model is a scikit-learn random forest.
 
     Parameters
@@ -529,66 +526,14 @@ class RandomForestLearner(MachineLearningInterface):
             return float(metric(y, out))
         return _metric_value(metric, y, out)
 
-    def _vote_score_of(self, forest: Forest) -> float:
-        self.evaluations += 1
-        return self._score(forest, self._X_vote, self._y_vote)
+    def _propose_model(self, current: Forest, rng: np.random.Generator) -> Forest:
+        """Grow ``trees_per_proposal`` trees on local data next to a copy of ``current``."""
+        return self._grow(current, self.trees_per_proposal, rng)
 
-    def _better(self, score: float, than: float) -> bool:
-        return score > than if self.higher_is_better else score < than
-
-    def _set_current(self, weights: Weights, forest: Forest, vote_score: float | None) -> None:
-        self._weights = weights
-        self._forest = forest
-        self._vote_score = vote_score if vote_score is not None else self._vote_score_of(forest)
-        self._cache: tuple[Weights, float] | None = None
-
-    # -- the interface --------------------------------------------------------------------
-
-    def mli_set_round(self, round_index: int) -> None:
-        """Remember the round index: it seeds the next proposal."""
-        self._round = int(round_index)
-
-    def mli_propose_weights(self) -> Weights:
-        """Grow ``trees_per_proposal`` trees on local data next to a copy of the
-        current forest."""
-        forest = self._grow(
-            self._forest, self.trees_per_proposal, np.random.default_rng([self.seed, self._round])
-        )
-        return self._encode(forest)
-
-    def mli_test_weights(self, weights: Weights) -> ProposedWeights:
-        """Score ``weights`` on the vote and test sets; approve if strictly better."""
-        forest = self._decode(weights)
-        vote_score = self._vote_score_of(forest)
-        test_score = (
-            self._score(forest, self._X_test, self._y_test, self.test_metric)
-            if len(self._y_test) else None
-        )
-        self._cache = (weights, vote_score)
-        return ProposedWeights(
-            weights, vote_score, test_score, self._better(vote_score, self._vote_score)
-        )
-
-    def mli_accept_weights(self, weights: Weights) -> None:
-        """Adopt ``weights``, reusing the vote score computed when they were tested."""
-        forest = self._decode(weights)
-        cached = self._cache
-        score = (
-            cached[1]
-            if cached is not None and (cached[0] is weights or cached[0] == weights)
-            else None
-        )
-        self._set_current(weights, forest, score)
-
-    def mli_get_current_weights(self) -> Weights:
-        """The current forest as ``{"forest": uint8 skops bytes}``."""
-        return self._weights
-
-    def mli_get_current_model(self) -> ColearnModel:
-        """The current forest as ONNX bytes (``ColearnModel.model``): input ``"input"``
-        float32 ``[None, n_features]``; outputs ``label`` (class index) and
-        ``probabilities``, or ``variable`` for regression."""
-        return ColearnModel(ModelFormat.ONNX, model=to_onnx(self._forest, self.n_features))
+    def _to_onnx(self, model: Forest) -> bytes:
+        """Input ``"input"`` float32 ``[None, n_features]``; outputs ``label`` (class
+        index) and ``probabilities``, or ``variable`` for regression."""
+        return to_onnx(model, self.n_features)
 
     # -- extras ---------------------------------------------------------------------------
 
@@ -596,11 +541,11 @@ class RandomForestLearner(MachineLearningInterface):
     def forest(self) -> Forest:
         """The current forest (do not fit it in place); its ``classes_`` are the task's
         full class list."""
-        return self._forest
+        return self._model
 
     def predict_raw(self, X: Array) -> Array:
         """Class probabilities (columns in :attr:`classes` order) or regression values."""
-        return self._predict_raw(self._forest, X)
+        return self._predict_raw(self._model, X)
 
     def predict(self, X: Array) -> Array:
         """Class labels (classification) or values (regression) of the current model."""

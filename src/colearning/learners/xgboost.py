@@ -33,13 +33,10 @@ from colearning.core.exceptions import (
 )
 from colearning.core.interface import (
     Array,
-    ColearnModel,
-    MachineLearningInterface,
-    ModelFormat,
-    ProposedWeights,
     Weights,
 )
 from colearning.data.types import LearnerData
+from colearning.learners.encoded import EncodedModelLearner
 
 require_extra("xgboost", "xgboost", "the XGBoost learner")
 
@@ -450,7 +447,7 @@ def _metric_value(name: str, y: Array, out: Array, kind: str) -> float:
 # -- the learner --------------------------------------------------------------------------
 
 
-class XGBoostLearner(MachineLearningInterface):
+class XGBoostLearner(EncodedModelLearner[xgb.Booster]):
     """A learner whose shared model is an XGBoost booster.
 
     Parameters
@@ -637,10 +634,6 @@ class XGBoostLearner(MachineLearningInterface):
             n_features=self.n_features, num_class=self.num_class,
         )
 
-    def _vote_score_of(self, booster: xgb.Booster) -> float:
-        self.evaluations += 1
-        return self._score(booster, self._X_vote, self._y_vote)
-
     def _score(
         self, booster: xgb.Booster, X: Array, y: Array, metric: str | MetricFn | None = None
     ) -> float:
@@ -655,74 +648,26 @@ class XGBoostLearner(MachineLearningInterface):
         # inplace_predict is thread-safe: voters score in parallel threads.
         return np.asarray(booster.inplace_predict(np.asarray(X, dtype=np.float32)))
 
-    def _better(self, score: float, than: float) -> bool:
-        return score > than if self.higher_is_better else score < than
+    def _propose_model(self, current: xgb.Booster, rng: np.random.Generator) -> xgb.Booster:
+        """Add ``rounds_per_proposal`` boosting rounds on local data to a copy of
+        ``current``."""
+        start = xgb.Booster(model_file=bytearray(current.save_raw("ubj")))
+        return self._train(start, self.rounds_per_proposal, rng)
 
-    def _set_current(
-        self, weights: Weights, booster: xgb.Booster, vote_score: float | None
-    ) -> None:
-        self._weights = weights
-        self._booster = booster
-        self._vote_score = vote_score if vote_score is not None else self._vote_score_of(booster)
-        self._cache: tuple[Weights, float] | None = None
-
-    # -- the interface --------------------------------------------------------------------
-
-    def mli_set_round(self, round_index: int) -> None:
-        """Remember the round index: it seeds the next proposal."""
-        self._round = int(round_index)
-
-    def mli_propose_weights(self) -> Weights:
-        """Add ``rounds_per_proposal`` boosting rounds on local data to a copy of the
-        current booster."""
-        start = xgb.Booster(model_file=bytearray(self._booster.save_raw("ubj")))
-        booster = self._train(start, self.rounds_per_proposal,
-                              np.random.default_rng([self.seed, self._round]))
-        return self._encode(booster)
-
-    def mli_test_weights(self, weights: Weights) -> ProposedWeights:
-        """Score ``weights`` on the vote and test sets; approve if strictly better."""
-        booster = self._decode(weights)
-        vote_score = self._vote_score_of(booster)
-        test_score = (
-            self._score(booster, self._X_test, self._y_test, self.test_metric)
-            if len(self._y_test) else None
-        )
-        self._cache = (weights, vote_score)
-        return ProposedWeights(
-            weights, vote_score, test_score, self._better(vote_score, self._vote_score)
-        )
-
-    def mli_accept_weights(self, weights: Weights) -> None:
-        """Adopt ``weights``, reusing the vote score computed when they were tested."""
-        booster = self._decode(weights)
-        cached = self._cache
-        score = (
-            cached[1]
-            if cached is not None and (cached[0] is weights or cached[0] == weights)
-            else None
-        )
-        self._set_current(weights, booster, score)
-
-    def mli_get_current_weights(self) -> Weights:
-        """The current booster as ``{"booster": uint8 UBJSON bytes}``."""
-        return self._weights
-
-    def mli_get_current_model(self) -> ColearnModel:
-        """The current booster as ONNX bytes (``ColearnModel.model``), input ``"input"``
-        of shape ``[None, n_features]`` float32."""
-        return ColearnModel(ModelFormat.ONNX, model=to_onnx(self._booster, self.n_features))
+    def _to_onnx(self, model: xgb.Booster) -> bytes:
+        """Input ``"input"`` of shape ``[None, n_features]`` float32."""
+        return to_onnx(model, self.n_features)
 
     # -- extras ---------------------------------------------------------------------------
 
     @property
     def booster(self) -> xgb.Booster:
         """The current booster (do not train it in place)."""
-        return self._booster
+        return self._model
 
     def predict_raw(self, X: Array) -> Array:
         """The current booster's output: probabilities or regression values."""
-        return self._predict_raw(self._booster, X)
+        return self._predict_raw(self._model, X)
 
     def predict(self, X: Array) -> Array:
         """Class labels (classification) or values (regression) of the current model."""
