@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -78,7 +79,11 @@ BAD = [
     (["--task", "digits-sgd", "-c", "params.nonsense=1"], "has no option 'nonsense'"),
     (["--task", "digits-sgd", "-c", "oops"], "must look like key=value"),
     (["missing.toml"], "config file missing.toml does not exist"),
+    (["--task", "cifar10-cnn", "--data-dir", "nowhere"], "no CIFAR-10 batch files in nowhere"),
+    (["--task", "mnist-cnn-dp", "-c", "params.epsilon=0"], "epsilon must be a number > 0; got 0"),
 ]
+if shutil.which("nvidia-smi") is None:  # on a GPU machine device='cuda' is valid input
+    BAD.append((["--task", "mnist-cnn", "-c", "params.device=cuda"], "no CUDA GPU is visible"))
 
 
 @pytest.mark.parametrize("args, message", BAD)
