@@ -219,8 +219,18 @@ def test_export_onnx_predicts_like_the_final_learner(tmp_path):
     from colearning.tasks.runner import RunConfig, build
 
     out = tmp_path / "exp"
-    colearn("run", "--task", "digits-mlp", "--learners", "3", "--rounds", "3", "--out", out,
-            "--no-baselines")
+    colearn(
+        "run",
+        "--task",
+        "digits-mlp",
+        "--learners",
+        "3",
+        "--rounds",
+        "3",
+        "--out",
+        out,
+        "--no-baselines",
+    )
     proc = colearn("export", out, "--format", "onnx", "-o", tmp_path / "model.onnx")
     assert "ONNX" in proc.stdout
     session = ort.InferenceSession(str(tmp_path / "model.onnx"))

@@ -53,8 +53,22 @@ def test_parse_partition_accepts_the_three_forms(spec, parsed):
 
 @pytest.mark.parametrize(
     "spec",
-    ["dirichlet:-1", "dirichlet:0", "dirichlet:", "dirichlet:x", "dirichlet:nan",
-     "dirichlet:inf", "shards:0", "shards:1.5", "shards:", "iid:2", "random", "", 3, None],
+    [
+        "dirichlet:-1",
+        "dirichlet:0",
+        "dirichlet:",
+        "dirichlet:x",
+        "dirichlet:nan",
+        "dirichlet:inf",
+        "shards:0",
+        "shards:1.5",
+        "shards:",
+        "iid:2",
+        "random",
+        "",
+        3,
+        None,
+    ],
 )
 def test_bad_specs_are_config_errors_naming_the_value(spec):
     with pytest.raises(ConfigError) as info:

@@ -94,8 +94,9 @@ def test_propose_grows_trees_on_a_copy(iris, iris_parts):
     assert len(learner.forest.estimators_) == 5
     # the first tree is kept as it was
     grown = learner.mli_propose_weights()
-    decoded = forest_from_bytes(blob(grown), task="classification", n_features=4,
-                                classes=iris.classes)
+    decoded = forest_from_bytes(
+        blob(grown), task="classification", n_features=4, classes=iris.classes
+    )
     assert len(decoded.estimators_) == 9
     np.testing.assert_array_equal(
         decoded.estimators_[0].tree_.threshold, learner.forest.estimators_[0].tree_.threshold
@@ -105,8 +106,9 @@ def test_propose_grows_trees_on_a_copy(iris, iris_parts):
 def test_missing_classes_still_give_the_full_class_list(iris, iris_parts):
     data = iris_parts[0]
     keep = data.train[1] != 2
-    lacking = LearnerData(train=(data.train[0][keep], data.train[1][keep]),
-                          vote=data.vote, test=data.test)
+    lacking = LearnerData(
+        train=(data.train[0][keep], data.train[1][keep]), vote=data.vote, test=data.test
+    )
     learner = forest_learner(iris, lacking)
     np.testing.assert_array_equal(learner.forest.classes_, iris.classes)
     assert learner.predict_raw(iris.X[:5]).shape == (5, 3)
@@ -155,8 +157,11 @@ def test_random_and_broken_bytes_are_refused(iris, iris_parts):
     before = id_of(learner.mli_get_current_weights())
     raw = blob(learner.mli_propose_weights())
     rng = np.random.default_rng(0)
-    candidates = [rng.integers(0, 256, 300, dtype=np.uint8).tobytes(), raw[: len(raw) // 2],
-                  raw[:100]]
+    candidates = [
+        rng.integers(0, 256, 300, dtype=np.uint8).tobytes(),
+        raw[: len(raw) // 2],
+        raw[:100],
+    ]
     for _ in range(20):
         flipped = bytearray(raw)
         for _ in range(3):
@@ -179,8 +184,9 @@ def test_forest_for_other_data_is_refused(iris, iris_parts, wine):
         learner.mli_test_weights(other.mli_get_current_weights())
     regressor = RandomForestLearner(iris_parts[0], task="regression", trees_per_proposal=1)
     with pytest.raises(WeightsError, match="RandomForestRegressor"):
-        learner.mli_test_weights(Weights({"forest": regressor.mli_get_current_weights()
-                                          .arrays["forest"]}))
+        learner.mli_test_weights(
+            Weights({"forest": regressor.mli_get_current_weights().arrays["forest"]})
+        )
 
 
 @pytest.mark.parametrize(
@@ -195,12 +201,14 @@ def test_forest_for_other_data_is_refused(iris, iris_parts, wine):
 def test_malformed_trees_are_refused(iris, array, index, value, message):
     forest = RandomForestClassifier(n_estimators=2, max_depth=3, random_state=0)
     forest.fit(iris.X, iris.y)
-    forest_from_bytes(forest_to_bytes(forest), task="classification", n_features=4,
-                      classes=iris.classes)
+    forest_from_bytes(
+        forest_to_bytes(forest), task="classification", n_features=4, classes=iris.classes
+    )
     getattr(forest.estimators_[1].tree_, array)[index] = value
     with pytest.raises(WeightsError, match=message):
-        forest_from_bytes(forest_to_bytes(forest), task="classification", n_features=4,
-                          classes=iris.classes)
+        forest_from_bytes(
+            forest_to_bytes(forest), task="classification", n_features=4, classes=iris.classes
+        )
 
 
 def test_configuration_errors(iris, iris_parts):
@@ -243,8 +251,11 @@ def test_experiment_improves_the_test_score(wine):
         initial = experiment.current_weights
         result = experiment.run(rounds=3)
     assert sum(r.accepted for r in result.rounds) >= 2
-    judge = forest_learner(wine, LearnerData(train=parts[0].train, vote=parts[0].vote,
-                                             test=(wine.X, wine.y)), metric="logloss")
+    judge = forest_learner(
+        wine,
+        LearnerData(train=parts[0].train, vote=parts[0].vote, test=(wine.X, wine.y)),
+        metric="logloss",
+    )
     before = judge.mli_test_weights(initial).test_score
     after = judge.mli_test_weights(result.final_weights).test_score
     assert after < before

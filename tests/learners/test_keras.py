@@ -41,34 +41,46 @@ def parts(digits):
 
 def build(dropout: float = 0.0, seed: int = 0) -> keras.Model:
     init = keras.initializers.GlorotUniform(seed=seed)
-    layers = [keras.Input((64,)), keras.layers.Dense(16, activation="relu",
-                                                     kernel_initializer=init)]
+    layers = [
+        keras.Input((64,)),
+        keras.layers.Dense(16, activation="relu", kernel_initializer=init),
+    ]
     if dropout:
         layers.append(keras.layers.Dropout(dropout))
-    layers.append(keras.layers.Dense(
-        10, activation="softmax", kernel_initializer=keras.initializers.GlorotUniform(seed + 1)
-    ))
+    layers.append(
+        keras.layers.Dense(
+            10, activation="softmax", kernel_initializer=keras.initializers.GlorotUniform(seed + 1)
+        )
+    )
     return keras.Sequential(layers)
 
 
 def make(data, dropout=0.0, seed=0, **kw):
     model = build(dropout, seed)
-    model.compile(optimizer=keras.optimizers.Adam(0.01),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.compile(
+        optimizer=keras.optimizers.Adam(0.01),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
     return KerasLearner(model, data, seed=seed, **kw)
 
 
 def test_names_do_not_depend_on_what_was_built_before():
     first, second = build(), build()
     assert [v.path for v in first.weights] != [v.path for v in second.weights]
-    assert stable_weight_names(first) == stable_weight_names(second) == [
-        "dense/kernel", "dense/bias", "dense_1/kernel", "dense_1/bias"
-    ]
+    assert (
+        stable_weight_names(first)
+        == stable_weight_names(second)
+        == ["dense/kernel", "dense/bias", "dense_1/kernel", "dense_1/bias"]
+    )
     inputs = keras.Input((3,))
     hidden = keras.layers.Dense(2, name="hidden")(inputs)
     functional = keras.Model(inputs, keras.layers.Dense(1, name="out")(hidden))
     assert stable_weight_names(functional) == [
-        "hidden/kernel", "hidden/bias", "out/kernel", "out/bias"
+        "hidden/kernel",
+        "hidden/bias",
+        "out/kernel",
+        "out/bias",
     ]
 
 
@@ -79,8 +91,13 @@ def test_check_learner(parts):
 def test_uncompiled_model_is_compiled_or_refused(parts):
     with pytest.raises(ConfigError, match="loss"):
         KerasLearner(build(), parts[0])
-    learner = KerasLearner(build(), parts[0], loss="sparse_categorical_crossentropy",
-                           metrics=["accuracy"], vote_metric="accuracy")
+    learner = KerasLearner(
+        build(),
+        parts[0],
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+        vote_metric="accuracy",
+    )
     assert learner.higher_is_better is True
     with pytest.raises(ConfigError, match="vote_metric"):
         make(parts[0], vote_metric="auc")
@@ -146,8 +163,12 @@ def test_malformed_weights_are_refused(parts):
     wrong_dtype = {**arrays, "dense/bias": np.zeros(16, np.float64)}
     with_nan = {**arrays, "dense_1/bias": np.full(10, np.nan, np.float32)}
     renamed = {("x" + k if k == "dense/bias" else k): v for k, v in arrays.items()}
-    for bad, message in ((wrong_shape, "shape"), (wrong_dtype, "dtype"), (with_nan, "NaN"),
-                         (renamed, "names")):
+    for bad, message in (
+        (wrong_shape, "shape"),
+        (wrong_dtype, "dtype"),
+        (with_nan, "NaN"),
+        (renamed, "names"),
+    ):
         with pytest.raises(WeightsError, match=message):
             learner.mli_test_weights(Weights(bad))
         with pytest.raises(WeightsError, match=message):
@@ -176,6 +197,7 @@ def test_experiment_improves_the_test_score(parts):
         result = experiment.run(rounds=3)
     assert sum(r.accepted for r in result.rounds) >= 2
     judge = learners[0]
-    assert judge.mli_test_weights(result.final_weights).test_score > judge.mli_test_weights(
-        initial
-    ).test_score
+    assert (
+        judge.mli_test_weights(result.final_weights).test_score
+        > judge.mli_test_weights(initial).test_score
+    )

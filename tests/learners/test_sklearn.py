@@ -84,13 +84,19 @@ def test_weights_are_named_arrays_in_the_estimators_dtype(digits, digits_parts):
     )
     arrays = learner.mli_get_current_weights().arrays
     assert list(arrays) == [
-        "coefs_.0", "coefs_.1", "coefs_.2", "intercepts_.0", "intercepts_.1", "intercepts_.2"
+        "coefs_.0",
+        "coefs_.1",
+        "coefs_.2",
+        "intercepts_.0",
+        "intercepts_.1",
+        "intercepts_.2",
     ]
     assert [a.shape for a in arrays.values()] == [(64, 16), (16, 8), (8, 10), (16,), (8,), (10,)]
     assert all(a.dtype == np.float32 for a in arrays.values())
     sgd = digits_learner(digits, digits_parts[0], SGDClassifier())
     assert {k: a.shape for k, a in sgd.mli_get_current_weights().arrays.items()} == {
-        "coef_": (10, 64), "intercept_": (10,)
+        "coef_": (10, 64),
+        "intercept_": (10,),
     }
     # a linear model starts at zero, as SGD does
     assert not np.any(sgd.mli_get_current_weights().arrays["coef_"])
@@ -303,9 +309,7 @@ def test_the_metrics_agree_with_scikit_learn():
     assert ours("rmse", target, guess, None) == pytest.approx(
         np.sqrt(skm.mean_squared_error(target, guess))
     )
-    assert ours("mae", target, guess, None) == pytest.approx(
-        skm.mean_absolute_error(target, guess)
-    )
+    assert ours("mae", target, guess, None) == pytest.approx(skm.mean_absolute_error(target, guess))
     assert ours("r2", target, guess, None) == pytest.approx(skm.r2_score(target, guess))
 
 

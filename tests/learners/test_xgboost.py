@@ -209,8 +209,14 @@ def test_tree_checks_refuse_unsafe_trees(cancer, cancer_parts, mutate, message):
     learner = cancer_learner(cancer, cancer_parts[0])
     doc = _document(learner)
     tree = doc["learner"]["gradient_booster"]["model"]["trees"][1]
-    for key in ("left_children", "right_children", "split_indices", "split_conditions",
-                "split_type", "base_weights"):
+    for key in (
+        "left_children",
+        "right_children",
+        "split_indices",
+        "split_conditions",
+        "split_type",
+        "base_weights",
+    ):
         tree[key] = np.array(tree[key])  # writable copies
     xgbl._check_document(doc, objective="binary:logistic", n_features=30, num_class=0)
     mutate(tree)

@@ -48,7 +48,10 @@ def test_the_tasks_are_registered():
         assert task.extra == "sklearn"
         assert task.metric == "accuracy" and task.higher_is_better
         assert task.defaults == {
-            "learners": 5, "rounds": 20, "partition": "dirichlet:0.5", "vote_threshold": 0.5
+            "learners": 5,
+            "rounds": 20,
+            "partition": "dirichlet:0.5",
+            "vote_threshold": 0.5,
         }
         assert "epochs" in task.params and "learning_rate" in task.params
         assert task.description

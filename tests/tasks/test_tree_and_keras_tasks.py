@@ -59,9 +59,7 @@ def test_tree_task_runs_and_improves(name):
     task = get_task(name)
     dataset = task.load_dataset(None, {})
     parts = partition_dataset(dataset, 3, "iid", seed=0)
-    learners = [
-        task.make_learner(p, BuildContext(0, i, dataset)) for i, p in enumerate(parts)
-    ]
+    learners = [task.make_learner(p, BuildContext(0, i, dataset)) for i, p in enumerate(parts)]
     check_learner(learners[0])
     with Experiment(learners) as experiment:
         initial = experiment.current_weights

@@ -309,9 +309,7 @@ def split_learner_data(
     train = order[:n_train]
     vote = order[n_train : n_train + n_vote]
     test = order[n_train + n_vote :]
-    return LearnerData(
-        train=(X[train], y[train]), vote=(X[vote], y[vote]), test=(X[test], y[test])
-    )
+    return LearnerData(train=(X[train], y[train]), vote=(X[vote], y[vote]), test=(X[test], y[test]))
 
 
 def _fix(parsed: PartitionSpec) -> str:

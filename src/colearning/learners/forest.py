@@ -84,8 +84,17 @@ TRUSTED_TYPES: frozenset[str] = frozenset(
     }
 )
 _TRUSTED_LOADERS = frozenset(
-    {"ObjectNode", "JsonNode", "TreeNode", "TupleNode", "NdArrayNode", "ListNode",
-     "DictNode", "TypeNode", "NoneNode"}
+    {
+        "ObjectNode",
+        "JsonNode",
+        "TreeNode",
+        "TupleNode",
+        "NdArrayNode",
+        "ListNode",
+        "DictNode",
+        "TypeNode",
+        "NoneNode",
+    }
 )
 # Largest blob accepted, and largest total size of its unpacked files.
 MAX_FOREST_BYTES = 512 * 1024 * 1024
@@ -272,7 +281,8 @@ def forest_from_bytes(
             f"skops could not load the forest ({type(exc).__name__}: {exc})"
         ) from exc
     kind, tree_kind = (
-        (RandomForestClassifier, DecisionTreeClassifier) if task == "classification"
+        (RandomForestClassifier, DecisionTreeClassifier)
+        if task == "classification"
         else (RandomForestRegressor, DecisionTreeRegressor)
     )
     if type(forest) is not kind:
@@ -505,7 +515,9 @@ class RandomForestLearner(EncodedModelLearner[Forest]):
     def _decode(self, weights: Weights) -> Forest:
         check_weights(weights, self._weights)
         forest = forest_from_bytes(
-            weights.arrays["forest"], task=self.task, n_features=self.n_features,
+            weights.arrays["forest"],
+            task=self.task,
+            n_features=self.n_features,
             classes=self.classes,
         )
         forest.set_params(n_jobs=self._template.n_jobs, verbose=0)

@@ -201,11 +201,10 @@ class KerasLearner(MachineLearningInterface):
         self.vote_metric = vote_metric
         self.test_metric = vote_metric if test_metric is None else test_metric
         if self.test_metric not in scores:
-            raise ConfigError(
-                f"test_metric must be one of {sorted(scores)}; got {test_metric!r}"
-            )
+            raise ConfigError(f"test_metric must be one of {sorted(scores)}; got {test_metric!r}")
         self.higher_is_better = (
-            not _LOWER_IS_BETTER.search(vote_metric) if higher_is_better is None
+            not _LOWER_IS_BETTER.search(vote_metric)
+            if higher_is_better is None
             else bool(higher_is_better)
         )
         self._weights = self._to_weights(model.get_weights())
@@ -254,7 +253,8 @@ class KerasLearner(MachineLearningInterface):
         vote = self._evaluate(self._scratch, self._X_vote, self._y_vote)[self.vote_metric]
         test = (
             self._evaluate(self._scratch, self._X_test, self._y_test)[self.test_metric]
-            if len(self._y_test) else None
+            if len(self._y_test)
+            else None
         )
         return vote, test
 
@@ -291,8 +291,12 @@ class KerasLearner(MachineLearningInterface):
             for _ in range(self.epochs):
                 order = rng.permutation(len(self._y_train))
                 clone.fit(
-                    self._X_train[order], self._y_train[order],
-                    batch_size=self.batch_size, epochs=1, shuffle=False, verbose=0,
+                    self._X_train[order],
+                    self._y_train[order],
+                    batch_size=self.batch_size,
+                    epochs=1,
+                    shuffle=False,
+                    verbose=0,
                 )
         return self._to_weights(clone.get_weights())
 

@@ -302,8 +302,7 @@ class SKLearnLearner(MachineLearningInterface):
             )
             raise ConfigError(
                 "model must be an estimator with partial_fit, such as SGDClassifier, "
-                f"SGDRegressor, MLPClassifier or MLPRegressor; got {type(model).__name__}"
-                + hint
+                f"SGDRegressor, MLPClassifier or MLPRegressor; got {type(model).__name__}" + hint
             )
         if is_classifier(model):
             kind: Kind = "classification"
@@ -339,8 +338,7 @@ class SKLearnLearner(MachineLearningInterface):
         widths = {s[0].shape[1] for s in (self._train, self._vote, self._test) if len(s[1])}
         if len(widths) != 1:
             raise DataError(
-                "train, vote and test must have the same number of features; got "
-                f"{sorted(widths)}"
+                f"train, vote and test must have the same number of features; got {sorted(widths)}"
             )
         self.n_features: int = widths.pop()
         self.classes: Array | None = self._resolve_classes(classes)

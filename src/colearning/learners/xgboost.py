@@ -226,8 +226,9 @@ def _as_array(value: Any, name: str, n: int, tree: int) -> Array:
     if isinstance(value, list):
         if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
             raise WeightsError(f"tree {tree}: {name} must hold numbers")
-        value = np.asarray(value, dtype=np.float64 if any(isinstance(v, float) for v in value)
-                           else np.int64)
+        value = np.asarray(
+            value, dtype=np.float64 if any(isinstance(v, float) for v in value) else np.int64
+        )
     if not isinstance(value, np.ndarray) or value.ndim != 1 or len(value) != n:
         got = len(value) if hasattr(value, "__len__") else type(value).__name__
         raise WeightsError(f"tree {tree}: {name} must hold num_nodes={n} numbers; got {got}")
@@ -288,8 +289,9 @@ def _numbers(value: Any, name: str) -> Array:
     return array.astype(np.int64)
 
 
-def _check_document(doc: dict[str, Any], *, objective: str, n_features: int,
-                    num_class: int) -> None:
+def _check_document(
+    doc: dict[str, Any], *, objective: str, n_features: int, num_class: int
+) -> None:
     """Raise :class:`WeightsError` unless ``doc`` is a safe model of the expected kind."""
     try:
         _check_fields(doc, objective=objective, n_features=n_features, num_class=num_class)
@@ -299,8 +301,7 @@ def _check_document(doc: dict[str, Any], *, objective: str, n_features: int,
         raise WeightsError(f"booster model is malformed: {type(exc).__name__}: {exc}") from exc
 
 
-def _check_fields(doc: dict[str, Any], *, objective: str, n_features: int,
-                  num_class: int) -> None:
+def _check_fields(doc: dict[str, Any], *, objective: str, n_features: int, num_class: int) -> None:
     version = _get(doc, "version", (list, np.ndarray))
     if len(version) != 3:
         raise WeightsError(f"booster model version must be [major, minor, patch]; got {version}")
@@ -391,9 +392,7 @@ def booster_from_bytes(
     if not raw:
         raise WeightsError("booster bytes are empty; send Booster.save_raw('ubj') bytes")
     if len(raw) > MAX_BOOSTER_BYTES:
-        raise WeightsError(
-            f"booster is {len(raw)} bytes; at most {MAX_BOOSTER_BYTES} are accepted"
-        )
+        raise WeightsError(f"booster is {len(raw)} bytes; at most {MAX_BOOSTER_BYTES} are accepted")
     doc = _parse_ubjson(raw)
     _check_document(doc, objective=objective, n_features=n_features, num_class=num_class)
     text = json.dumps(_to_jsonable(doc), allow_nan=False).encode("utf-8")
@@ -557,8 +556,10 @@ class XGBoostLearner(EncodedModelLearner[xgb.Booster]):
                 raise ConfigError(f"classes must be None for objective {objective!r}")
 
         allowed = (
-            ("rmse",) if self.kind == "regression"
-            else ("accuracy", "auc", "logloss") if objective == "binary:logistic"
+            ("rmse",)
+            if self.kind == "regression"
+            else ("accuracy", "auc", "logloss")
+            if objective == "binary:logistic"
             else ("accuracy", "logloss")
         )
         if callable(metric):
@@ -630,8 +631,10 @@ class XGBoostLearner(EncodedModelLearner[xgb.Booster]):
     def _decode(self, weights: Weights) -> xgb.Booster:
         check_weights(weights, self._weights)
         return booster_from_bytes(
-            weights.arrays["booster"], objective=self.objective,
-            n_features=self.n_features, num_class=self.num_class,
+            weights.arrays["booster"],
+            objective=self.objective,
+            n_features=self.n_features,
+            num_class=self.num_class,
         )
 
     def _score(

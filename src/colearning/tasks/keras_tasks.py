@@ -77,8 +77,13 @@ def _make_learner(data: LearnerData, context: BuildContext) -> MachineLearningIn
         metrics=["accuracy"],
     )
     return KerasLearner(
-        model, data, epochs=epochs, batch_size=batch_size,
-        vote_metric="loss", test_metric="accuracy", seed=seed,
+        model,
+        data,
+        epochs=epochs,
+        batch_size=batch_size,
+        vote_metric="loss",
+        test_metric="accuracy",
+        seed=seed,
     )
 
 
@@ -92,8 +97,7 @@ TASK = register_task(
         make_learner=_make_learner,
         metric="accuracy",
         higher_is_better=True,
-        defaults={"learners": 5, "rounds": 20, "partition": "dirichlet:0.5",
-                  "vote_threshold": 0.5},
+        defaults={"learners": 5, "rounds": 20, "partition": "dirichlet:0.5", "vote_threshold": 0.5},
         params=dict(_PARAMS),
     )
 )

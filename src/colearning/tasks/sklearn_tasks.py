@@ -187,8 +187,7 @@ TASKS: tuple[Task, ...] = (
     _sgd_task(
         "breast-cancer-sgd",
         "breast-cancer",
-        "Wisconsin breast cancer (569 rows, 30 features, 2 classes), logistic regression "
-        "by SGD",
+        "Wisconsin breast cancer (569 rows, 30 features, 2 classes), logistic regression by SGD",
     ),
     _mlp_task(
         "mnist-mlp",

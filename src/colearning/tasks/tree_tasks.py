@@ -50,8 +50,12 @@ def _xgb_maker(
 
         classification = not objective.startswith("reg:")
         return XGBoostLearner(
-            {"objective": objective, "max_depth": max_depth, "eta": eta,
-             "subsample": min(subsample, 1.0)},
+            {
+                "objective": objective,
+                "max_depth": max_depth,
+                "eta": eta,
+                "subsample": min(subsample, 1.0),
+            },
             data,
             rounds_per_proposal=rounds,
             metric=vote_metric,
@@ -96,8 +100,9 @@ TASKS: tuple[Task, ...] = (
         "gradient-boosted trees (XGBoost)",
         extra="xgboost",
         load_dataset=_loader("breast-cancer"),
-        make_learner=_xgb_maker("breast-cancer-xgb", _XGB_PARAMS, "binary:logistic", "accuracy",
-                                 "logloss"),
+        make_learner=_xgb_maker(
+            "breast-cancer-xgb", _XGB_PARAMS, "binary:logistic", "accuracy", "logloss"
+        ),
         metric="accuracy",
         higher_is_better=True,
         defaults={"learners": 5, "rounds": 10, "partition": "iid", "vote_threshold": 0.5},
@@ -109,8 +114,13 @@ TASKS: tuple[Task, ...] = (
         "gradient-boosted trees (XGBoost), scored by RMSE",
         extra="xgboost",
         load_dataset=_loader("diabetes"),
-        make_learner=_xgb_maker("diabetes-xgb", {**_XGB_PARAMS, "max_depth": 2, "eta": 0.1},
-                                "reg:squarederror", "rmse", "rmse"),
+        make_learner=_xgb_maker(
+            "diabetes-xgb",
+            {**_XGB_PARAMS, "max_depth": 2, "eta": 0.1},
+            "reg:squarederror",
+            "rmse",
+            "rmse",
+        ),
         metric="rmse",
         higher_is_better=False,
         defaults={"learners": 5, "rounds": 10, "partition": "iid", "vote_threshold": 0.5},
@@ -118,8 +128,7 @@ TASKS: tuple[Task, ...] = (
     ),
     Task(
         name="iris-forest",
-        description="iris flowers (150 rows, 4 features, 3 classes), random forest "
-        "(scikit-learn)",
+        description="iris flowers (150 rows, 4 features, 3 classes), random forest (scikit-learn)",
         extra="sklearn",
         load_dataset=_loader("iris"),
         make_learner=_forest_maker("iris-forest", _FOREST_PARAMS),
