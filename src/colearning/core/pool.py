@@ -14,7 +14,10 @@ is still running delays that learner's next call rather than racing it.
 
 from __future__ import annotations
 
+import ctypes
+import os
 import queue
+import sys
 import threading
 import time
 import traceback
@@ -209,6 +212,33 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}{where}"
 
 
+_M_ARENA_MAX = -8  # glibc's mallopt parameter number
+_malloc_tuned = False
+
+
+def _share_malloc_arena() -> None:
+    """Ask glibc for a single malloc arena, once per process, before workers start.
+
+    glibc gives each thread its own arena and hands a thread arena's memory back to the
+    OS after large frees, so a proposer training on a worker thread page-faults its
+    large temporaries afresh every round: an mnist-mlp proposal (hidden layer of 1,024)
+    took 69 ms on a worker thread against 56 ms on the main thread; with one arena,
+    57 ms. A user's own ``MALLOC_ARENA_MAX`` wins; elsewhere than glibc this does
+    nothing.
+    """
+    global _malloc_tuned
+    if _malloc_tuned:
+        return
+    _malloc_tuned = True
+    if not sys.platform.startswith("linux") or "MALLOC_ARENA_MAX" in os.environ:
+        return
+    try:
+        libc = ctypes.CDLL(None)
+        libc.mallopt(_M_ARENA_MAX, 1)
+    except (OSError, AttributeError):  # not glibc (musl has no mallopt)
+        pass
+
+
 class LocalPool:
     """Learners in this process, called on worker threads.
 
@@ -232,6 +262,7 @@ class LocalPool:
         self._ids = list(learner_ids or [f"learner-{i}" for i in range(len(learners))])
         if len(self._ids) != len(self.learners):
             raise ValueError(f"got {len(self._ids)} learner_ids for {len(self.learners)} learners")
+        _share_malloc_arena()
         self._locks = [threading.Lock() for _ in self.learners]
         self._workers = _Workers(max_workers or min(32, max(1, len(self.learners))))
 
