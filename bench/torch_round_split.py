@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import tempfile
@@ -124,6 +123,14 @@ def main(argv: list[str] | None = None) -> int:
         with Experiment(setup.learners, seed=args.seed, observers=[tick]) as experiment:
             last[0] = time.perf_counter()
             result = experiment.run(args.warmup + args.rounds)
+            # one validation with nothing else running: the floor's second term
+            probe = setup.learners[1 % len(setup.learners)]
+            alone = []
+            for _ in range(3):
+                start = time.perf_counter()
+                probe.mli_test_weights(result.final_weights)
+                alone.append(time.perf_counter() - start)
+            one_alone = statistics.median(alone)
     measured = list(zip(result.rounds, walls, strict=True))[args.warmup :]
     if not measured:
         print("no measured rounds")
@@ -162,15 +169,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         "seconds; 'other' = wall - propose - validate - accept (driver, encoding, commit); "
-        "'beyond' = (wall - propose - 1 val) / wall"
+        "'beyond' = (wall - propose - 1 val) / wall, with '1 val' the median duration of "
+        "one validation call inside the parallel phase"
+    )
+    wall, propose = med[4], med[0]
+    print(
+        f"one validation alone: {one_alone:.3f} s; floor (proposer training + one validation "
+        f"alone) {propose + one_alone:.3f} s; beyond the floor: "
+        f"{100 * (wall - propose - one_alone) / wall:.1f}% of the median round"
     )
     return 0
 
 
 if __name__ == "__main__":
-    code = main()
-    # Skip interpreter teardown: a pool worker thread that frees the last reference to a
-    # learner's tensors during teardown aborts the process (core/pool.py keeps each
-    # worker's last job alive until its next one); the figures are printed by now.
-    sys.stdout.flush()
-    os._exit(code)
+    sys.exit(main())

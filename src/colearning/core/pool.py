@@ -22,10 +22,12 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
 from colearning.core.interface import MachineLearningInterface, ProposedWeights, Weights
+from colearning.core.threads import parallel_section
 
 T = TypeVar("T")
 
@@ -319,9 +321,12 @@ class LocalPool:
             raise ValueError(f"timeout must be > 0 seconds or None; got {timeout}")
         batch = _Batch(len(calls), timeout)
         jobs = [_Job(fn, self._locks[i], batch) for i, fn in calls]
-        for job in jobs:
-            self._workers.submit(job)
-        self._wait(jobs, batch)
+        # several calls at once: one BLAS/torch thread each, or their teams fight for
+        # the cores; a lone call (the proposer training) keeps them all
+        with parallel_section() if len(jobs) > 1 else nullcontext():
+            for job in jobs:
+                self._workers.submit(job)
+            self._wait(jobs, batch)
         return [_outcome(job, timeout) for job in jobs]
 
     def _wait(self, jobs: list[_Job], batch: _Batch) -> None:

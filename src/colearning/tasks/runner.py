@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import sys
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -266,7 +264,7 @@ def _play(
         learner_ids=setup.learner_ids,
         observers=observers,
     )
-    with experiment, _one_blas_thread_per_call():
+    with experiment:
         if on_start is not None:
             on_start(setup, experiment.next_round)
         initial = _initial_weights(experiment, store)
@@ -275,35 +273,6 @@ def _play(
         if store is not None:
             store.put_meta("summary", summary)
     return RunOutcome(c, result, summary, store.directory if store else None)
-
-
-@contextmanager
-def _one_blas_thread_per_call() -> Iterator[None]:
-    """Limit BLAS (OpenBLAS, MKL) and PyTorch to one thread per call while learners
-    work in parallel.
-
-    Learners validate on several Python threads at once; each BLAS or torch call would
-    start its own team of threads and they fight for the cores (an mnist-mlp proposal
-    took 0.94 s instead of 0.10 s; a Keras-on-torch training step 12 ms instead of
-    15 us, on 2 busy cores). The limits are process-wide, so they are set here, around
-    the whole run, not by any one learner.
-    """
-    torch = sys.modules.get("torch")  # only if a learner brought it in
-    torch_threads = torch.get_num_threads() if torch is not None else None
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # no BLAS-backed learner installed
-        limits: Any = nullcontext()
-    else:
-        limits = threadpool_limits(limits=1, user_api="blas")
-    try:
-        if torch is not None:
-            torch.set_num_threads(1)
-        with limits:
-            yield
-    finally:
-        if torch is not None and torch_threads is not None:
-            torch.set_num_threads(torch_threads)
 
 
 def _initial_weights(experiment: Experiment, store: ExperimentStore | None) -> Weights:
