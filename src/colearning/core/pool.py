@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
 from colearning.core.interface import MachineLearningInterface, ProposedWeights, Weights
-from colearning.core.threads import parallel_section
+from colearning.core.threads import parallel_section, torch_threads
 
 T = TypeVar("T")
 
@@ -93,12 +93,16 @@ class _Job:
         "fn",
         "lock",
         "seconds",
+        "single_thread",
         "started",
         "value",
     )
 
-    def __init__(self, fn: Callable[[], Any], lock: threading.Lock, batch: _Batch) -> None:
+    def __init__(
+        self, fn: Callable[[], Any], lock: threading.Lock, batch: _Batch, single_thread: bool
+    ) -> None:
         self.fn = fn
+        self.single_thread = single_thread
         self.lock = lock
         self.batch = batch
         self.started: float | None = None
@@ -199,7 +203,8 @@ def _run_job(job: _Job) -> bool:
             job.error = f"timed out after {timeout:g} s waiting for its previous call to end"
         else:
             try:
-                job.value = job.fn()
+                with torch_threads(job.single_thread):
+                    job.value = job.fn()
             finally:
                 job.lock.release()
     except BaseException as exc:
@@ -320,10 +325,11 @@ class LocalPool:
         if timeout is not None and timeout <= 0:
             raise ValueError(f"timeout must be > 0 seconds or None; got {timeout}")
         batch = _Batch(len(calls), timeout)
-        jobs = [_Job(fn, self._locks[i], batch) for i, fn in calls]
+        parallel = len(calls) > 1
+        jobs = [_Job(fn, self._locks[i], batch, parallel) for i, fn in calls]
         # several calls at once: one BLAS/torch thread each, or their teams fight for
         # the cores; a lone call (the proposer training) keeps them all
-        with parallel_section() if len(jobs) > 1 else nullcontext():
+        with parallel_section() if parallel else nullcontext():
             for job in jobs:
                 self._workers.submit(job)
             self._wait(jobs, batch)

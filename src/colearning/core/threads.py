@@ -5,14 +5,16 @@ alone, each BLAS (OpenBLAS, MKL) or PyTorch call starts its own team of threads 
 teams fight for the cores: on 2 busy cores an mnist-mlp proposal took 0.94 s instead of
 0.10 s, and a Keras-on-torch training step 12 ms instead of 15 us. So
 :class:`~colearning.core.pool.LocalPool` runs every batch of parallel calls inside
-:func:`parallel_section`, which limits BLAS and PyTorch to one thread per call and
-restores the settings afterwards; a lone call (the proposer's training) keeps every
-core. Nothing is imported here: PyTorch is limited only if a learner imported it, BLAS
-only if threadpoolctl (which scikit-learn brings) is installed.
+:func:`parallel_section` (BLAS limited to one thread, process-wide) and each call of
+such a batch inside ``torch_threads(single=True)``; a lone call (the proposer's
+training) runs with every core. Nothing is imported here: PyTorch is limited only if
+a learner imported it, BLAS only if threadpoolctl (which scikit-learn brings) is
+installed.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 from collections.abc import Iterator
@@ -41,16 +43,38 @@ def _blas_controller() -> Any:
 
 @contextmanager
 def parallel_section() -> Iterator[None]:
-    """Limit BLAS and PyTorch intra-op threads to one while the block runs."""
-    torch = sys.modules.get("torch")
-    torch_threads = torch.get_num_threads() if torch is not None else None
+    """Limit BLAS to one thread while the block runs (process-wide, set from the
+    thread that starts the parallel calls)."""
     controller = _blas_controller()
-    limits = controller.limit(limits=1, user_api="blas") if controller else nullcontext()
+    with controller.limit(limits=1, user_api="blas") if controller else nullcontext():
+        yield
+
+
+def _all_cores() -> int:
     try:
-        if torch is not None:
-            torch.set_num_threads(1)
-        with limits:
-            yield
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+@contextmanager
+def torch_threads(single: bool) -> Iterator[None]:
+    """In the calling worker thread: one torch thread if ``single``, else every core.
+
+    PyTorch's CPU thread count lives in each thread (OpenMP's settings are per thread
+    once a thread has run parallel work), so it is set in the worker that runs the
+    call, not by the thread that dispatches it.
+    """
+    torch = sys.modules.get("torch")
+    if torch is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    target = 1 if single else _all_cores()
+    if target != before:
+        torch.set_num_threads(target)
+    try:
+        yield
     finally:
-        if torch is not None and torch_threads is not None:
-            torch.set_num_threads(torch_threads)
+        if target != before:
+            torch.set_num_threads(before)

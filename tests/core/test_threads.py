@@ -1,0 +1,59 @@
+"""Parallel batches run with one BLAS/torch thread per call; lone calls keep them all."""
+
+import os
+
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_info
+
+from colearning import ProposedWeights, Weights
+from colearning.core.pool import LocalPool
+from colearning.core.threads import parallel_section
+from colearning.testing import QuadraticLearner
+
+
+def blas_threads() -> list[int]:
+    return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+
+
+def test_parallel_section_limits_blas_and_restores():
+    before = blas_threads()
+    with parallel_section():
+        assert set(blas_threads()) == {1}
+    assert blas_threads() == before
+
+
+class Spy(QuadraticLearner):
+    """Records the torch and BLAS thread counts its calls ran with."""
+
+    seen: list[tuple[str, int, list[int]]] = []
+
+    def mli_test_weights(self, weights: Weights) -> ProposedWeights:
+        import torch
+
+        Spy.seen.append(("test", torch.get_num_threads(), blas_threads()))
+        return super().mli_test_weights(weights)
+
+    def mli_propose_weights(self) -> Weights:
+        import torch
+
+        Spy.seen.append(("propose", torch.get_num_threads(), blas_threads()))
+        return super().mli_propose_weights()
+
+
+def test_pool_limits_parallel_batches_only():
+    torch = pytest.importorskip("torch")
+    torch.set_num_threads(2)
+    Spy.seen.clear()
+    pool = LocalPool([Spy(target=[1.0], seed=i) for i in range(3)])
+    try:
+        pool.propose(0, 0, None)
+        pool.test(range(3), Weights({"w": np.ones(1)}), None)
+    finally:
+        pool.close()
+    propose = [s for s in Spy.seen if s[0] == "propose"]
+    tests = [s for s in Spy.seen if s[0] == "test"]
+    assert propose[0][1] == len(os.sched_getaffinity(0))  # every core
+    assert [t[1] for t in tests] == [1, 1, 1]
+    assert all(set(t[2]) == {1} for t in tests)
+    assert torch.get_num_threads() == 2  # the dispatching thread is left alone
