@@ -1,4 +1,5 @@
-"""Parallel batches run with one BLAS/torch thread per call; lone calls keep them all."""
+"""Calls run with one BLAS thread; torch gets one thread per call of a parallel batch
+and every core for a lone call."""
 
 import os
 
@@ -8,7 +9,7 @@ from threadpoolctl import threadpool_info
 
 from colearning import ProposedWeights, Weights
 from colearning.core.pool import LocalPool
-from colearning.core.threads import parallel_section
+from colearning.core.threads import one_blas_thread
 from colearning.testing import QuadraticLearner
 
 
@@ -16,9 +17,9 @@ def blas_threads() -> list[int]:
     return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
 
 
-def test_parallel_section_limits_blas_and_restores():
+def test_one_blas_thread_limits_blas_and_restores():
     before = blas_threads()
-    with parallel_section():
+    with one_blas_thread():
         assert set(blas_threads()) == {1}
     assert blas_threads() == before
 
@@ -41,7 +42,7 @@ class Spy(QuadraticLearner):
         return super().mli_propose_weights()
 
 
-def test_pool_limits_parallel_batches_only():
+def test_pool_limits_blas_always_and_torch_in_parallel_batches_only():
     torch = pytest.importorskip("torch")
     torch.set_num_threads(2)
     Spy.seen.clear()
@@ -53,7 +54,8 @@ def test_pool_limits_parallel_batches_only():
         pool.close()
     propose = [s for s in Spy.seen if s[0] == "propose"]
     tests = [s for s in Spy.seen if s[0] == "test"]
-    assert propose[0][1] == len(os.sched_getaffinity(0))  # every core
+    assert propose[0][1] == len(os.sched_getaffinity(0))  # every core for torch
+    assert set(propose[0][2]) == {1}  # but one BLAS thread
     assert [t[1] for t in tests] == [1, 1, 1]
     assert all(set(t[2]) == {1} for t in tests)
     assert torch.get_num_threads() == 2  # the dispatching thread is left alone

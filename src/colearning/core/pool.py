@@ -22,12 +22,11 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
 from colearning.core.interface import MachineLearningInterface, ProposedWeights, Weights
-from colearning.core.threads import parallel_section, torch_threads
+from colearning.core.threads import one_blas_thread, torch_threads
 
 T = TypeVar("T")
 
@@ -327,9 +326,9 @@ class LocalPool:
         batch = _Batch(len(calls), timeout)
         parallel = len(calls) > 1
         jobs = [_Job(fn, self._locks[i], batch, parallel) for i, fn in calls]
-        # several calls at once: one BLAS/torch thread each, or their teams fight for
-        # the cores; a lone call (the proposer training) keeps them all
-        with parallel_section() if parallel else nullcontext():
+        # BLAS: one thread always; torch: one thread per call of a parallel batch, every
+        # core for a lone call (the proposer training). See core/threads.py.
+        with one_blas_thread():
             for job in jobs:
                 self._workers.submit(job)
             self._wait(jobs, batch)

@@ -4,12 +4,13 @@ Learners in one process validate (and accept) on several worker threads at once.
 alone, each BLAS (OpenBLAS, MKL) or PyTorch call starts its own team of threads and the
 teams fight for the cores: on 2 busy cores an mnist-mlp proposal took 0.94 s instead of
 0.10 s, and a Keras-on-torch training step 12 ms instead of 15 us. So
-:class:`~colearning.core.pool.LocalPool` runs every batch of parallel calls inside
-:func:`parallel_section` (BLAS limited to one thread, process-wide) and each call of
-such a batch inside ``torch_threads(single=True)``; a lone call (the proposer's
-training) runs with every core. Nothing is imported here: PyTorch is limited only if
-a learner imported it, BLAS only if threadpoolctl (which scikit-learn brings) is
-installed.
+:class:`~colearning.core.pool.LocalPool` runs every call with BLAS limited to one
+thread (:func:`one_blas_thread`; even a lone mnist-mlp proposal was no faster with two,
+67 ms against 71 ms, and OpenBLAS threads spin when other processes hold the cores),
+and each call of a parallel batch with one PyTorch thread (:func:`torch_threads`),
+while a lone call, the proposer's training, gets every core for PyTorch. Nothing is
+imported here: PyTorch is limited only if a learner imported it, BLAS only if
+threadpoolctl (which scikit-learn brings) is installed.
 """
 
 from __future__ import annotations
@@ -42,9 +43,9 @@ def _blas_controller() -> Any:
 
 
 @contextmanager
-def parallel_section() -> Iterator[None]:
-    """Limit BLAS to one thread while the block runs (process-wide, set from the
-    thread that starts the parallel calls)."""
+def one_blas_thread() -> Iterator[None]:
+    """Limit BLAS (OpenBLAS, MKL as threadpoolctl sees them) to one thread while the
+    block runs; process-wide, so set by the thread that dispatches the calls."""
     controller = _blas_controller()
     with controller.limit(limits=1, user_api="blas") if controller else nullcontext():
         yield
