@@ -84,6 +84,7 @@ def test_nan_proposal_is_rejected_without_asking_anyone():
     learners[1] = spy
     verdicts, accepted = run_one_round(0, learners)
     assert not accepted
+    assert [v.vote for v in verdicts] == [None, False, False]
     assert "NaN" in verdicts[1].error
     assert spy.calls.get("test", 0) == 0
 

@@ -21,9 +21,10 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 
-from colearning.core.codec import WeightsSpec, check_weights
+from colearning.core.codec import WeightsSpec, check_finite, check_weights, id_of
 from colearning.core.exceptions import WeightsError
 from colearning.core.interface import (
+    DiffPrivBudget,
     ErrorCodes,
     MachineLearningInterface,
     ProposedWeights,
@@ -70,50 +71,45 @@ def play_round(
     # -- propose --------------------------------------------------------------------
     proposed = pool.propose(proposer, round_index, timeout)
     t_propose = time.perf_counter() - start
-    weights, reason = _usable_proposal(proposed)
-    if weights is None:
-        return _skipped(round_index, ids, proposer, current_weights_id, reason, t_propose, start)
-    summary = weights.training_summary
-    dp_budget = summary.dp_budget if summary else None
-    if summary is not None and summary.error_code is ErrorCodes.DP_BUDGET_EXCEEDED:
-        return _skipped(
-            round_index,
-            ids,
-            proposer,
-            current_weights_id,
-            BUDGET_EXHAUSTED,
-            t_propose,
-            start,
-            dp_budget,
-        )
 
-    # -- check ------------------------------------------------------------------------
-    try:
-        if expected is None:
-            from colearning.core.codec import check_finite
-
-            check_finite(weights)
-        else:
-            check_weights(weights, expected)
-    except WeightsError as exc:
+    def unvoted(status: RoundStatus, reason: str, dp: DiffPrivBudget | None) -> RoundResult:
         record = RoundRecord(
             round_index=round_index,
             proposer_id=ids[proposer],
-            status="rejected",
+            status=status,
             weights_id=None,
             current_weights_id=current_weights_id,
             approvals=0,
             eligible=n - 1,
             votes=tuple(VoteRecord(i, None, None, None) for i in ids),
             timings=_timings(t_propose, 0.0, 0.0, start),
-            reason=f"malformed proposal: {exc}",
-            dp_budget=dp_budget,
+            reason=reason,
+            dp_budget=dp,
         )
+        # a malformed proposal counts as rejected by every voter, though none was asked
+        refused = status == "rejected"
         verdicts = tuple(
-            ProposedWeights(weights, None, None, None if i == proposer else False, str(exc))
+            ProposedWeights(None, None, None, False if refused and i != proposer else None, reason)
             for i in range(n)
         )
         return RoundResult(record, None, verdicts)
+
+    weights, reason = _usable_proposal(proposed)
+    if weights is None:
+        return unvoted("skipped", reason, None)
+    summary = weights.training_summary
+    dp_budget = summary.dp_budget if summary else None
+    if summary is not None and summary.error_code is ErrorCodes.DP_BUDGET_EXCEEDED:
+        return unvoted("skipped", BUDGET_EXHAUSTED, dp_budget)
+
+    # -- check ------------------------------------------------------------------------
+    try:
+        if expected is None:
+            check_finite(weights)
+        else:
+            check_weights(weights, expected)
+    except WeightsError as exc:
+        return unvoted("rejected", f"malformed proposal: {exc}", dp_budget)
 
     # -- validate (in parallel; the id is computed meanwhile) -----------------------
     pending_id = encode_in_background(weights) if encode_in_background else None
@@ -137,12 +133,7 @@ def play_round(
                 accept_errors[ids[i]] = str(outcome.error)
     t_accept = time.perf_counter() - t0
 
-    if pending_id is not None:
-        proposal_id = pending_id.result()
-    else:
-        from colearning.core.codec import id_of
-
-        proposal_id = id_of(weights)
+    proposal_id = pending_id.result() if pending_id is not None else id_of(weights)
     status: RoundStatus = "accepted" if accepted else "rejected"
     record = RoundRecord(
         round_index=round_index,
@@ -226,33 +217,6 @@ def _float_or_none(value: object) -> float | None:
 
 def _timings(propose: float, validate: float, accept: float, start: float) -> PhaseTimings:
     return PhaseTimings(propose, validate, accept, time.perf_counter() - start)
-
-
-def _skipped(
-    round_index: int,
-    ids: Sequence[str],
-    proposer: int,
-    current_weights_id: str,
-    reason: str,
-    t_propose: float,
-    start: float,
-    dp_budget: object = None,
-) -> RoundResult:
-    record = RoundRecord(
-        round_index=round_index,
-        proposer_id=ids[proposer],
-        status="skipped",
-        weights_id=None,
-        current_weights_id=current_weights_id,
-        approvals=0,
-        eligible=len(ids) - 1,
-        votes=tuple(VoteRecord(i, None, None, None) for i in ids),
-        timings=_timings(t_propose, 0.0, 0.0, start),
-        reason=reason,
-        dp_budget=dp_budget,  # type: ignore[arg-type]
-    )
-    verdicts = tuple(ProposedWeights(None, None, None, None, reason) for _ in ids)
-    return RoundResult(record, None, verdicts)
 
 
 def run_one_round(

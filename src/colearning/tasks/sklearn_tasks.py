@@ -139,38 +139,38 @@ def _sgd_maker(
     return make_learner
 
 
-def _mlp_task(
-    name: str, dataset: str, description: str, overrides: Mapping[str, Any] | None = None
+def _make_task(
+    name: str,
+    dataset: str,
+    description: str,
+    base: Mapping[str, Any],
+    maker: Callable[[str, Mapping[str, Any]], Callable[[LearnerData, BuildContext], Any]],
+    overrides: Mapping[str, Any] | None = None,
 ) -> Task:
-    params = {**_MLP_PARAMS, **(overrides or {})}
+    params = {**base, **(overrides or {})}
     return Task(
         name=name,
         description=description,
         extra="sklearn",
         load_dataset=_loader(dataset),
-        make_learner=_mlp_maker(name, params),
+        make_learner=maker(name, params),
         metric="accuracy",
         higher_is_better=True,
         defaults=dict(_DEFAULTS),
         params=params,
     )
+
+
+def _mlp_task(
+    name: str, dataset: str, description: str, overrides: Mapping[str, Any] | None = None
+) -> Task:
+    return _make_task(name, dataset, description, _MLP_PARAMS, _mlp_maker, overrides)
 
 
 def _sgd_task(
     name: str, dataset: str, description: str, overrides: Mapping[str, Any] | None = None
 ) -> Task:
-    params = {**_SGD_PARAMS, **(overrides or {})}
-    return Task(
-        name=name,
-        description=description,
-        extra="sklearn",
-        load_dataset=_loader(dataset),
-        make_learner=_sgd_maker(name, params),
-        metric="accuracy",
-        higher_is_better=True,
-        defaults=dict(_DEFAULTS),
-        params=params,
-    )
+    return _make_task(name, dataset, description, _SGD_PARAMS, _sgd_maker, overrides)
 
 
 TASKS: tuple[Task, ...] = (
