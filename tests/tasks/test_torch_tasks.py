@@ -149,6 +149,16 @@ def test_dp_task_builds_private_learners():
     assert secret.privacy.noise_seed is None
 
 
+def test_dp_task_planned_proposals_derive_the_noise():
+    ds, parts = _mnist_parts(rows=1000)
+    make = get_task("mnist-cnn-dp").make_learner
+    fixed = make(parts[0], context(ds, epsilon=2.0))
+    planned = make(parts[0], context(ds, epsilon=2.0, planned_proposals=3))
+    assert fixed.budget.affordable_proposals() < 3  # the default noise is too little
+    assert planned.budget.affordable_proposals() == 3
+    assert planned.noise_multiplier > fixed.noise_multiplier
+
+
 def test_resnet18_learner_proposes_and_votes(tmp_path):
     ds = get_task("cifar10-resnet18").load_dataset(fake_cifar(tmp_path, n=30), {})
     parts = partition_dataset(ds, 1, "iid", seed=0)

@@ -62,6 +62,9 @@ _DP_PARAMS: Mapping[str, Any] = {
     "delta": 1e-5,
     "max_grad_norm": 1.0,
     "noise_multiplier": 1.1,
+    # > 0: derive the noise so that this many proposals of each learner fit the budget
+    # (noise_multiplier is then ignored); at epsilon 2 the default noise affords none
+    "planned_proposals": 0,
     "secret_noise": True,
 }
 
@@ -279,11 +282,15 @@ def _maker(
             raise ConfigError(
                 f"task {task!r} option secret_noise must be true or false; got {secret!r}"
             )
+        planned = int_option(task, "planned_proposals", options["planned_proposals"], minimum=0)
         privacy = DPConfig(
             target_epsilon=positive_option(task, "epsilon", options["epsilon"]),
             target_delta=float(options["delta"]),
             max_grad_norm=positive_option(task, "max_grad_norm", options["max_grad_norm"]),
-            noise_multiplier=positive_option(task, "noise_multiplier", options["noise_multiplier"]),
+            noise_multiplier=None
+            if planned
+            else positive_option(task, "noise_multiplier", options["noise_multiplier"]),
+            planned_proposals=planned or None,
             noise_seed=None if secret else seed,
         )
         return DPTorchLearner(model, data, privacy=privacy, **common)
