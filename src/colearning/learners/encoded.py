@@ -11,10 +11,12 @@ accepted.
 from __future__ import annotations
 
 import abc
+from collections.abc import Iterable
 from typing import Any, Generic, TypeVar
 
 import numpy as np
 
+from colearning.core.exceptions import ConfigError
 from colearning.core.interface import (
     Array,
     ColearnModel,
@@ -23,6 +25,7 @@ from colearning.core.interface import (
     ProposedWeights,
     Weights,
 )
+from colearning.data.types import LearnerData
 
 Model = TypeVar("Model")
 
@@ -31,9 +34,9 @@ class EncodedModelLearner(MachineLearningInterface, Generic[Model]):
     """Base of :class:`~colearning.learners.xgboost.XGBoostLearner` and
     :class:`~colearning.learners.forest.RandomForestLearner`.
 
-    Subclasses set ``seed``, ``metric``, ``test_metric``, ``higher_is_better``,
-    ``evaluations``, the vote and test splits (``_X_vote``, ``_y_vote``, ``_X_test``,
-    ``_y_test``), then call :meth:`_set_current` with their first model.
+    Subclasses set ``seed``, ``metric``, ``higher_is_better`` and ``evaluations``, call
+    :meth:`_set_test_metric` and :meth:`_set_splits`, then :meth:`_set_current` with
+    their first model.
     """
 
     seed: int
@@ -41,6 +44,9 @@ class EncodedModelLearner(MachineLearningInterface, Generic[Model]):
     test_metric: Any
     higher_is_better: bool
     evaluations: int
+    n_features: int
+    _X_train: Array
+    _y_train: Array
     _X_vote: Array
     _y_vote: Array
     _X_test: Array
@@ -70,6 +76,26 @@ class EncodedModelLearner(MachineLearningInterface, Generic[Model]):
         """``model`` exported as ONNX bytes."""
 
     # -- shared machinery -----------------------------------------------------------------
+
+    def _set_test_metric(self, metric: Any, test_metric: Any, allowed: Iterable[str]) -> None:
+        """``test_metric``, checked; ``None`` means the vote ``metric``."""
+        allowed = list(allowed)
+        if test_metric is not None and not callable(test_metric) and test_metric not in allowed:
+            raise ConfigError(
+                f"test_metric must be one of {allowed} or a callable; got {test_metric!r}"
+            )
+        self.test_metric = metric if test_metric is None else test_metric
+
+    def _set_splits(self, data: LearnerData) -> None:
+        """Checked arrays of the train, vote and test splits (``_xy`` of the subclass)."""
+        self._X_train, self._y_train = self._xy(data.train, "train")
+        self._X_vote, self._y_vote = self._xy(data.vote, "vote")
+        self._X_test, self._y_test = self._xy(data.test, "test")
+        self.n_features = int(self._X_train.shape[1])
+
+    @abc.abstractmethod
+    def _xy(self, xy: tuple[Array, Array], name: str) -> tuple[Array, Array]:
+        """One split as checked arrays; raises ``DataError``."""
 
     def _vote_score_of(self, model: Model) -> float:
         self.evaluations += 1

@@ -439,16 +439,8 @@ class RandomForestLearner(EncodedModelLearner[Forest]):
             higher_is_better = metric == "accuracy"
         self.metric: str | MetricFn = metric
         self.higher_is_better = bool(higher_is_better)
-        if test_metric is not None and not callable(test_metric) and test_metric not in allowed:
-            raise ConfigError(
-                f"test_metric must be one of {list(allowed)} or a callable; got {test_metric!r}"
-            )
-        self.test_metric: str | MetricFn = metric if test_metric is None else test_metric
-
-        self._X_train, self._y_train = self._xy(data.train, "train")
-        self._X_vote, self._y_vote = self._xy(data.vote, "vote")
-        self._X_test, self._y_test = self._xy(data.test, "test")
-        self.n_features = self._X_train.shape[1]
+        self._set_test_metric(metric, test_metric, allowed)
+        self._set_splits(data)
         kind = RandomForestClassifier if task == "classification" else RandomForestRegressor
         self._template: Forest = kind(max_depth=max_depth, n_jobs=n_jobs)
         self._fit_X, self._fit_y, self._fit_w = self._training_set()
