@@ -161,18 +161,17 @@ def plot_rounds(
             Patch(color=CELL_COLORS[NOT_ASKED], label="not asked"),
         ],
         fontsize=7,
-        ncol=4,
-        loc="lower right",
-        bbox_to_anchor=(1.0, 1.0),
+        loc="center left",
+        bbox_to_anchor=(1.01, 0.5),
         frameon=False,
     )
     budgets = (summary or {}).get("dp_budgets") or {}
     if budgets:
-        text = "  ".join(
-            f"{lid}: eps {b['consumed_epsilon']:.2f}/{b['target_epsilon']:.2f}"
+        spent = ", ".join(
+            f"{lid} {b['consumed_epsilon']:.2f}/{b['target_epsilon']:.2f}"
             for lid, b in budgets.items()
         )
-        fig.text(0.01, 0.005, f"privacy spent: {text}", fontsize=7)
+        ax_v.set_xlabel(f"round\nprivacy spent (epsilon used/target): {spent}", fontsize=8)
 
     path = Path(output)
     path.parent.mkdir(parents=True, exist_ok=True)
