@@ -16,7 +16,7 @@ from typing import Any, Generic, TypeVar
 
 import numpy as np
 
-from colearning.core.exceptions import ConfigError
+from colearning.core.exceptions import ConfigError, WeightsError
 from colearning.core.interface import (
     Array,
     ColearnModel,
@@ -28,6 +28,29 @@ from colearning.core.interface import (
 from colearning.data.types import LearnerData
 
 Model = TypeVar("Model")
+
+
+def check_tree_links(left: Array, right: Array, n_nodes: int, where: str) -> Array:
+    """Check the child links of one decision tree received from another party.
+
+    Every node has both children or none; children lie in ``[1, n_nodes)``; no node has
+    two parents, and the root is nobody's child, so a walk from the root can never loop
+    (a cycle would hang prediction). Returns the leaf mask.
+
+    Raises
+    ------
+    WeightsError
+        Naming ``where`` (e.g. ``"tree 3"``) and the broken rule.
+    """
+    leaf: Array = np.asarray(left == -1)
+    if np.any(leaf != (right == -1)):
+        raise WeightsError(f"{where}: a node has exactly one child")
+    children = np.concatenate([left[~leaf], right[~leaf]])
+    if np.any((children < 1) | (children >= n_nodes)):
+        raise WeightsError(f"{where}: a child index is outside [1, {n_nodes})")
+    if len(np.unique(children)) != len(children):
+        raise WeightsError(f"{where}: a node has two parents (not a tree)")
+    return leaf
 
 
 class EncodedModelLearner(MachineLearningInterface, Generic[Model]):

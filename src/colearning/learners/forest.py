@@ -42,7 +42,7 @@ from colearning.core.interface import (
     Weights,
 )
 from colearning.data.types import LearnerData
-from colearning.learners.encoded import EncodedModelLearner
+from colearning.learners.encoded import EncodedModelLearner, check_tree_links
 
 require_extra("sklearn", "sklearn", "the random-forest learner")
 require_extra("skops", "sklearn", "the random-forest learner")
@@ -230,14 +230,7 @@ def _check_tree_arrays(tree: Any, index: int, n_features: int, n_values: int) ->
         raise WeightsError(f"{where}: node arrays must all have node_count={n} entries")
     if value.shape != (n, 1, n_values):
         raise WeightsError(f"{where}: value has shape {value.shape}; expected {(n, 1, n_values)}")
-    leaf = left == -1
-    if np.any(leaf != (right == -1)):
-        raise WeightsError(f"{where}: a node has exactly one child")
-    children = np.concatenate([left[~leaf], right[~leaf]])
-    if np.any((children < 1) | (children >= n)):
-        raise WeightsError(f"{where}: a child index is outside [1, node_count)")
-    if len(np.unique(children)) != len(children):
-        raise WeightsError(f"{where}: a node has two parents (not a tree)")
+    leaf = check_tree_links(left, right, n, where)
     inner = feature[~leaf]
     if np.any((inner < 0) | (inner >= n_features)):
         raise WeightsError(f"{where}: a split feature index is outside [0, {n_features})")

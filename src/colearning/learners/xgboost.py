@@ -36,7 +36,7 @@ from colearning.core.interface import (
     Weights,
 )
 from colearning.data.types import LearnerData
-from colearning.learners.encoded import EncodedModelLearner
+from colearning.learners.encoded import EncodedModelLearner, check_tree_links
 
 require_extra("xgboost", "xgboost", "the XGBoost learner")
 
@@ -266,16 +266,7 @@ def _check_tree(tree: Any, index: int, n_features: int) -> None:
         raise WeightsError(f"tree {index}: default_left must hold 0 or 1")
     left = arrays["left_children"].astype(np.int64)
     right = arrays["right_children"].astype(np.int64)
-    leaf = left == -1
-    if np.any(leaf != (right == -1)):
-        raise WeightsError(f"tree {index}: a node has exactly one child")
-    children = np.concatenate([left[~leaf], right[~leaf]])
-    if np.any((children < 1) | (children >= n)):
-        raise WeightsError(f"tree {index}: a child index is outside [1, num_nodes)")
-    # In-degree at most one and the root never a child: traversal from the root can
-    # then never loop (a cycle would hang prediction).
-    if len(np.unique(children)) != len(children):
-        raise WeightsError(f"tree {index}: a node has two parents (not a tree)")
+    leaf = check_tree_links(left, right, n, f"tree {index}")
     # Leaves (and nodes deleted by pruning, which are leaves) carry no usable feature.
     features = arrays["split_indices"].astype(np.int64)[~leaf]
     if np.any((features < 0) | (features >= n_features)):

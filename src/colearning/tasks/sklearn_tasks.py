@@ -77,6 +77,21 @@ _SGD_PARAMS: Mapping[str, Any] = {
 }
 
 
+def _learner(
+    model: Any, data: LearnerData, context: BuildContext, epochs: int
+) -> MachineLearningInterface:
+    from colearning.learners.sklearn import SKLearnLearner
+
+    return SKLearnLearner(
+        model,
+        data,
+        classes=context.dataset.classes,
+        metric="accuracy",
+        epochs=epochs,
+        seed=learner_seed(context),
+    )
+
+
 def _mlp_maker(
     task: str, defaults: Mapping[str, Any]
 ) -> Callable[[LearnerData, BuildContext], MachineLearningInterface]:
@@ -89,8 +104,6 @@ def _mlp_maker(
         alpha = positive_option(task, "alpha", options["alpha"])
         from sklearn.neural_network import MLPClassifier
 
-        from colearning.learners.sklearn import SKLearnLearner
-
         model = MLPClassifier(
             hidden_layer_sizes=hidden,
             solver="adam",
@@ -98,14 +111,7 @@ def _mlp_maker(
             batch_size=batch_size,
             alpha=alpha,
         )
-        return SKLearnLearner(
-            model,
-            data,
-            classes=context.dataset.classes,
-            metric="accuracy",
-            epochs=epochs,
-            seed=learner_seed(context),
-        )
+        return _learner(model, data, context, epochs)
 
     return make_learner
 
@@ -120,21 +126,12 @@ def _sgd_maker(
         epochs = int_option(task, "epochs", options["epochs"])
         from sklearn.linear_model import SGDClassifier
 
-        from colearning.learners.sklearn import SKLearnLearner
-
         # A constant step: each proposal restarts the optimizer (see SKLearnLearner),
         # and the "optimal" schedule would restart from its largest step every time.
         model = SGDClassifier(
             loss="log_loss", learning_rate="constant", eta0=learning_rate, alpha=alpha
         )
-        return SKLearnLearner(
-            model,
-            data,
-            classes=context.dataset.classes,
-            metric="accuracy",
-            epochs=epochs,
-            seed=learner_seed(context),
-        )
+        return _learner(model, data, context, epochs)
 
     return make_learner
 
