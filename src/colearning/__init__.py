@@ -20,15 +20,20 @@ from colearning.core.experiment import Experiment, ExperimentResult
 from colearning.core.interface import (
     ColearnModel,
     DiffPrivBudget,
+    DiffPrivConfig,
     ErrorCodes,
+    LearnerTags,
     MachineLearningInterface,
     ModelFormat,
+    Prediction,
+    PredictionRequest,
     ProposedWeights,
     TrainingSummary,
     Weights,
 )
 from colearning.core.records import PhaseTimings, RoundRecord, VoteRecord
 from colearning.core.store import ExperimentStore
+from colearning.core.wrapper import LearnerWrapper
 
 __version__ = "0.1.0"
 
@@ -38,15 +43,20 @@ __all__ = [
     "ConfigError",
     "DataError",
     "DiffPrivBudget",
+    "DiffPrivConfig",
     "ErrorCodes",
     "Experiment",
     "ExperimentResult",
     "ExperimentStore",
     "LearnerError",
+    "LearnerTags",
+    "LearnerWrapper",
     "MachineLearningInterface",
     "MissingExtraError",
     "ModelFormat",
     "PhaseTimings",
+    "Prediction",
+    "PredictionRequest",
     "ProposedWeights",
     "RoundRecord",
     "StoreError",

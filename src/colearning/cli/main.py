@@ -282,7 +282,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         model = export_model(args.directory)
         if model.model_format is not ModelFormat.ONNX:
             raise ConfigError(
-                f"this task's learner exports {model.model_format.value}, not ONNX; use "
+                f"this task's learner exports {getattr(model.model_format, 'value', None)}, "
+                "not ONNX; use "
                 "--format safetensors for the raw weights"
             )
         path = write_model(model, args.output or Path(args.directory) / "model.onnx")

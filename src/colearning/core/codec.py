@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from colearning.core.exceptions import WeightsError
-from colearning.core.interface import Array, Weights
+from colearning.core.interface import Array, Layout, Weights
 
 # One metadata key only: safetensors writes metadata from a hash map, so with two keys
 # their order (and so the bytes and the id) would change from call to call.
@@ -41,14 +41,32 @@ def encode(weights: Weights) -> bytes:
     from safetensors.numpy import save
 
     arrays = {name: np.ascontiguousarray(a) for name, a in weights.arrays.items()}
-    # safetensors' numpy binding stores a 0-d array as shape (1,): remember which.
-    scalars = [name for name, a in weights.arrays.items() if a.ndim == 0]
-    layout = json.dumps({"order": list(arrays), "is_list": weights.is_list, "scalars": scalars})
-    metadata = {_META_KEY: layout}
     try:
-        return save(arrays, metadata=metadata)
+        return save(arrays, metadata={_META_KEY: _layout_json(weights)})
     except Exception as exc:
         raise WeightsError(f"cannot encode weights with safetensors: {exc}") from exc
+
+
+def _layout_json(weights: Weights) -> str:
+    """The header's layout: array order, 0-d arrays, and the payload's form.
+
+    A dict or list of NumPy arrays writes exactly the three keys the first version
+    wrote (so its bytes, and its id, stay the same); other forms add ``container`` and
+    ``elements``.
+    """
+    layout = weights.layout
+    # safetensors' numpy binding stores a 0-d array as shape (1,): remember which.
+    scalars = [name for name, a in weights.arrays.items() if a.ndim == 0]
+    data: dict[str, Any] = {
+        "order": list(layout.names),
+        "is_list": weights.is_list,
+        "scalars": scalars,
+    }
+    if layout.container not in ("dict", "list"):
+        data["container"] = layout.container
+    if any(kind != "numpy" for kind in layout.elements):
+        data["elements"] = list(layout.elements)
+    return json.dumps(data)
 
 
 def weights_id(blob: bytes) -> str:
@@ -64,10 +82,14 @@ def id_of(weights: Weights) -> str:
 def decode(blob: bytes, expected: Weights | WeightsSpec | None = None) -> Weights:
     """Parse safetensors bytes into :class:`Weights`, optionally checking them.
 
+    The weights come back in the form they were encoded from (a list stays a list,
+    PyTorch tensors are rebuilt as tensors where PyTorch is installed).
+
     Raises
     ------
     WeightsError
-        If the bytes are not a safetensors blob, or do not match ``expected``.
+        If the bytes are not a safetensors blob, their layout header is malformed, or
+        they do not match ``expected``.
     """
     from safetensors.numpy import load
 
@@ -78,37 +100,69 @@ def decode(blob: bytes, expected: Weights | WeightsSpec | None = None) -> Weight
             f"these {len(blob)} bytes are not safetensors-encoded weights ({exc}); "
             "send weights encoded with colearning.core.codec.encode"
         ) from exc
-    layout = _layout(blob)
-    order = layout.get("order") or sorted(arrays)
-    if sorted(order) != sorted(arrays):
-        raise WeightsError(
-            f"weights header lists arrays {order} but the blob holds {sorted(arrays)}"
-        )
-    scalars = set(layout.get("scalars") or ())
+    layout = _read_layout(blob, sorted(arrays))
+    scalars = set(layout["scalars"])
     ordered = {
         name: arrays[name].reshape(())
         if name in scalars and arrays[name].size == 1
         else arrays[name]
-        for name in order
+        for name in layout["order"]
     }
-    weights = Weights(list(ordered.values()) if layout.get("is_list") is True else ordered)
+    weights = Weights.from_arrays(
+        ordered, Layout(layout["container"], tuple(layout["order"]), tuple(layout["elements"]))
+    )
     if expected is not None:
         check_weights(weights, expected)
     return weights
 
 
-def _layout(blob: bytes) -> dict[str, Any]:
-    """Order and list-ness from the header (absent in plain safetensors files)."""
+_CONTAINERS = ("dict", "OrderedDict", "list", "tuple", "value")
+_ELEMENTS = ("numpy", "torch", "python")
+
+
+def _read_layout(blob: bytes, stored: list[str]) -> dict[str, Any]:
+    """The header's layout, checked key by key (absent in plain safetensors files)."""
     header_len = int.from_bytes(bytes(blob[:8]), "little")
     header = json.loads(bytes(blob[8 : 8 + header_len]))
-    raw = (header.get("__metadata__") or {}).get(_META_KEY)
+    meta = header.get("__metadata__") or {}
+    raw = meta.get(_META_KEY) if isinstance(meta, dict) else None
+
+    def bad(what: str) -> WeightsError:
+        return WeightsError(
+            f"weights header holds a malformed layout ({what}); send weights encoded "
+            "with colearning.core.codec.encode"
+        )
+
     try:
-        layout = json.loads(raw) if raw else {}
+        layout = json.loads(raw) if isinstance(raw, str) and raw else {}
     except json.JSONDecodeError as exc:
-        raise WeightsError(f"weights header holds unreadable layout {raw!r}: {exc}") from exc
+        raise bad(f"not JSON: {exc}") from exc
     if not isinstance(layout, dict):
-        raise WeightsError(f"weights header layout must be a JSON object; got {raw!r}")
-    return layout
+        raise bad(f"a {type(layout).__name__}, not an object")
+    order = layout.get("order", sorted(stored))
+    if not isinstance(order, list) or not all(isinstance(n, str) for n in order):
+        raise bad("'order' must be a list of names")
+    if sorted(order) != stored:
+        raise WeightsError(f"weights header lists arrays {order} but the blob holds {stored}")
+    scalars = layout.get("scalars") or []
+    if not isinstance(scalars, list) or not all(isinstance(n, str) for n in scalars):
+        raise bad("'scalars' must be a list of names")
+    is_list = layout.get("is_list", False)
+    if not isinstance(is_list, bool):
+        raise bad("'is_list' must be true or false")
+    container = layout.get("container", "list" if is_list else "dict")
+    if container not in _CONTAINERS:
+        raise bad(f"'container' must be one of {list(_CONTAINERS)}")
+    if container == "value" and len(order) != 1:
+        raise bad("a single value must hold exactly one array")
+    elements = layout.get("elements", ["numpy"] * len(order))
+    if (
+        not isinstance(elements, list)
+        or len(elements) != len(order)
+        or not all(e in _ELEMENTS for e in elements)
+    ):
+        raise bad(f"'elements' must list one of {list(_ELEMENTS)} per array")
+    return {"order": order, "scalars": scalars, "container": container, "elements": elements}
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,10 @@ every message names the value, what was expected and the fix::
 
     ColearningError
     ├── ConfigError          a setting is out of range or unknown (user input)
+    │   └── ConfigTypeError  ... of the wrong type (also a TypeError)
     ├── WeightsError         weights with the wrong names, shapes or dtypes, NaN/Inf,
-    │                        or bytes that are not a colearning weights blob
+    │   │                    or bytes that are not a colearning weights blob
+    │   └── WeightsTypeError a payload that can never be weights (also a TypeError)
     ├── DataError            a data set or partition that cannot be used
     ├── StoreError           an experiment directory that cannot be read or resumed
     ├── LearnerError         a learner broke its contract or failed a call
@@ -24,8 +26,16 @@ class ConfigError(ColearningError, ValueError):
     """A setting is out of range, unknown or inconsistent."""
 
 
+class ConfigTypeError(ConfigError, TypeError):
+    """A setting has the wrong type."""
+
+
 class WeightsError(ColearningError, ValueError):
     """Weights do not match what the receiver expects, or hold NaN/Inf."""
+
+
+class WeightsTypeError(WeightsError, TypeError):
+    """A payload that can never be weights (bytes, strings, objects)."""
 
 
 class DataError(ColearningError, ValueError):

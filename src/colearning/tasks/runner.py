@@ -301,7 +301,8 @@ def summarize(
 
     def judged(weights: Weights) -> float | None:
         judge.mli_accept_weights(weights)
-        return judge.mli_test_weights(weights).test_score
+        score = judge.mli_test_weights(weights).test_score
+        return None if score is None else float(score)
 
     own = experiment.pool.test(range(len(setup.learners)), result.final_weights, c.timeout)
     summary: dict[str, Any] = {

@@ -8,17 +8,13 @@ from typing import Literal
 
 import numpy as np
 
-from colearning.core.interface import (
-    ColearnModel,
-    MachineLearningInterface,
-    ProposedWeights,
-    Weights,
-)
+from colearning.core.interface import MachineLearningInterface, ProposedWeights, Weights
+from colearning.core.wrapper import LearnerWrapper
 
 FaultMode = Literal["raise", "hang", "garbage", "nan", "approve"]
 
 
-class FaultyLearner(MachineLearningInterface):
+class FaultyLearner(LearnerWrapper):
     """Wraps a learner and breaks the calls named in ``on``.
 
     Modes: ``"raise"`` raises ``RuntimeError``; ``"hang"`` blocks until
@@ -34,7 +30,7 @@ class FaultyLearner(MachineLearningInterface):
         on: Collection[str] = ("test",),
         hang_seconds: float = 30.0,
     ) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.mode = mode
         self.on = set(on)
         self.hang_seconds = hang_seconds
@@ -54,9 +50,6 @@ class FaultyLearner(MachineLearningInterface):
         if self.mode == "hang":
             self._release.wait(self.hang_seconds)
         return True
-
-    def mli_set_round(self, round_index: int) -> None:
-        self.inner.mli_set_round(round_index)
 
     def mli_propose_weights(self) -> Weights:
         faulty = self._fault("propose")
@@ -79,9 +72,3 @@ class FaultyLearner(MachineLearningInterface):
     def mli_accept_weights(self, weights: Weights) -> None:
         self._fault("accept")
         self.inner.mli_accept_weights(weights)
-
-    def mli_get_current_weights(self) -> Weights:
-        return self.inner.mli_get_current_weights()
-
-    def mli_get_current_model(self) -> ColearnModel:
-        return self.inner.mli_get_current_model()
