@@ -30,7 +30,9 @@ import time
 from threadpoolctl import threadpool_limits
 
 from colearning.core.codec import WeightsSpec
+from colearning.core.decider import TallyDecider
 from colearning.core.driver import play_round
+from colearning.core.plans import RoundRobin
 from colearning.core.pool import LocalPool
 from colearning.core.tally import tally
 from colearning.data import load_dataset, partition_dataset
@@ -106,6 +108,7 @@ def main() -> None:
 
     plain, faithful, ours = learners(), learners(), learners()
     pool = LocalPool(ours)
+    planner, decider = RoundRobin(), TallyDecider(0.5)
     spec = WeightsSpec.of(ours[0].mli_get_current_weights())
     times: dict[str, list[dict[str, float]]] = {"plain": [], "colearn": [], "ours": []}
     with threadpool_limits(limits=1):
@@ -113,7 +116,8 @@ def main() -> None:
             # the three drivers take turns, so background noise hits them alike
             a = sequential_round(plain, r, retest_on_accept=False)
             b = sequential_round(faithful, r, retest_on_accept=True)
-            t = play_round(pool, r, r % args.learners, 0.5, current_weights_id="", expected=spec)
+            plan = planner.plan(r, pool.learner_ids)
+            t = play_round(pool, plan, current_weights_id="", decider=decider, expected=spec)
             if r >= 2:  # the first rounds warm caches and threads
                 times["plain"].append(a)
                 times["colearn"].append(b)

@@ -6,7 +6,8 @@ approve. See ``docs/architecture.md`` for what is built.
 """
 
 from colearning.core.codec import check_weights, decode, encode, id_of
-from colearning.core.driver import run_one_round
+from colearning.core.decider import Decider, TallyDecider
+from colearning.core.driver import ProposerSkippedWarning, run_one_round
 from colearning.core.exceptions import (
     ColearningError,
     ConfigError,
@@ -31,39 +32,63 @@ from colearning.core.interface import (
     TrainingSummary,
     Weights,
 )
+from colearning.core.observers import RoundObserver
+from colearning.core.plans import Planner, RandomProposer, RoundPlan, RoundRobin
+from colearning.core.pool import LearnerPool, LocalPool, Outcome
+from colearning.core.protocol import Ballot, Candidate, Decision, Failure, Proposal, Reason, Vote
 from colearning.core.records import PhaseTimings, RoundRecord, VoteRecord
 from colearning.core.store import ExperimentStore
+from colearning.core.weights_ref import WeightsRef
 from colearning.core.wrapper import LearnerWrapper
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Ballot",
+    "Candidate",
     "ColearnModel",
     "ColearningError",
     "ConfigError",
     "DataError",
+    "Decider",
+    "Decision",
     "DiffPrivBudget",
     "DiffPrivConfig",
     "ErrorCodes",
     "Experiment",
     "ExperimentResult",
     "ExperimentStore",
+    "Failure",
     "LearnerError",
+    "LearnerPool",
     "LearnerTags",
     "LearnerWrapper",
+    "LocalPool",
     "MachineLearningInterface",
     "MissingExtraError",
     "ModelFormat",
+    "Outcome",
     "PhaseTimings",
+    "Planner",
     "Prediction",
     "PredictionRequest",
+    "Proposal",
     "ProposedWeights",
+    "ProposerSkippedWarning",
+    "RandomProposer",
+    "Reason",
+    "RoundObserver",
+    "RoundPlan",
     "RoundRecord",
+    "RoundRobin",
     "StoreError",
+    "TallyDecider",
     "TrainingSummary",
+    "Vote",
     "VoteRecord",
     "Weights",
     "WeightsError",
+    "WeightsRef",
     "check_weights",
     "decode",
     "encode",

@@ -1,20 +1,30 @@
+"""The driver's round, over every pool (``pool_factory`` is parametrized in conftest)."""
+
 import threading
-import time
+import warnings
 
 import numpy as np
 import pytest
 
-from colearning import ConfigError, Weights, run_one_round
-from colearning.core.driver import play_round
-from colearning.core.pool import LocalPool
+from colearning import ConfigError, ProposedWeights, Weights, run_one_round
+from colearning.core.codec import WeightsSpec
+from colearning.core.decider import TallyDecider
+from colearning.core.driver import ProposerSkippedWarning, play_round
+from colearning.core.observers import RoundObserver
+from colearning.core.plans import RoundRobin
+from colearning.core.protocol import Ballot, Reason
 from colearning.testing import FaultyLearner, QuadraticLearner
 
 
-def quads(n, **kw):
-    return [QuadraticLearner(target=[1.0, 2.0], seed=i, **kw) for i in range(n)]
+def play(pool, round_index=0, threshold=0.5, **kw):
+    plan = RoundRobin().plan(round_index, pool.learner_ids)
+    return play_round(pool, plan, current_weights_id="x", decider=TallyDecider(threshold), **kw)
 
 
-def test_round_robin_proposer_does_not_vote_and_everyone_accepts():
+# -- Colearn's entry point ------------------------------------------------------------------
+
+
+def test_round_robin_proposer_does_not_vote_and_everyone_accepts(quads):
     learners = quads(4)
     verdicts, accepted = run_one_round(6, learners)  # proposer 6 % 4 == 2
     assert [v.vote for v in verdicts] == [True, True, None, True]
@@ -43,25 +53,24 @@ def test_single_learner_always_accepts():
 
 
 def test_verdicts_are_new_objects_not_the_learners_answers_changed_in_place():
-    class Recording(QuadraticLearner):
-        answers: list = []
+    answers = []
 
+    class Recording(QuadraticLearner):
         def mli_test_weights(self, weights):
             answer = super().mli_test_weights(weights)
-            Recording.answers.append(answer)
+            answers.append((self.seed, answer))
             return answer
 
     learners = [Recording(target=[1.0], seed=i) for i in range(3)]
     verdicts, _ = run_one_round(0, learners)
     assert verdicts[0].vote is None
-    proposer_answer = Recording.answers[
-        [a.vote_score for a in Recording.answers].index(verdicts[0].vote_score)
-    ]
-    assert proposer_answer.vote in (True, False)  # its own object was not overwritten
+    own = dict(answers)[0]
+    assert own.vote in (True, False)  # the proposer's own object was not overwritten
+    assert verdicts[0] is not own
 
 
 @pytest.mark.parametrize("mode", ["raise", "garbage"])
-def test_failing_voter_abstains_with_reason_and_counts_against(mode):
+def test_failing_voter_abstains_with_reason_and_counts_against(quads, mode):
     learners = quads(3)
     learners[1] = FaultyLearner(learners[1], mode)
     verdicts, accepted = run_one_round(0, learners, vote_threshold=1.0)
@@ -70,78 +79,188 @@ def test_failing_voter_abstains_with_reason_and_counts_against(mode):
     assert not accepted  # a failure can never help a proposal pass
 
 
-def test_all_voters_failing_rejects():
+def test_all_voters_failing_rejects(quads):
     learners = [quads(1)[0]] + [FaultyLearner(x, "raise") for x in quads(3)[1:]]
     verdicts, accepted = run_one_round(0, learners, vote_threshold=0.01)
     assert not accepted
     assert all("injected failure" in v.error for v in verdicts[1:])
 
 
-def test_nan_proposal_is_rejected_without_asking_anyone():
+def test_nan_proposal_is_rejected_without_asking_anyone(quads):
     learners = quads(3)
     learners[0] = FaultyLearner(learners[0], "nan", on={"propose"})
     spy = FaultyLearner(learners[1], "approve", on=set())
     learners[1] = spy
-    verdicts, accepted = run_one_round(0, learners)
+    with pytest.warns(ProposerSkippedWarning, match="NaN"):
+        verdicts, accepted = run_one_round(0, learners)
     assert not accepted
     assert [v.vote for v in verdicts] == [None, False, False]
     assert "NaN" in verdicts[1].error
     assert spy.calls.get("test", 0) == 0
 
 
-def test_garbage_proposal_skips_the_turn():
+def test_a_failing_proposer_warns_with_its_reason(quads):
     learners = quads(3)
-    learners[0] = FaultyLearner(learners[0], "garbage", on={"propose"})
-    pool = LocalPool(learners)
-    result = play_round(pool, 0, 0, 0.5, current_weights_id="x")
-    assert result.record.status == "skipped"
-    assert "must return colearning.Weights" in result.record.reason
-    assert result.record.current_weights_id == "x"
+    learners[0] = FaultyLearner(learners[0], "raise", on={"propose"})
+    with pytest.warns(ProposerSkippedWarning, match="injected failure in propose"):
+        verdicts, accepted = run_one_round(0, learners)
+    assert not accepted and [v.vote for v in verdicts] == [None, None, None]
 
 
-def test_timeout_counts_as_not_approving_and_round_goes_on():
-    learners = quads(3)
-    slow = FaultyLearner(learners[2], "hang", hang_seconds=5)
-    learners[2] = slow
-    pool = LocalPool(learners)
-    start = time.perf_counter()
-    result = play_round(pool, 0, 0, 0.5, current_weights_id="x", timeout=0.3)
-    elapsed = time.perf_counter() - start
-    slow.release()
-    assert elapsed < 3
-    vote = result.record.votes[2]
-    assert vote.vote is False and "timed out after 0.3 s" in vote.error
-    assert result.record.approvals <= 1
+def test_a_good_round_does_not_warn(quads):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        run_one_round(0, quads(3))
 
 
-def test_validation_runs_in_parallel():
-    # Every validator waits at one barrier: run one after another, the first would wait
-    # alone until the barrier's timeout broke it; run in parallel, all pass together.
-    barrier = threading.Barrier(4)
-
-    class Meeting(QuadraticLearner):
-        def mli_test_weights(self, weights):
-            barrier.wait(timeout=10)
-            return super().mli_test_weights(weights)
-
-    pool = LocalPool([Meeting(target=[1.0, 2.0], seed=i) for i in range(4)])
-    result = play_round(pool, 0, 0, 0.5, current_weights_id="x")
-    assert [v.error for v in result.record.votes] == [None] * 4
-    pool.close()
-
-
-def test_threshold_and_empty_learners_are_refused():
+def test_threshold_and_empty_learners_are_refused(quads):
     with pytest.raises(ConfigError, match="got 1.5"):
         run_one_round(0, quads(2), vote_threshold=1.5)
     with pytest.raises(ConfigError, match="at least 1 learner"):
         run_one_round(0, [])
 
 
-def test_wrong_shape_proposal_is_rejected():
+def test_wrong_shape_proposal_is_rejected(quads):
     class Shapeshifter(QuadraticLearner):
         def mli_propose_weights(self):
             return Weights({"w": np.zeros(5)})
 
-    learners = [Shapeshifter(target=[1.0, 1.0])] + quads(2)
-    verdicts, accepted = run_one_round(0, learners)
+    learners = [Shapeshifter(target=[1.0, 1.0])] + quads(2, target=[1.0, 1.0])
+    with pytest.warns(ProposerSkippedWarning):
+        verdicts, accepted = run_one_round(0, learners)
     assert not accepted and "shape" in verdicts[1].error
+
+
+def test_colearn_style_dict_scores_with_a_criterion_are_read(quads):
+    class Later(QuadraticLearner):  # later Colearn: {criterion: score}
+        def mli_test_weights(self, weights):
+            got = super().mli_test_weights(weights)
+            return ProposedWeights(
+                weights, {"mse": got.vote_score}, {"mse": got.test_score}, got.vote, criterion="mse"
+            )
+
+    learners = [Later(target=[1.0, 2.0], seed=i) for i in range(3)]
+    verdicts, accepted = run_one_round(0, learners)
+    assert accepted and isinstance(verdicts[1].vote_score, float)
+
+
+# -- play_round over every pool -------------------------------------------------------------
+
+
+def test_round_values_name_every_role(pool_factory, quads):
+    pool = pool_factory(quads(3))
+    result = play(pool)
+    record = result.record
+    assert record.proposer_id == "learner-0" and record.status == "accepted"
+    assert [v.ballot for v in record.votes] == [Ballot.ABSTAIN, Ballot.APPROVE, Ballot.APPROVE]
+    assert record.votes[0].reason is Reason.PROPOSER
+    assert record.previous_weights_id == "x"
+    assert record.current_weights_id == record.weights_id == result.candidate.weights_id
+    assert record.decision.threshold == (1, 2) and record.decision.decided_by == "tally"
+
+
+def test_garbage_proposal_skips_the_turn(pool_factory, quads):
+    learners = quads(3)
+    learners[0] = FaultyLearner(learners[0], "garbage", on={"propose"})
+    result = play(pool_factory(learners))
+    assert result.record.status == "skipped"
+    assert result.record.reason_code is Reason.BAD_ANSWER
+    assert "must return colearning.Weights" in result.record.reason
+    assert result.record.current_weights_id == "x"
+    assert all(v.reason is Reason.NOT_ASKED for v in result.record.votes)
+
+
+def test_a_raising_proposer_is_typed(pool_factory, quads):
+    learners = quads(3)
+    learners[0] = FaultyLearner(learners[0], "raise", on={"propose"})
+    result = play(pool_factory(learners))
+    assert result.record.reason_code is Reason.RAISED
+    assert result.record.proposals[0].weights_id is None
+
+
+def test_timeout_counts_as_not_approving_and_round_goes_on(pool_factory, quads):
+    learners = quads(3)
+    slow = FaultyLearner(learners[2], "hang", hang_seconds=60)
+    learners[2] = slow
+    pool = pool_factory(learners)
+    try:
+        result = play(pool, timeout=0.3)
+        # the hung call is still blocked (it returns only once released): the round
+        # finished without waiting for it
+        assert not slow._release.is_set()
+    finally:
+        slow.release()
+    vote = result.record.votes[2]
+    assert vote.ballot is Ballot.ABSTAIN and vote.reason is Reason.TIMED_OUT
+    assert "timed out after 0.3 s" in vote.detail
+    assert result.record.approvals <= 1
+
+
+def test_validation_runs_in_parallel(pool_factory):
+    # Every validator waits at one barrier: run one after another, the first would wait
+    # alone until the barrier's timeout broke it; run in parallel, all pass together.
+    barrier = threading.Barrier(4)
+
+    class Meeting(QuadraticLearner):
+        def mli_test_weights(self, weights):
+            barrier.wait(timeout=30)
+            return super().mli_test_weights(weights)
+
+    pool = pool_factory([Meeting(target=[1.0, 2.0], seed=i) for i in range(4)])
+    result = play(pool)
+    assert [v.error for v in result.record.votes] == [None] * 4
+
+
+def test_malformed_proposal_is_refused_before_voting(pool_factory, quads):
+    learners = quads(3)
+    learners[0] = FaultyLearner(learners[0], "nan", on={"propose"})
+    pool = pool_factory(learners)
+    spec = WeightsSpec.of(learners[1].mli_get_current_weights())
+    result = play(pool, expected=spec)
+    record = result.record
+    assert record.status == "rejected" and record.reason_code is Reason.MALFORMED
+    assert record.decision.decided_by == "check" and not record.decision.accepted
+    assert record.candidate is None
+
+
+def test_observers_see_each_step_in_order(pool_factory, quads):
+    seen = []
+
+    class Watch(RoundObserver):
+        def round_started(self, plan):
+            seen.append(("started", plan.proposers))
+
+        def proposed(self, round_index, proposals):
+            seen.append(("proposed", proposals[0].weights_id is not None))
+
+        def voted(self, round_index, votes):
+            seen.append(("voted", len(votes)))
+
+        def decided(self, round_index, decision):
+            seen.append(("decided", decision.accepted))
+
+    play(pool_factory(quads(3)), observer=Watch())
+    assert seen == [
+        ("started", ("learner-0",)),
+        ("proposed", True),
+        ("voted", 3),
+        ("decided", True),
+    ]
+
+
+def test_the_decider_decides_and_the_driver_obeys(pool_factory, quads):
+    class Contrary(TallyDecider):
+        name = "contrary"
+
+        def decide(self, round_index, candidate, votes, eligible):
+            d = super().decide(round_index, candidate, votes, eligible)
+            return type(d)(not d.accepted, d.approvals, d.eligible, d.threshold, self.name)
+
+    learners = quads(3)
+    before = [x.mli_get_current_weights() for x in learners]
+    pool = pool_factory(learners)
+    plan = RoundRobin().plan(0, pool.learner_ids)
+    result = play_round(pool, plan, current_weights_id="x", decider=Contrary(0.5))
+    assert result.record.status == "rejected"  # everyone approved; the decider said no
+    assert result.record.decision.decided_by == "contrary"
+    assert [x.mli_get_current_weights() for x in learners] == before

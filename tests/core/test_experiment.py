@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from colearning import ConfigError, Experiment, ExperimentStore, StoreError
+from colearning.core.driver import ProposerSkippedWarning
 from colearning.core.experiment import choose_proposer
 from colearning.testing import FaultyLearner, QuadraticLearner
 
@@ -39,7 +40,7 @@ def test_random_proposer_is_seeded_per_round():
     "kwargs, message",
     [
         ({"vote_threshold": 2.0}, "vote_threshold must be in"),
-        ({"proposer": "best"}, "'round-robin' or 'random'"),
+        ({"proposer": "best"}, "one of round-robin, random"),
         ({"timeout": 0}, "timeout must be > 0"),
     ],
 )
@@ -56,7 +57,8 @@ def test_no_learners():
 def test_a_failing_learner_does_not_stop_the_experiment():
     learners = quads(3)
     learners[1] = FaultyLearner(learners[1], "raise", on={"test", "propose"})
-    result = Experiment(learners).run(rounds=6)
+    with pytest.warns(ProposerSkippedWarning, match="learner-1's turn was skipped"):
+        result = Experiment(learners).run(rounds=6)
     assert len(result.rounds) == 6
     assert result.rounds[1].status == "skipped" and "injected" in result.rounds[1].reason
     assert all("injected" in r.votes[1].error for r in result.rounds if r.status != "skipped")

@@ -1,218 +1,354 @@
-"""One round of the protocol, and Colearn's ``run_one_round`` entry point.
+"""One round of the protocol over a pool, and Colearn's ``run_one_round`` entry point.
 
-A round, top to bottom (see ``play_round``):
+A round, top to bottom (see :func:`play_round`):
 
-1. **propose**: the proposer trains on its data and returns weights. A proposer that
-   fails, or reports an exhausted privacy budget, has its turn skipped (recorded).
-2. **check**: the proposal must have the shared model's names, shapes and dtypes and
-   no NaN/Inf; a malformed proposal is rejected without asking anyone.
-3. **validate**: every learner scores the proposal in parallel; all but the proposer
-   vote. Meanwhile the proposal is encoded and hashed off the critical path.
-4. **tally**: approvals >= vote_threshold x eligible voters (``tally.tally``);
-   failures count as not approving.
-5. **accept**: on approval every learner adopts the weights, in parallel.
+1. **propose**: the plan's proposers train on their data and return weights. A proposer
+   that fails, answers garbage or reports an exhausted privacy budget brings nothing
+   usable (recorded with its reason code).
+2. **check**: a proposal must have the shared model's names, shapes and dtypes and no
+   NaN/Inf; a malformed proposal is refused without asking anyone.
+3. **validate**: the plan's testers score the candidate in parallel; only the plan's
+   voters' ballots count. Meanwhile the candidate is encoded and hashed off the
+   critical path.
+4. **decide**: the decider (the Python tally by default, a contract with a ledger)
+   decides from the votes; failures count as not approving.
+5. **accept**: on approval every learner adopts the candidate, in parallel.
+
+The driver builds new values at each step; a learner's own answer is never changed.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import Future
+import warnings
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass
+from typing import Any
 
-from colearning.core.codec import WeightsSpec, check_finite, check_weights, id_of
-from colearning.core.exceptions import WeightsError
+from colearning.core.codec import WeightsSpec, check_finite, check_weights
+from colearning.core.decider import Decider, TallyDecider
+from colearning.core.exceptions import ConfigError, WeightsError
 from colearning.core.interface import (
-    DiffPrivBudget,
     ErrorCodes,
     MachineLearningInterface,
     ProposedWeights,
     Weights,
 )
+from colearning.core.observers import RoundObserver
+from colearning.core.plans import RoundPlan, RoundRobin
 from colearning.core.pool import LearnerPool, LocalPool, Outcome
-from colearning.core.records import PhaseTimings, RoundRecord, RoundStatus, VoteRecord
-from colearning.core.tally import tally, threshold_fraction
+from colearning.core.protocol import Ballot, Candidate, Decision, Proposal, Reason, Vote
+from colearning.core.records import PhaseTimings, RoundRecord, RoundStatus
+from colearning.core.weights_ref import WeightsRef
 
-BUDGET_EXHAUSTED = "privacy budget exhausted"
+#: Kept for callers of the first version; the code is ``Reason.BUDGET_EXHAUSTED``.
+BUDGET_EXHAUSTED = Reason.BUDGET_EXHAUSTED.value
+
+
+class ProposerSkippedWarning(UserWarning):
+    """A round was skipped because its proposer brought nothing usable."""
 
 
 @dataclass(frozen=True)
 class RoundResult:
-    """A played round: its record, the proposal, and each learner's verdict."""
+    """A played round: its record, the candidate's weights, and each learner's verdict
+    in pool order (Colearn's :class:`~colearning.ProposedWeights` view)."""
 
     record: RoundRecord
-    proposal: Weights | None
+    candidate: WeightsRef | None
     verdicts: tuple[ProposedWeights, ...]
+
+    @property
+    def proposal(self) -> Weights | None:
+        """The weights voted on (``None`` if nothing was)."""
+        return None if self.candidate is None else self.candidate.weights
+
+
+@dataclass(frozen=True)
+class _Received:
+    """A proposal as it came back from its proposer, before its id is known."""
+
+    proposer_id: str
+    weights: Weights | None
+    reason: Reason | None
+    detail: str | None
+    outcome: Outcome[Weights]
+
+    def proposal(self, weights_id: str | None) -> Proposal:
+        summary = self.weights.training_summary if self.weights is not None else None
+        value = self.outcome.value
+        if summary is None and isinstance(value, Weights):
+            summary = value.training_summary
+        return Proposal(
+            proposer_id=self.proposer_id,
+            weights_id=weights_id if self.reason is None else None,
+            reason=self.reason,
+            detail=self.detail,
+            dp_budget=summary.dp_budget if summary is not None else None,
+            seconds=self.outcome.seconds,
+        )
 
 
 def play_round(
     pool: LearnerPool,
-    round_index: int,
-    proposer: int,
-    vote_threshold: float,
+    plan: RoundPlan,
     *,
     current_weights_id: str,
+    decider: Decider,
     expected: WeightsSpec | None = None,
     timeout: float | None = None,
-    encode_in_background: Callable[[Weights], Future[str]] | None = None,
+    encoder: Executor | None = None,
+    observer: RoundObserver | None = None,
 ) -> RoundResult:
-    """Play one round over ``pool`` and return what happened; never raises for a
-    learner's failure.
+    """Play one round of ``plan`` over ``pool`` and return what happened; never raises
+    for a learner's failure.
 
-    ``encode_in_background`` starts computing the proposal's id while validators
-    work; without it the id is computed after the round.
+    ``encoder`` computes the candidate's id while validators work; without it the id
+    is computed after validation. ``observer`` sees each step.
     """
-    threshold_fraction(vote_threshold)  # a bad threshold is the caller's error: fail first
+    watch = observer or RoundObserver()
     ids = list(pool.learner_ids)
-    n = len(ids)
+    r = plan.round_index
     start = time.perf_counter()
+    decider.begin(plan)
+    watch.round_started(plan)
 
-    # -- propose --------------------------------------------------------------------
-    proposed = pool.propose(proposer, round_index, timeout)
+    # -- propose and check ------------------------------------------------------------
+    got = pool.propose(plan.proposers, r, timeout)
+    received = [_receive(pid, got[pid], expected) for pid in plan.proposers]
     t_propose = time.perf_counter() - start
+    usable = [x for x in received if x.reason is None]
 
-    def unvoted(status: RoundStatus, reason: str, dp: DiffPrivBudget | None) -> RoundResult:
-        record = RoundRecord(
-            round_index=round_index,
-            proposer_id=ids[proposer],
-            status=status,
-            weights_id=None,
-            current_weights_id=current_weights_id,
-            approvals=0,
-            eligible=n - 1,
-            votes=tuple(VoteRecord(i, None, None, None) for i in ids),
-            timings=_timings(t_propose, 0.0, 0.0, start),
-            reason=reason,
-            dp_budget=dp,
-        )
-        # a malformed proposal counts as rejected by every voter, though none was asked
-        refused = status == "rejected"
-        verdicts = tuple(
-            ProposedWeights(None, None, None, False if refused and i != proposer else None, reason)
-            for i in range(n)
-        )
-        return RoundResult(record, None, verdicts)
+    if not usable:
+        proposals = tuple(x.proposal(None) for x in received)
+        watch.proposed(r, proposals)
+        return _unvoted(plan, ids, proposals, current_weights_id, t_propose, start, decider)
 
-    weights, reason = _usable_proposal(proposed)
-    if weights is None:
-        return unvoted("skipped", reason, None)
+    if plan.mode != "single" or len(usable) != 1:
+        raise ConfigError(
+            f"round {r}: plan mode {plan.mode!r} with {len(usable)} usable proposals needs a "
+            "combiner; only the 'single' mode is played by play_round"
+        )
+    chosen = usable[0]
+    assert chosen.weights is not None
+    ref = WeightsRef.of(chosen.weights)
+    if encoder is not None:
+        ref.start_encoding(encoder)
+
+    # -- validate (in parallel; the id is computed meanwhile) -------------------------
+    t0 = time.perf_counter()
+    answers = pool.test(plan.testers, ref, timeout)
+    t_validate = time.perf_counter() - t0
+    voters = set(plan.voters)
+    proposers = set(plan.proposers)
+    votes = tuple(_vote(lid, answers.get(lid), lid in voters, lid in proposers) for lid in ids)
+
+    proposals = tuple(x.proposal(ref.weights_id if x is chosen else None) for x in received)
+    decider.proposed(r, proposals)
+    watch.proposed(r, proposals)
+    watch.voted(r, votes)
+
+    # -- decide -----------------------------------------------------------------------
+    candidate = Candidate(ref.weights_id, (chosen.proposer_id,))
+    decision = decider.decide(r, candidate, votes, plan.voters)
+    watch.decided(r, decision)
+
+    # -- accept -----------------------------------------------------------------------
+    t0 = time.perf_counter()
+    accept_errors: dict[str, str] = {}
+    if decision.accepted:
+        for lid, outcome in pool.accept(ids, ref, timeout).items():
+            if not outcome.ok:
+                accept_errors[lid] = str(outcome.error)
+    t_accept = time.perf_counter() - t0
+
+    status: RoundStatus = "accepted" if decision.accepted else "rejected"
+    record = RoundRecord(
+        round_index=r,
+        status=status,
+        proposals=proposals,
+        votes=votes,
+        decision=decision,
+        candidate=candidate,
+        previous_weights_id=current_weights_id,
+        current_weights_id=candidate.weights_id if decision.accepted else current_weights_id,
+        timings=_timings(t_propose, t_validate, t_accept, start),
+        mode=plan.mode,
+        committee=plan.committee,
+        extra={"accept_errors": accept_errors} if accept_errors else {},
+    )
+    verdicts = tuple(_verdict(v, ref.weights, v.learner_id in proposers) for v in votes)
+    return RoundResult(record, ref, verdicts)
+
+
+# -- steps --------------------------------------------------------------------------------
+
+
+def _receive(
+    proposer_id: str, outcome: Outcome[Weights], expected: WeightsSpec | None
+) -> _Received:
+    """Classify one proposer's answer: usable weights, or why not."""
+    if not outcome.ok:
+        assert outcome.failure is not None
+        failure = outcome.failure
+        return _Received(proposer_id, None, failure.reason, f"proposer {failure}", outcome)
+    weights = outcome.value
+    if not isinstance(weights, Weights):
+        return _Received(
+            proposer_id,
+            None,
+            Reason.BAD_ANSWER,
+            f"proposer returned {type(weights).__name__}; mli_propose_weights must return "
+            "colearning.Weights",
+            outcome,
+        )
     summary = weights.training_summary
-    dp_budget = summary.dp_budget if summary else None
     if summary is not None and summary.error_code is ErrorCodes.DP_BUDGET_EXCEEDED:
-        return unvoted("skipped", BUDGET_EXHAUSTED, dp_budget)
-
-    # -- check ------------------------------------------------------------------------
+        return _Received(proposer_id, None, Reason.BUDGET_EXHAUSTED, BUDGET_EXHAUSTED, outcome)
     try:
         if expected is None:
             check_finite(weights)
         else:
             check_weights(weights, expected)
     except WeightsError as exc:
-        return unvoted("rejected", f"malformed proposal: {exc}", dp_budget)
+        return _Received(proposer_id, None, Reason.MALFORMED, f"malformed proposal: {exc}", outcome)
+    return _Received(proposer_id, weights, None, None, outcome)
 
-    # -- validate (in parallel; the id is computed meanwhile) -----------------------
-    pending_id = encode_in_background(weights) if encode_in_background else None
-    t0 = time.perf_counter()
-    outcomes = pool.test(range(n), weights, timeout)
-    t_validate = time.perf_counter() - t0
-    verdicts = tuple(
-        _verdict(outcome, weights, is_proposer=(i == proposer))
-        for i, outcome in enumerate(outcomes)
+
+def _unvoted(
+    plan: RoundPlan,
+    ids: Sequence[str],
+    proposals: tuple[Proposal, ...],
+    current_weights_id: str,
+    t_propose: float,
+    start: float,
+    decider: Decider,
+) -> RoundResult:
+    """A round with nothing to vote on: skipped, or refused (malformed proposals)."""
+    malformed = any(p.reason is Reason.MALFORMED for p in proposals)
+    decision = (
+        Decision(False, 0, len(plan.voters), decider.threshold, decided_by="check")
+        if malformed
+        else None
     )
-
-    # -- tally ------------------------------------------------------------------------
-    accepted, approvals, eligible = tally([v.vote for v in verdicts], proposer, vote_threshold)
-
-    # -- accept -----------------------------------------------------------------------
-    t0 = time.perf_counter()
-    accept_errors: dict[str, str] = {}
-    if accepted:
-        for i, outcome in enumerate(pool.accept(range(n), weights, timeout)):
-            if not outcome.ok:
-                accept_errors[ids[i]] = str(outcome.error)
-    t_accept = time.perf_counter() - t0
-
-    proposal_id = pending_id.result() if pending_id is not None else id_of(weights)
-    status: RoundStatus = "accepted" if accepted else "rejected"
+    status: RoundStatus = "rejected" if malformed else "skipped"
+    votes = tuple(Vote(lid, Ballot.ABSTAIN, reason=Reason.NOT_ASKED) for lid in ids)
     record = RoundRecord(
-        round_index=round_index,
-        proposer_id=ids[proposer],
+        round_index=plan.round_index,
         status=status,
-        weights_id=proposal_id,
-        current_weights_id=proposal_id if accepted else current_weights_id,
-        approvals=approvals,
-        eligible=eligible,
-        votes=tuple(
-            VoteRecord(ids[i], v.vote, v.vote_score, v.test_score, v.error, outcomes[i].seconds)
-            for i, v in enumerate(verdicts)
-        ),
-        timings=_timings(t_propose, t_validate, t_accept, start),
-        dp_budget=dp_budget,
-        extra={"accept_errors": accept_errors} if accept_errors else {},
+        proposals=proposals,
+        votes=votes,
+        decision=decision,
+        candidate=None,
+        previous_weights_id=current_weights_id,
+        current_weights_id=current_weights_id,
+        timings=_timings(t_propose, 0.0, 0.0, start),
+        mode=plan.mode,
+        committee=plan.committee,
     )
-    return RoundResult(record, weights, verdicts)
+    reason = next((p.detail for p in proposals if p.detail), None)
+    voters = set(plan.voters)
+    # a malformed proposal counts as rejected by every voter, though none was asked
+    verdicts = tuple(
+        ProposedWeights(None, None, None, False if malformed and lid in voters else None, reason)
+        for lid in ids
+    )
+    return RoundResult(record, None, verdicts)
 
 
-def _usable_proposal(outcome: Outcome[Weights]) -> tuple[Weights | None, str]:
+def _vote(
+    learner_id: str,
+    outcome: Outcome[ProposedWeights] | None,
+    is_voter: bool,
+    is_proposer: bool,
+) -> Vote:
+    """One learner's entry from its test call; failures and garbage abstain."""
+    if outcome is None:
+        return Vote(learner_id, Ballot.ABSTAIN, reason=Reason.NOT_ASKED)
     if not outcome.ok:
-        return None, f"proposer failed: {outcome.error}"
-    if not isinstance(outcome.value, Weights):
-        return None, (
-            f"proposer returned {type(outcome.value).__name__}; mli_propose_weights must "
-            "return colearning.Weights"
+        assert outcome.failure is not None
+        return Vote(
+            learner_id,
+            Ballot.ABSTAIN,
+            reason=outcome.failure.reason,
+            detail=str(outcome.failure),
+            seconds=outcome.seconds,
         )
-    return outcome.value, ""
-
-
-def _verdict(
-    outcome: Outcome[ProposedWeights], weights: Weights, is_proposer: bool
-) -> ProposedWeights:
-    """Turn a test call's outcome into a verdict; garbage and failures do not approve.
-
-    A new value is built each time: the learner's own answer is never changed in place.
-    """
-    if not outcome.ok:
-        return ProposedWeights(weights, None, None, None if is_proposer else False, outcome.error)
     answer = outcome.value
-    problem = _garbage(answer)
+    problem, vote_score, test_score = _read_answer(answer)
     if problem:
-        return ProposedWeights(weights, None, None, None if is_proposer else False, problem)
+        return Vote(
+            learner_id,
+            Ballot.ABSTAIN,
+            reason=Reason.BAD_ANSWER,
+            detail=f"bad answer: {problem}",
+            seconds=outcome.seconds,
+        )
     assert isinstance(answer, ProposedWeights)
-    return ProposedWeights(
-        weights,
-        _float_or_none(answer.vote_score),
-        _float_or_none(answer.test_score),
-        None if is_proposer else answer.vote,
-        answer.error,
+    if is_voter:
+        ballot = Ballot.APPROVE if answer.vote else Ballot.REJECT
+        reason = None
+    else:
+        ballot, reason = Ballot.ABSTAIN, Reason.PROPOSER if is_proposer else Reason.NOT_ASKED
+    return Vote(
+        learner_id,
+        ballot,
+        vote_score=vote_score,
+        test_score=test_score,
+        reason=reason,
+        detail=answer.error,
+        seconds=outcome.seconds,
     )
 
 
-def _garbage(answer: object) -> str:
+def _read_answer(answer: object) -> tuple[str, float | None, float | None]:
+    """``(problem, vote_score, test_score)``: problem is "" for a valid answer."""
     if not isinstance(answer, ProposedWeights):
         return (
             f"answered {type(answer).__name__}; mli_test_weights must return "
-            "colearning.ProposedWeights"
+            "colearning.ProposedWeights",
+            None,
+            None,
         )
     if not isinstance(answer.vote, bool):
-        return f"answered vote={answer.vote!r}; a vote must be True or False"
+        return f"answered vote={answer.vote!r}; a vote must be True or False", None, None
+    scores: list[float | None] = []
     for name in ("vote_score", "test_score"):
-        score = getattr(answer, name)
-        if score is not None and not (_is_number(score) and math.isfinite(float(score))):
-            return f"answered {name}={score!r}; scores must be finite numbers or None"
-    return ""
+        raw = getattr(answer, name)
+        if isinstance(raw, Mapping):  # later Colearn: {criterion: score}
+            key = answer.criterion if answer.criterion in raw else None
+            if key is None and len(raw) == 1:
+                key = next(iter(raw))
+            if key is None:
+                return (
+                    f"answered {name}={raw!r} without a criterion naming its entry",
+                    None,
+                    None,
+                )
+            raw = raw[key]
+        if raw is not None and not (_is_number(raw) and math.isfinite(float(raw))):
+            return f"answered {name}={raw!r}; scores must be finite numbers or None", None, None
+        scores.append(None if raw is None else float(raw))
+    return "", scores[0], scores[1]
 
 
-def _is_number(value: object) -> bool:
+def _verdict(vote: Vote, weights: Weights, is_proposer: bool) -> ProposedWeights:
+    """Colearn's view of one entry; a failed voter has ``vote=False`` and its reason."""
+    if vote.reason is not None and vote.reason.is_failure:
+        return ProposedWeights(weights, None, None, None if is_proposer else False, vote.detail)
+    return ProposedWeights(weights, vote.vote_score, vote.test_score, vote.vote, vote.detail)
+
+
+def _is_number(value: Any) -> bool:
+    if isinstance(value, bool | str):
+        return False
     try:
-        float(value)  # type: ignore[arg-type]
+        float(value)
     except (TypeError, ValueError):
         return False
-    return not isinstance(value, (bool, str))
-
-
-def _float_or_none(value: object) -> float | None:
-    return None if value is None else float(value)  # type: ignore[arg-type]
+    return True
 
 
 def _timings(propose: float, validate: float, accept: float, start: float) -> PhaseTimings:
@@ -229,7 +365,8 @@ def run_one_round(
     The proposer is ``learners[round_index % len(learners)]``. Validation runs in
     parallel. Returns one :class:`ProposedWeights` per learner in learner order (the
     proposer's ``vote`` is ``None``; a learner that failed has ``vote=False`` and its
-    reason in ``error``) and whether the proposal was accepted.
+    reason in ``error``) and whether the proposal was accepted. A round whose proposer
+    brought nothing usable warns (:class:`ProposerSkippedWarning`) with the reason.
 
     Examples
     --------
@@ -239,18 +376,23 @@ def run_one_round(
     >>> [v.vote for v in verdicts], accepted
     ([None, True, True], True)
     """
-    from colearning.core.exceptions import ConfigError
-
     if not learners:
         raise ConfigError("run_one_round needs at least 1 learner; got an empty list")
-    threshold_fraction(vote_threshold)
-    proposer = round_index % len(learners)
-    expected = WeightsSpec.of(learners[proposer].mli_get_current_weights())
+    decider = TallyDecider(vote_threshold)
     pool = LocalPool(learners)
     try:
-        result = play_round(
-            pool, round_index, proposer, vote_threshold, current_weights_id="", expected=expected
-        )
+        plan = RoundRobin().plan(round_index, pool.learner_ids)
+        proposer = pool.learner(plan.proposers[0])
+        expected = WeightsSpec.of(proposer.mli_get_current_weights())
+        result = play_round(pool, plan, current_weights_id="", decider=decider, expected=expected)
     finally:
         pool.close()
-    return list(result.verdicts), result.record.accepted
+    record = result.record
+    if record.status == "skipped" or record.reason_code is Reason.MALFORMED:
+        warnings.warn(
+            f"round {round_index}: {record.proposer_id}'s proposal was not voted on "
+            f"({record.reason})",
+            ProposerSkippedWarning,
+            stacklevel=2,
+        )
+    return list(result.verdicts), record.accepted

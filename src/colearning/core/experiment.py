@@ -5,37 +5,34 @@ Read :meth:`Experiment.run` top to bottom: it is the whole protocol over time.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Literal
 
-import numpy as np
-
-from colearning.core.codec import WeightsSpec, decode, encode, weights_id
-from colearning.core.driver import BUDGET_EXHAUSTED, RoundResult, play_round
+from colearning.core.codec import WeightsSpec, decode
+from colearning.core.decider import Decider, TallyDecider
+from colearning.core.driver import BUDGET_EXHAUSTED, ProposerSkippedWarning, RoundResult, play_round
 from colearning.core.exceptions import ConfigError, LearnerError, StoreError
 from colearning.core.interface import MachineLearningInterface, Weights
+from colearning.core.observers import Observers, RoundObserver
+from colearning.core.plans import PROPOSER_POLICIES, Planner, choose_proposer, planner_for
 from colearning.core.pool import LearnerPool, LocalPool
-from colearning.core.records import RoundRecord
+from colearning.core.protocol import Reason
+from colearning.core.records import RoundRecord, proposals_made
 from colearning.core.store import ExperimentStore
-from colearning.core.tally import threshold_fraction
+from colearning.core.weights_ref import WeightsRef
 
-ProposerPolicy = Literal["round-robin", "random"]
-RoundObserver = Callable[[RoundRecord], None]
+__all__ = [
+    "PROPOSER_POLICIES",
+    "Experiment",
+    "ExperimentResult",
+    "ObserverLike",
+    "RoundObserver",
+    "choose_proposer",
+]
 
-
-def choose_proposer(policy: ProposerPolicy, round_index: int, n_learners: int, seed: int) -> int:
-    """The proposer of ``round_index``: ``round_index % n`` or a seeded random pick.
-
-    The random pick depends only on ``(seed, round_index)``, so a resumed run picks
-    the same proposers as an uninterrupted one.
-    """
-    if policy == "round-robin":
-        return round_index % n_learners
-    if policy == "random":
-        return int(np.random.default_rng([seed, round_index]).integers(n_learners))
-    raise ConfigError(f"proposer policy must be 'round-robin' or 'random'; got {policy!r}")
+ObserverLike = RoundObserver | Callable[[RoundRecord], None]
 
 
 @dataclass
@@ -59,7 +56,8 @@ class Experiment:
     vote_threshold
         Share of eligible voters whose approval carries a proposal, in [0, 1].
     proposer
-        ``"round-robin"`` (``round_index % n``) or ``"random"`` (seeded).
+        ``"round-robin"`` (``round_index % n``), ``"random"`` (seeded per round), or a
+        :class:`~colearning.core.plans.Planner`.
     seed
         Seed of the random proposer policy.
     timeout
@@ -68,7 +66,10 @@ class Experiment:
         Where rounds are committed; an :class:`ExperimentStore` that already holds
         rounds is resumed from its last committed round.
     observers
-        Called with each committed :class:`RoundRecord` (progress bars, ledgers).
+        :class:`~colearning.core.observers.RoundObserver` instances (or callables
+        taking each committed :class:`RoundRecord`): progress bars, ledgers, trackers.
+    decider
+        Who decides each round; default the Python tally with ``vote_threshold``.
 
     Examples
     --------
@@ -84,15 +85,16 @@ class Experiment:
         learners: Sequence[MachineLearningInterface] | LearnerPool,
         *,
         vote_threshold: float = 0.5,
-        proposer: ProposerPolicy = "round-robin",
+        proposer: str | Planner = "round-robin",
         seed: int = 0,
         timeout: float | None = None,
         store: ExperimentStore | None = None,
         learner_ids: Sequence[str] | None = None,
-        observers: Sequence[RoundObserver] = (),
+        observers: Sequence[ObserverLike] = (),
+        decider: Decider | None = None,
     ) -> None:
-        threshold_fraction(vote_threshold)
-        choose_proposer(proposer, 0, 1, seed)
+        self.decider = decider or TallyDecider(vote_threshold)
+        self.planner = planner_for(proposer, seed)
         if timeout is not None and not timeout > 0:
             raise ConfigError(f"timeout must be > 0 seconds; got {timeout}")
         if isinstance(learners, Sequence):
@@ -106,10 +108,10 @@ class Experiment:
         self.seed = seed
         self.timeout = timeout
         self.store = store
-        self.observers = list(observers)
+        self.observer = Observers(observers)
         self.rounds: list[RoundRecord] = []
         self._encoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="colearning-encode")
-        self._blobs: dict[str, bytes] = {}
+        self._warned: set[str] = set()
         self._start()
 
     @property
@@ -120,27 +122,36 @@ class Experiment:
     def next_round(self) -> int:
         return self.rounds[-1].round_index + 1 if self.rounds else 0
 
+    @property
+    def current_weights(self) -> Weights:
+        """The shared model's weights now."""
+        return self.current.weights
+
+    @property
+    def current_weights_id(self) -> str:
+        return self.current.weights_id
+
     # -- the loop -------------------------------------------------------------------------
 
     def run(self, rounds: int) -> ExperimentResult:
         """Play rounds until ``rounds`` rounds exist in total (resumed ones included)."""
-        if rounds < 0:
-            raise ConfigError(f"rounds must be >= 0; got {rounds}")
-        n = len(self.learner_ids)
+        if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 0:
+            raise ConfigError(f"rounds must be an integer >= 0; got {rounds!r}")
         stopped: str | None = None
         for round_index in range(self.next_round, rounds):
-            if len(self._exhausted()) == n:
+            if len(self._exhausted()) == len(self.learner_ids):
                 stopped = f"every learner's {BUDGET_EXHAUSTED}"
                 break
+            plan = self.planner.plan(round_index, self.learner_ids)
             result = play_round(
                 self.pool,
-                round_index,
-                choose_proposer(self.proposer, round_index, n, self.seed),
-                self.vote_threshold,
+                plan,
                 current_weights_id=self.current_weights_id,
+                decider=self.decider,
                 expected=self.spec,
                 timeout=self.timeout,
-                encode_in_background=self._encode_later,
+                encoder=self._encoder,
+                observer=self.observer,
             )
             self._commit(result)
         return ExperimentResult(
@@ -154,6 +165,7 @@ class Experiment:
     def close(self) -> None:
         self._encoder.shutdown(wait=True)
         self.pool.close()
+        self.decider.close()
         if self.store is not None:
             self.store.close()
 
@@ -166,46 +178,40 @@ class Experiment:
     # -- steps ----------------------------------------------------------------------------
 
     def _start(self) -> None:
-        """Bring every learner to the shared starting point: learner 0's weights for a
-        new experiment, the last committed weights for a resumed one."""
+        """Bring every learner to the shared starting point: the first learner's weights
+        for a new experiment, the last committed weights for a resumed one."""
+        ids = self.learner_ids
+        if self.store is not None and self.store.learner_ids != ids:
+            raise StoreError(
+                f"the experiment in {self.store.directory} has learners "
+                f"{self.store.learner_ids}; got {ids}. Use the same learners (ids and order)"
+            )
         resumed = self.store is not None and self.store.initial_weights_id is not None
         if resumed:
             assert self.store is not None
-            if self.store.learner_ids != self.learner_ids:
-                raise StoreError(
-                    f"the experiment in {self.store.directory} has learners "
-                    f"{self.store.learner_ids}; got {self.learner_ids}. Resume with the "
-                    "same learners"
-                )
             self.rounds = self.store.rounds()
             self._restore_progress()
             initial = decode(self.store.get_blob(str(self.store.initial_weights_id)))
             self.spec = WeightsSpec.of(initial)
             wid = str(self.store.current_weights_id())
-            weights = decode(self.store.get_blob(wid), self.spec)
-            targets = range(len(self.learner_ids))
+            blob = self.store.get_blob(wid)  # checked against its id
+            current = WeightsRef(decode(blob, self.spec), weights_id=wid, blob=blob)
+            targets = ids
         else:
-            got = self.pool.current_weights(0, self.timeout)
+            got = self.pool.current_weights(ids[0], self.timeout)
             if not got.ok or not isinstance(got.value, Weights):
                 raise LearnerError(
-                    f"cannot start: {self.learner_ids[0]} did not return its current weights "
+                    f"cannot start: {ids[0]} did not return its current weights "
                     f"({got.error or type(got.value).__name__})"
                 )
-            weights = got.value
-            if self.store is not None and self.store.learner_ids != self.learner_ids:
-                raise StoreError(
-                    f"{self.store.directory} was created for learners "
-                    f"{self.store.learner_ids}; got {self.learner_ids}"
-                )
-            self.spec = WeightsSpec.of(weights)
-            blob = encode(weights)
-            wid = weights_id(blob)
+            current = WeightsRef.of(got.value)
+            self.spec = WeightsSpec.of(got.value)
             if self.store is not None:
-                self.store.set_initial_weights(blob)
-            targets = range(1, len(self.learner_ids))
+                self.store.set_initial_weights(current.blob())
+            targets = ids[1:]
         failed = [
-            f"{self.learner_ids[i]}: {o.error}"
-            for i, o in zip(targets, self.pool.accept(targets, weights, self.timeout), strict=True)
+            f"{lid}: {o.error}"
+            for lid, o in self.pool.accept(targets, current, self.timeout).items()
             if not o.ok
         ]
         if failed:
@@ -213,42 +219,47 @@ class Experiment:
                 "cannot start: these learners refused the shared starting weights: "
                 + "; ".join(failed)
             )
-        self.current_weights_id = wid
-        self.current_weights = weights
+        self.current = current
 
     def _restore_progress(self) -> None:
-        for index, learner_id in enumerate(self.learner_ids):
-            made = sum(
-                1 for r in self.rounds if r.proposer_id == learner_id and r.status != "skipped"
-            )
-            outcome = self.pool.restore_progress(index, made, self.timeout)
+        for learner_id in self.learner_ids:
+            made = proposals_made(self.rounds, learner_id)
+            outcome = self.pool.restore_progress(learner_id, made, self.timeout)
             if not outcome.ok:
                 raise LearnerError(
                     f"cannot resume: {learner_id} failed to restore: {outcome.error}"
                 )
 
-    def _encode_later(self, weights: Weights) -> Future[str]:
-        def encode_and_hash() -> str:
-            blob = encode(weights)
-            wid = weights_id(blob)
-            self._blobs[wid] = blob
-            return wid
-
-        return self._encoder.submit(encode_and_hash)
-
     def _commit(self, result: RoundResult) -> None:
         record = result.record
-        blob = self._blobs.pop(record.weights_id, None) if record.weights_id else None
-        self._blobs.clear()
+        accepted = record.accepted and result.candidate is not None
         if self.store is not None:
-            self.store.commit_round(record, blob if record.accepted else None)
-        if record.accepted and result.proposal is not None:
-            self.current_weights = result.proposal
-        self.current_weights_id = record.current_weights_id
+            blob = result.candidate.blob() if accepted and result.candidate else None
+            self.store.commit_round(record, blob)
+        if accepted:
+            assert result.candidate is not None
+            self.current = result.candidate
         self.rounds.append(record)
-        for observe in self.observers:
-            observe(record)
+        self._warn_failed_proposers(record)
+        self.observer.committed(record)
+
+    def _warn_failed_proposers(self, record: RoundRecord) -> None:
+        """A proposer whose calls fail must not fail silently: warn once per learner."""
+        for p in record.proposals:
+            if p.reason is not None and p.reason.is_failure and p.proposer_id not in self._warned:
+                self._warned.add(p.proposer_id)
+                warnings.warn(
+                    f"round {record.round_index}: {p.proposer_id}'s turn was skipped: "
+                    f"{p.detail or p.reason.value}",
+                    ProposerSkippedWarning,
+                    stacklevel=3,
+                )
 
     def _exhausted(self) -> set[str]:
         """Learners whose privacy budget ran out (their turns are skipped)."""
-        return {r.proposer_id for r in self.rounds if r.reason == BUDGET_EXHAUSTED}
+        return {
+            p.proposer_id
+            for r in self.rounds
+            for p in r.proposals
+            if p.reason is Reason.BUDGET_EXHAUSTED
+        }

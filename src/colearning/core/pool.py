@@ -1,81 +1,111 @@
 """How the driver reaches learners: one seam, several transports.
 
-:class:`LearnerPool` is what the driver talks to. :class:`LocalPool` holds learners in
-this process and runs calls on daemon worker threads, so the validations of a round run
-in parallel (learners that release the GIL, as NumPy, PyTorch and scikit-learn do in
-their kernels, use every core). A remote pool implements the same methods over the
-network.
+:class:`LearnerPool` is what the driver talks to. It addresses learners by id, and
+weights travel as a :class:`~colearning.core.weights_ref.WeightsRef` (the id, plus the
+arrays in process or the bytes on demand), so a remote pool can send an id where the
+other side already holds the weights. :class:`LocalPool` holds learners in this
+process and runs calls on daemon worker threads, so the validations of a round run in
+parallel (learners that release the GIL, as NumPy, PyTorch and scikit-learn do in
+their kernels, use every core). The gRPC and Ray pools implement the same methods.
 
 Every call returns an :class:`Outcome` instead of raising: a learner that raises or
-runs past its timeout is data for the round record, not a crash of the experiment.
-Calls to one learner never overlap (a per-learner lock), so a call that timed out and
-is still running delays that learner's next call rather than racing it.
+runs past its timeout is data for the round record, not a crash of the experiment, and
+the failure is typed (:class:`~colearning.core.protocol.Failure`: raised, timed out,
+bad answer, unreachable). Calls to one learner never overlap (a per-learner lock), so
+a call that timed out and is still running delays that learner's next call rather
+than racing it.
 """
 
 from __future__ import annotations
 
-import ctypes
-import os
 import queue
-import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
-from colearning.core.interface import MachineLearningInterface, ProposedWeights, Weights
-from colearning.core.threads import one_blas_thread, torch_threads
+from colearning.core.exceptions import ConfigError
+from colearning.core.interface import (
+    LearnerTags,
+    MachineLearningInterface,
+    ProposedWeights,
+    Weights,
+)
+from colearning.core.protocol import Failure, Reason
+from colearning.core.weights_ref import WeightsRef
+from colearning.runtime.allocator import share_malloc_arena
+from colearning.runtime.threads import one_blas_thread, torch_threads
 
 T = TypeVar("T")
 
 
 @dataclass(frozen=True)
 class Outcome(Generic[T]):
-    """The result of one call: ``value`` or an ``error`` message, and its duration."""
+    """The result of one call: its ``value`` or its ``failure``, and its duration."""
 
     value: T | None
-    error: str | None
+    failure: Failure | None
     seconds: float
 
     @property
     def ok(self) -> bool:
-        return self.error is None
+        return self.failure is None
+
+    @property
+    def error(self) -> str | None:
+        """The failure as text (``None`` if the call succeeded)."""
+        return None if self.failure is None else str(self.failure)
+
+    @classmethod
+    def failed(cls, reason: Reason, message: str, seconds: float = 0.0) -> Outcome[Any]:
+        return cls(None, Failure(reason, message), seconds)
 
 
 class LearnerPool(Protocol):
-    """The learners of an experiment, as the driver sees them."""
+    """The learners of an experiment, as the driver sees them: addressed by id.
+
+    Calls on several learners run in parallel and return one :class:`Outcome` per id,
+    in the order asked. ``timeout`` is each call's deadline in seconds (``None``: no
+    deadline).
+    """
 
     @property
     def learner_ids(self) -> Sequence[str]:
-        """The learners' names, in order."""
+        """The learners' ids, in experiment order."""
         ...
 
-    def propose(self, index: int, round_index: int, timeout: float | None) -> Outcome[Weights]:
-        """Ask learner ``index`` to propose weights for round ``round_index``."""
+    def propose(
+        self, learner_ids: Sequence[str], round_index: int, timeout: float | None
+    ) -> dict[str, Outcome[Weights]]:
+        """Ask ``learner_ids`` to propose weights for ``round_index`` (told first)."""
         ...
 
     def test(
-        self, indices: Sequence[int], weights: Weights, timeout: float | None
-    ) -> list[Outcome[ProposedWeights]]:
-        """Ask the learners ``indices`` to score and vote on ``weights``, in parallel."""
+        self, learner_ids: Sequence[str], weights: WeightsRef, timeout: float | None
+    ) -> dict[str, Outcome[ProposedWeights]]:
+        """Ask ``learner_ids`` to score and vote on ``weights``."""
         ...
 
     def accept(
-        self, indices: Sequence[int], weights: Weights, timeout: float | None
-    ) -> list[Outcome[None]]:
-        """Ask the learners ``indices`` to adopt ``weights``, in parallel."""
+        self, learner_ids: Sequence[str], weights: WeightsRef, timeout: float | None
+    ) -> dict[str, Outcome[None]]:
+        """Ask ``learner_ids`` to adopt ``weights``."""
         ...
 
-    def current_weights(self, index: int, timeout: float | None) -> Outcome[Weights]:
-        """Learner ``index``'s current weights."""
+    def current_weights(self, learner_id: str, timeout: float | None) -> Outcome[Weights]:
+        """One learner's current weights."""
         ...
 
     def restore_progress(
-        self, index: int, proposals_made: int, timeout: float | None
+        self, learner_id: str, proposals_made: int, timeout: float | None
     ) -> Outcome[None]:
-        """Tell learner ``index`` how many proposals it made before a resume."""
+        """Tell a learner how many proposals it made before a resume."""
+        ...
+
+    def tags(self, learner_id: str) -> LearnerTags:
+        """What a learner declares about itself (default tags if it cannot say)."""
         ...
 
     def close(self) -> None:
@@ -106,7 +136,7 @@ class _Job:
         self.batch = batch
         self.started: float | None = None
         self.value: Any = None
-        self.error: str | None = None
+        self.error: Failure | None = None
         self.seconds = 0.0
         self.finished = False
         self.abandoned = False
@@ -199,7 +229,10 @@ def _run_job(job: _Job) -> bool:
     try:
         got = job.lock.acquire(timeout=-1 if timeout is None else timeout)
         if not got:
-            job.error = f"timed out after {timeout:g} s waiting for its previous call to end"
+            job.error = Failure(
+                Reason.TIMED_OUT,
+                f"timed out after {timeout:g} s waiting for its previous call to end",
+            )
         else:
             try:
                 with torch_threads(job.single_thread):
@@ -207,7 +240,7 @@ def _run_job(job: _Job) -> bool:
             finally:
                 job.lock.release()
     except BaseException as exc:
-        job.error = _describe(exc)
+        job.error = Failure(Reason.RAISED, _describe(exc))
     job.seconds = time.perf_counter() - start
     return job.batch.finish(job)
 
@@ -218,100 +251,114 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}{where}"
 
 
-_M_ARENA_MAX = -8  # glibc's mallopt parameter number
-_malloc_tuned = False
-
-
-def _share_malloc_arena() -> None:
-    """Ask glibc for a single malloc arena, once per process, before workers start.
-
-    glibc gives each thread its own arena and hands a thread arena's memory back to the
-    OS after large frees, so a proposer training on a worker thread page-faults its
-    large temporaries afresh every round: an mnist-mlp proposal (hidden layer of 1,024)
-    took 69 ms on a worker thread against 56 ms on the main thread; with one arena,
-    57 ms. A user's own ``MALLOC_ARENA_MAX`` wins; elsewhere than glibc this does
-    nothing.
-    """
-    global _malloc_tuned
-    if _malloc_tuned:
-        return
-    _malloc_tuned = True
-    if not sys.platform.startswith("linux") or "MALLOC_ARENA_MAX" in os.environ:
-        return
-    try:
-        libc = ctypes.CDLL(None)
-        libc.mallopt(_M_ARENA_MAX, 1)
-    except (OSError, AttributeError):  # not glibc (musl has no mallopt)
-        pass
-
-
 class LocalPool:
     """Learners in this process, called on worker threads.
 
     Parameters
     ----------
     learners
-        The learners, in order.
+        The learners, in order, or a mapping ``learner_id -> learner``.
     learner_ids
-        Their names; default ``learner-0``, ``learner-1``, ...
+        Their ids when ``learners`` is a sequence; default ``learner-0``,
+        ``learner-1``, ...
     max_workers
         Threads for parallel calls (default: one per learner, at most 32).
     """
 
     def __init__(
         self,
-        learners: Sequence[MachineLearningInterface],
+        learners: Sequence[MachineLearningInterface] | Mapping[str, MachineLearningInterface],
         learner_ids: Sequence[str] | None = None,
         max_workers: int | None = None,
     ) -> None:
-        self.learners = list(learners)
-        self._ids = list(learner_ids or [f"learner-{i}" for i in range(len(learners))])
-        if len(self._ids) != len(self.learners):
-            raise ValueError(f"got {len(self._ids)} learner_ids for {len(self.learners)} learners")
-        _share_malloc_arena()
-        self._locks = [threading.Lock() for _ in self.learners]
-        self._workers = _Workers(max_workers or min(32, max(1, len(self.learners))))
+        if isinstance(learners, Mapping):
+            if learner_ids is not None:
+                raise ConfigError("give learner_ids or a mapping of id -> learner, not both")
+            ids = [str(k) for k in learners]
+            members = list(learners.values())
+        else:
+            members = list(learners)
+            ids = list(learner_ids or [f"learner-{i}" for i in range(len(members))])
+        if len(ids) != len(members):
+            raise ConfigError(f"got {len(ids)} learner_ids for {len(members)} learners")
+        if len(set(ids)) != len(ids):
+            dupes = sorted({i for i in ids if ids.count(i) > 1})
+            raise ConfigError(f"learner ids must be unique; {dupes} appear more than once")
+        self._ids = ids
+        self._learners = dict(zip(ids, members, strict=True))
+        share_malloc_arena()
+        self._locks = {lid: threading.Lock() for lid in ids}
+        self._workers = _Workers(max_workers or min(32, max(1, len(members))))
 
     def __len__(self) -> int:
-        return len(self.learners)
+        return len(self._ids)
 
     @property
     def learner_ids(self) -> Sequence[str]:
         return self._ids
 
+    @property
+    def learners(self) -> list[MachineLearningInterface]:
+        """The learners, in id order."""
+        return [self._learners[i] for i in self._ids]
+
+    def learner(self, learner_id: str) -> MachineLearningInterface:
+        """The learner called ``learner_id``."""
+        try:
+            return self._learners[learner_id]
+        except KeyError:
+            raise ConfigError(
+                f"no learner {learner_id!r} in this pool; its learners are {self._ids}"
+            ) from None
+
     # -- the protocol's calls ---------------------------------------------------------
 
-    def propose(self, index: int, round_index: int, timeout: float | None) -> Outcome[Weights]:
-        learner = self.learners[index]
+    def propose(
+        self, learner_ids: Sequence[str], round_index: int, timeout: float | None
+    ) -> dict[str, Outcome[Weights]]:
+        def call(learner: MachineLearningInterface) -> Callable[[], Weights]:
+            def propose() -> Weights:
+                learner.mli_set_round(round_index)
+                return learner.mli_propose_weights()
 
-        def propose() -> Weights:
-            learner.mli_set_round(round_index)
-            return learner.mli_propose_weights()
+            return propose
 
-        return self._run([(index, propose)], timeout)[0]
+        return self._run({lid: call(self.learner(lid)) for lid in learner_ids}, timeout)
 
     def test(
-        self, indices: Sequence[int], weights: Weights, timeout: float | None
-    ) -> list[Outcome[ProposedWeights]]:
-        calls = [(i, _bind(self.learners[i].mli_test_weights, weights)) for i in indices]
-        return self._run(calls, timeout)
+        self, learner_ids: Sequence[str], weights: WeightsRef, timeout: float | None
+    ) -> dict[str, Outcome[ProposedWeights]]:
+        w = weights.weights
+        return self._run(
+            {lid: _bind(self.learner(lid).mli_test_weights, w) for lid in learner_ids}, timeout
+        )
 
     def accept(
-        self, indices: Sequence[int], weights: Weights, timeout: float | None
-    ) -> list[Outcome[None]]:
-        calls = [(i, _bind(self.learners[i].mli_accept_weights, weights)) for i in indices]
-        return self._run(calls, timeout)
+        self, learner_ids: Sequence[str], weights: WeightsRef, timeout: float | None
+    ) -> dict[str, Outcome[None]]:
+        w = weights.weights
+        return self._run(
+            {lid: _bind(self.learner(lid).mli_accept_weights, w) for lid in learner_ids}, timeout
+        )
 
-    def current_weights(self, index: int, timeout: float | None) -> Outcome[Weights]:
-        return self._run([(index, self.learners[index].mli_get_current_weights)], timeout)[0]
+    def current_weights(self, learner_id: str, timeout: float | None) -> Outcome[Weights]:
+        learner = self.learner(learner_id)
+        return self._run({learner_id: learner.mli_get_current_weights}, timeout)[learner_id]
 
     def restore_progress(
-        self, index: int, proposals_made: int, timeout: float | None
+        self, learner_id: str, proposals_made: int, timeout: float | None
     ) -> Outcome[None]:
-        learner = self.learners[index]
-        return self._run([(index, lambda: learner.mli_restore_progress(proposals_made))], timeout)[
-            0
-        ]
+        learner = self.learner(learner_id)
+        return self._run(
+            {learner_id: lambda: learner.mli_restore_progress(proposals_made)}, timeout
+        )[learner_id]
+
+    def tags(self, learner_id: str) -> LearnerTags:
+        try:
+            tags = self.learner(learner_id).mli_tags()
+        except Exception:  # a learner that cannot say declares nothing
+            return LearnerTags()
+        return tags if isinstance(tags, LearnerTags) else LearnerTags()
 
     def close(self) -> None:
         self._workers.close()
@@ -319,20 +366,20 @@ class LocalPool:
     # -- machinery --------------------------------------------------------------------
 
     def _run(
-        self, calls: Sequence[tuple[int, Callable[[], Any]]], timeout: float | None
-    ) -> list[Outcome[Any]]:
-        if timeout is not None and timeout <= 0:
-            raise ValueError(f"timeout must be > 0 seconds or None; got {timeout}")
+        self, calls: Mapping[str, Callable[[], Any]], timeout: float | None
+    ) -> dict[str, Outcome[Any]]:
+        if timeout is not None and not timeout > 0:
+            raise ConfigError(f"timeout must be > 0 seconds or None; got {timeout}")
         batch = _Batch(len(calls), timeout)
         parallel = len(calls) > 1
-        jobs = [_Job(fn, self._locks[i], batch, parallel) for i, fn in calls]
+        jobs = {lid: _Job(fn, self._locks[lid], batch, parallel) for lid, fn in calls.items()}
         # BLAS: one thread always; torch: one thread per call of a parallel batch, every
-        # core for a lone call (the proposer training). See core/threads.py.
+        # core for a lone call (the proposer training). See colearning/runtime/threads.py.
         with one_blas_thread():
-            for job in jobs:
+            for job in jobs.values():
                 self._workers.submit(job)
-            self._wait(jobs, batch)
-        return [_outcome(job, timeout) for job in jobs]
+            self._wait(list(jobs.values()), batch)
+        return {lid: _outcome(job, timeout) for lid, job in jobs.items()}
 
     def _wait(self, jobs: list[_Job], batch: _Batch) -> None:
         timeout = batch.timeout
@@ -367,7 +414,7 @@ def _until_next_deadline(jobs: list[_Job], timeout: float) -> float:
 
 def _outcome(job: _Job, timeout: float | None) -> Outcome[Any]:
     if job.abandoned:
-        return Outcome(None, f"timed out after {timeout:g} s", float(timeout or 0.0))
+        return Outcome.failed(Reason.TIMED_OUT, f"timed out after {timeout:g} s", timeout or 0.0)
     if job.error is not None:
         return Outcome(None, job.error, job.seconds)
     return Outcome(job.value, None, job.seconds)

@@ -2,8 +2,13 @@
 
 Layout::
 
-    DIR/experiment.sqlite     config, learners, one row per round and per vote
+    DIR/experiment.sqlite     config, learners, one row per round, per proposal, per
+                              vote, per committee member
     DIR/blobs/ab/abcd....st   accepted weights (and the initial ones), named by id
+
+Schema version 2 holds several proposals per round (their own screening votes
+included) and a committee per round. A directory of schema 1 (the first version: one
+proposal a round) is migrated in place, in one transaction, when it is opened.
 
 A round is committed in one transaction after its blob is on disk (written to a
 temporary name, then renamed), so a process killed at any instant leaves either the
@@ -29,36 +34,59 @@ from colearning.core.exceptions import StoreError
 from colearning.core.records import RoundRecord
 
 DB_NAME = "experiment.sqlite"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
-_SCHEMA = """
+_BASE_SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE learners (position INTEGER PRIMARY KEY, learner_id TEXT NOT NULL UNIQUE);
+"""
+_ROUND_SCHEMA = """
 CREATE TABLE rounds (
     round_index INTEGER PRIMARY KEY,
-    proposer_id TEXT NOT NULL,
+    mode TEXT NOT NULL,
     status TEXT NOT NULL CHECK (status IN ('accepted', 'rejected', 'skipped')),
-    reason TEXT,
-    weights_id TEXT,
+    previous_weights_id TEXT NOT NULL,
     current_weights_id TEXT NOT NULL,
-    approvals INTEGER NOT NULL,
-    eligible INTEGER NOT NULL,
+    candidate_weights_id TEXT,
+    approvals INTEGER,
+    eligible INTEGER,
+    decided_by TEXT,
     t_propose REAL NOT NULL, t_validate REAL NOT NULL,
     t_accept REAL NOT NULL, t_total REAL NOT NULL,
     record_json TEXT NOT NULL,
     committed_at REAL NOT NULL
 );
+CREATE TABLE proposals (
+    round_index INTEGER NOT NULL REFERENCES rounds(round_index),
+    position INTEGER NOT NULL,
+    proposer_id TEXT NOT NULL,
+    weights_id TEXT,
+    reason TEXT,
+    detail TEXT,
+    PRIMARY KEY (round_index, position)
+);
 CREATE TABLE votes (
     round_index INTEGER NOT NULL REFERENCES rounds(round_index),
+    stage TEXT NOT NULL,
     learner_id TEXT NOT NULL,
-    vote INTEGER,
+    ballot TEXT NOT NULL CHECK (ballot IN ('approve', 'reject', 'abstain')),
+    reason TEXT,
     vote_score REAL,
     test_score REAL,
-    error TEXT,
+    detail TEXT,
     seconds REAL NOT NULL,
+    PRIMARY KEY (round_index, stage, learner_id)
+);
+CREATE TABLE committees (
+    round_index INTEGER NOT NULL REFERENCES rounds(round_index),
+    learner_id TEXT NOT NULL,
     PRIMARY KEY (round_index, learner_id)
 );
 """
+
+#: The stage of the votes on a round's candidate; a proposal's screening votes are
+#: stored under ``proposal:POSITION``.
+CANDIDATE_STAGE = "candidate"
 
 
 class ExperimentStore:
@@ -89,7 +117,7 @@ class ExperimentStore:
         (path / "blobs").mkdir(exist_ok=True)
         conn = _connect(path / DB_NAME)
         with conn:
-            conn.executescript(_SCHEMA)
+            conn.executescript(_BASE_SCHEMA + _ROUND_SCHEMA)
             conn.executemany(
                 "INSERT INTO meta VALUES (?, ?)",
                 [
@@ -123,10 +151,15 @@ class ExperimentStore:
                 f"{db} cannot be read as an experiment database ({exc}); it is damaged "
                 "or was not written by colearning"
             ) from exc
-        if version is None or int(version[0]) != SCHEMA_VERSION:
+        stored = _version(version)
+        if stored == 1:
+            _migrate_v1(conn, db)
+        elif stored != SCHEMA_VERSION:
+            conn.close()
             raise StoreError(
-                f"{db} has schema version {version and version[0]}; this colearning reads "
-                f"version {SCHEMA_VERSION}"
+                f"{db} has schema version {stored}; this colearning reads versions 1 and "
+                f"{SCHEMA_VERSION}. Open it with the colearning version that wrote it "
+                "(a newer one), or start a new experiment"
             )
         return cls(path, conn)
 
@@ -211,43 +244,9 @@ class ExperimentStore:
     def commit_round(self, record: RoundRecord, blob: bytes | None = None) -> None:
         """Record a round (and the blob of its accepted weights) in one transaction."""
         if blob is not None:
-            self.put_blob(blob, record.weights_id)
-        t = record.timings
+            self.put_blob(blob, record.current_weights_id)
         with self._conn:
-            self._conn.execute(
-                "INSERT INTO rounds VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    record.round_index,
-                    record.proposer_id,
-                    record.status,
-                    record.reason,
-                    record.weights_id,
-                    record.current_weights_id,
-                    record.approvals,
-                    record.eligible,
-                    t.propose,
-                    t.validate,
-                    t.accept,
-                    t.total,
-                    json.dumps(record.to_dict()),
-                    time.time(),
-                ),
-            )
-            self._conn.executemany(
-                "INSERT INTO votes VALUES (?,?,?,?,?,?,?)",
-                [
-                    (
-                        record.round_index,
-                        v.learner_id,
-                        None if v.vote is None else int(v.vote),
-                        v.vote_score,
-                        v.test_score,
-                        v.error,
-                        v.seconds,
-                    )
-                    for v in record.votes
-                ],
-            )
+            _insert_round(self._conn, record, json.dumps(record.to_dict()), time.time())
 
     def rounds(self) -> list[RoundRecord]:
         rows = self._conn.execute("SELECT record_json FROM rounds ORDER BY round_index")
@@ -291,3 +290,120 @@ def opened(directory: str | os.PathLike[str]) -> Iterator[ExperimentStore]:
         yield store
     finally:
         store.close()
+
+
+def _version(row: Any) -> int | None:
+    try:
+        return None if row is None else int(row[0])
+    except (TypeError, ValueError):
+        return None
+
+
+def _insert_round(
+    conn: sqlite3.Connection, record: RoundRecord, record_json: str, committed_at: float
+) -> None:
+    t = record.timings
+    d = record.decision
+    r = record.round_index
+    conn.execute(
+        "INSERT INTO rounds VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        (
+            r,
+            record.mode,
+            record.status,
+            record.previous_weights_id,
+            record.current_weights_id,
+            record.weights_id,
+            None if d is None else d.approvals,
+            None if d is None else d.eligible,
+            None if d is None else d.decided_by,
+            t.propose,
+            t.validate,
+            t.accept,
+            t.total,
+            record_json,
+            committed_at,
+        ),
+    )
+    conn.executemany(
+        "INSERT INTO proposals VALUES (?,?,?,?,?,?)",
+        [
+            (r, i, p.proposer_id, p.weights_id, p.reason and p.reason.value, p.detail)
+            for i, p in enumerate(record.proposals)
+        ],
+    )
+    stages = [(CANDIDATE_STAGE, record.votes)] + [
+        (f"proposal:{i}", p.screening) for i, p in enumerate(record.proposals) if p.screening
+    ]
+    conn.executemany(
+        "INSERT INTO votes VALUES (?,?,?,?,?,?,?,?,?)",
+        [
+            (
+                r,
+                stage,
+                v.learner_id,
+                v.ballot.value,
+                v.reason and v.reason.value,
+                v.vote_score,
+                v.test_score,
+                v.detail,
+                v.seconds,
+            )
+            for stage, votes in stages
+            for v in votes
+        ],
+    )
+    if record.committee is not None:
+        conn.executemany(
+            "INSERT INTO committees VALUES (?,?)", [(r, lid) for lid in record.committee]
+        )
+
+
+def _migrate_v1(conn: sqlite3.Connection, db: Path) -> None:
+    """Rewrite a schema-1 database (one proposal a round) as schema 2, in one
+    transaction: every record is converted; config, learners and blobs stay as they are.
+    """
+    from colearning.core.tally import threshold_fraction
+
+    try:
+        rows = conn.execute(
+            "SELECT record_json, committed_at FROM rounds ORDER BY round_index"
+        ).fetchall()
+        meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+        config = json.loads(meta.get("config", "{}"))
+        value = config.get("vote_threshold")
+        threshold = threshold_fraction(float(value) if value is not None else 0.5)
+        previous = str(meta.get("initial_weights_id", ""))
+        records = []
+        for record_json, committed_at in rows:
+            record = RoundRecord.from_v1(json.loads(record_json), previous, threshold)
+            previous = record.current_weights_id
+            records.append((record, float(committed_at)))
+    except (sqlite3.DatabaseError, ValueError, KeyError, TypeError) as exc:
+        conn.close()
+        raise StoreError(
+            f"{db} holds an experiment of schema version 1 that cannot be migrated to "
+            f"version {SCHEMA_VERSION} ({type(exc).__name__}: {exc}); it is damaged"
+        ) from exc
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("DROP TABLE votes")
+        conn.execute("DROP TABLE rounds")
+        for statement in _ROUND_SCHEMA.split(";"):
+            if statement.strip():
+                conn.execute(statement)
+        for record, committed_at in records:
+            _insert_round(conn, record, json.dumps(record.to_dict()), committed_at)
+        conn.execute(
+            "UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),)
+        )
+        conn.commit()
+    except sqlite3.Error as exc:
+        conn.rollback()
+        conn.close()
+        raise StoreError(
+            f"{db} holds an experiment of schema version 1, which must be migrated to "
+            f"version {SCHEMA_VERSION} before use, and migrating failed ({exc}). Nothing "
+            "was changed; make the directory writable (or copy it somewhere writable) "
+            "and open it again"
+        ) from exc

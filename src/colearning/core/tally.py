@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from fractions import Fraction
 
-from colearning.core.exceptions import ConfigError
+from colearning.core.exceptions import ConfigError, ConfigTypeError
 
 MAX_DENOMINATOR = 1_000_000
 
@@ -25,7 +25,7 @@ def threshold_fraction(vote_threshold: float) -> tuple[int, int]:
     ((1, 2), (2, 3))
     """
     if isinstance(vote_threshold, bool) or not isinstance(vote_threshold, (int, float)):
-        raise ConfigError(f"vote_threshold must be a number in [0, 1]; got {vote_threshold!r}")
+        raise ConfigTypeError(f"vote_threshold must be a number in [0, 1]; got {vote_threshold!r}")
     if not 0.0 <= float(vote_threshold) <= 1.0:
         raise ConfigError(
             f"vote_threshold must be in [0, 1]; got {vote_threshold} "
@@ -50,7 +50,7 @@ def passes(approvals: int, eligible: int, vote_threshold: float) -> bool:
     False
     """
     if approvals < 0 or eligible < 0 or approvals > eligible:
-        raise ValueError(f"approvals={approvals} must be within [0, eligible={eligible}]")
+        raise ConfigError(f"approvals={approvals} must be within [0, eligible={eligible}]")
     num, den = threshold_fraction(vote_threshold)
     return approvals * den >= num * eligible
 
@@ -68,7 +68,7 @@ def tally(
     (accepted, approvals, eligible)
     """
     if not 0 <= proposer < len(votes):
-        raise ValueError(f"proposer index {proposer} outside 0..{len(votes) - 1}")
+        raise ConfigError(f"proposer index {proposer} outside 0..{len(votes) - 1}")
     approvals = sum(1 for i, v in enumerate(votes) if i != proposer and v is True)
     eligible = len(votes) - 1
     return passes(approvals, eligible, vote_threshold), approvals, eligible

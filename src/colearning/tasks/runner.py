@@ -18,11 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from colearning.core.exceptions import ConfigError, StoreError, require_extra
-from colearning.core.experiment import Experiment, ExperimentResult, RoundObserver
+from colearning.core.experiment import Experiment, ExperimentResult, ObserverLike
 from colearning.core.interface import MachineLearningInterface, Weights
 from colearning.core.records import RoundRecord
 from colearning.core.store import ExperimentStore
 from colearning.core.tally import threshold_fraction
+from colearning.core.weights_ref import WeightsRef
 from colearning.data.types import Dataset, LearnerData, pool_data
 from colearning.tasks.registry import BuildContext, Task, get_task
 
@@ -186,7 +187,7 @@ def run_task(
     config: RunConfig,
     out: str | Path | None = None,
     *,
-    observers: Sequence[RoundObserver] = (),
+    observers: Sequence[ObserverLike] = (),
     on_start: Callable[[Setup, int], None] | None = None,
 ) -> RunOutcome:
     """Run ``config`` to the end, committing every round to ``out`` (if given).
@@ -205,7 +206,7 @@ def resume_task(
     directory: str | Path,
     overrides: RunConfig | None = None,
     *,
-    observers: Sequence[RoundObserver] = (),
+    observers: Sequence[ObserverLike] = (),
     on_start: Callable[[Setup, int], None] | None = None,
 ) -> RunOutcome:
     """Continue the experiment in ``directory`` from its last committed round.
@@ -250,14 +251,14 @@ def _stored(config: RunConfig) -> dict[str, Any]:
 def _play(
     setup: Setup,
     store: ExperimentStore | None,
-    observers: Sequence[RoundObserver],
+    observers: Sequence[ObserverLike],
     on_start: Callable[[Setup, int], None] | None,
 ) -> RunOutcome:
     c = setup.config
     experiment = Experiment(
         setup.learners,
         vote_threshold=float(c.vote_threshold or 0.0),
-        proposer=c.proposer,  # type: ignore[arg-type]
+        proposer=c.proposer,
         seed=c.seed,
         timeout=c.timeout,
         store=store,
@@ -304,7 +305,9 @@ def summarize(
         score = judge.mli_test_weights(weights).test_score
         return None if score is None else float(score)
 
-    own = experiment.pool.test(range(len(setup.learners)), result.final_weights, c.timeout)
+    own = experiment.pool.test(
+        setup.learner_ids, WeightsRef.of(result.final_weights, result.final_weights_id), c.timeout
+    )
     summary: dict[str, Any] = {
         "task": task.name,
         "metric": task.metric,
@@ -321,7 +324,7 @@ def summarize(
             "score": judged(result.final_weights),
             "own_test_scores": {
                 lid: (o.value.test_score if o.ok and o.value is not None else None)
-                for lid, o in zip(setup.learner_ids, own, strict=True)
+                for lid, o in own.items()
             },
         },
         "dp_budgets": _dp_budgets(result.rounds),

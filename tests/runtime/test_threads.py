@@ -9,7 +9,8 @@ from threadpoolctl import threadpool_info
 
 from colearning import ProposedWeights, Weights
 from colearning.core.pool import LocalPool
-from colearning.core.threads import one_blas_thread
+from colearning.core.weights_ref import WeightsRef
+from colearning.runtime.threads import one_blas_thread
 from colearning.testing import QuadraticLearner
 
 
@@ -48,8 +49,8 @@ def test_pool_limits_blas_always_and_torch_in_parallel_batches_only():
     Spy.seen.clear()
     pool = LocalPool([Spy(target=[1.0], seed=i) for i in range(3)])
     try:
-        pool.propose(0, 0, None)
-        pool.test(range(3), Weights({"w": np.ones(1)}), None)
+        pool.propose(["learner-0"], 0, None)
+        pool.test(pool.learner_ids, WeightsRef.of(Weights({"w": np.ones(1)})), None)
     finally:
         pool.close()
     propose = [s for s in Spy.seen if s[0] == "propose"]

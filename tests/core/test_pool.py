@@ -1,0 +1,147 @@
+"""LocalPool's own concurrency: keyed by id, typed failures, one call per learner at a
+time, and replacement of a worker stuck in an abandoned call."""
+
+import threading
+
+import numpy as np
+import pytest
+
+from colearning import ConfigError, Weights
+from colearning.core.pool import LocalPool
+from colearning.core.protocol import Reason
+from colearning.core.weights_ref import WeightsRef
+from colearning.testing import FaultyLearner, QuadraticLearner
+
+
+def ref(value=1.0):
+    return WeightsRef.of(Weights({"w": np.full(2, value)}))
+
+
+def test_calls_are_keyed_by_learner_id_in_the_order_asked(quads):
+    pool = LocalPool(quads(3), learner_ids=["a", "b", "c"])
+    try:
+        got = pool.test(["c", "a"], ref(), None)
+        assert list(got) == ["c", "a"]
+        assert all(o.ok for o in got.values())
+        assert pool.current_weights("b", None).ok
+    finally:
+        pool.close()
+
+
+def test_a_mapping_of_learners_and_unknown_or_duplicate_ids(quads):
+    a, b = quads(2)
+    pool = LocalPool({"x": a, "y": b})
+    try:
+        assert list(pool.learner_ids) == ["x", "y"]
+        with pytest.raises(ConfigError, match="no learner 'z'"):
+            pool.test(["z"], ref(), None)
+    finally:
+        pool.close()
+    with pytest.raises(ConfigError, match="unique"):
+        LocalPool(quads(2), learner_ids=["same", "same"])
+
+
+def test_failures_are_typed(quads):
+    learners = quads(2)
+    learners[1] = FaultyLearner(learners[1], "raise")
+    pool = LocalPool(learners)
+    try:
+        got = pool.test(pool.learner_ids, ref(), None)
+    finally:
+        pool.close()
+    assert got["learner-0"].ok
+    failure = got["learner-1"].failure
+    assert failure.reason is Reason.RAISED and "injected failure" in failure.message
+    assert got["learner-1"].error.startswith("raised: RuntimeError")
+
+
+def test_calls_to_one_learner_never_overlap():
+    # Two batches hit the same learner from two threads at once; the learner counts how
+    # many of its calls run at the same moment, each staying inside for a while (long
+    # enough for the other thread's call to enter, were there no lock). The
+    # per-learner lock keeps it at 1.
+    running, peak, lock = [0], [0], threading.Lock()
+    entered = threading.Event()
+    release = threading.Event()  # never set before both calls ended: each waits 0.5 s
+
+    class Counting(QuadraticLearner):
+        def mli_test_weights(self, weights):
+            with lock:
+                running[0] += 1
+                peak[0] = max(peak[0], running[0])
+            entered.set()
+            release.wait(0.5)
+            with lock:
+                running[0] -= 1
+            return super().mli_test_weights(weights)
+
+    pool = LocalPool([Counting(target=[1.0, 2.0])], max_workers=4)
+    results = []
+    threads = [
+        threading.Thread(target=lambda: results.append(pool.test(["learner-0"], ref(), None)))
+        for _ in range(2)
+    ]
+    try:
+        for t in threads:
+            t.start()
+        assert entered.wait(30)
+        for t in threads:
+            t.join(30)
+    finally:
+        release.set()
+        pool.close()
+    assert peak[0] == 1
+    assert len(results) == 2 and all(r["learner-0"].ok for r in results)
+
+
+def test_a_stuck_worker_is_replaced_so_the_pool_keeps_its_capacity():
+    # One worker thread only. A call hangs past its timeout: the pool abandons it and
+    # starts a replacement, so a call to another learner still runs while the first
+    # is stuck (without the replacement it would wait behind the hung call).
+    hang = threading.Event()
+
+    class Hanging(QuadraticLearner):
+        def mli_test_weights(self, weights):
+            hang.wait(60)
+            return super().mli_test_weights(weights)
+
+    pool = LocalPool(
+        [Hanging(target=[1.0, 2.0]), QuadraticLearner(target=[1.0, 2.0])], max_workers=1
+    )
+    try:
+        first = pool.test(["learner-0"], ref(), 0.2)
+        assert first["learner-0"].failure.reason is Reason.TIMED_OUT
+        second = pool.test(["learner-1"], ref(), 30)
+        assert second["learner-1"].ok
+        assert not hang.is_set()  # the first call is still stuck while the second ran
+    finally:
+        hang.set()
+        pool.close()
+
+
+def test_a_learner_whose_previous_call_hangs_times_out_its_next_call():
+    hang = threading.Event()
+
+    class Hanging(QuadraticLearner):
+        def mli_test_weights(self, weights):
+            hang.wait(60)
+            return super().mli_test_weights(weights)
+
+    pool = LocalPool([Hanging(target=[1.0, 2.0])], max_workers=2)
+    try:
+        pool.test(["learner-0"], ref(), 0.2)
+        again = pool.test(["learner-0"], ref(), 0.2)
+        # its call waits for the lock the hung call holds, and times out
+        assert again["learner-0"].failure.reason is Reason.TIMED_OUT
+    finally:
+        hang.set()
+        pool.close()
+
+
+def test_a_non_positive_timeout_is_refused(quads):
+    pool = LocalPool(quads(1))
+    try:
+        with pytest.raises(ConfigError, match="timeout must be > 0"):
+            pool.test(["learner-0"], ref(), 0)
+    finally:
+        pool.close()
