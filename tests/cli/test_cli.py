@@ -152,44 +152,83 @@ def committed_rounds(directory: Path) -> int:
         return 0
 
 
-@pytest.mark.slow
-def test_kill_9_mid_run_then_resume_matches_uninterrupted(tmp_path):
-    args = [
-        "--task",
-        "digits-mlp",
-        "--learners",
-        "4",
-        "--rounds",
-        "12",
-        "--seed",
-        "7",
-        "--partition",
-        "dirichlet:0.5",
-        "--no-baselines",
-    ]
-    colearn("run", *args, "--out", tmp_path / "whole")
-    expected = snapshot(tmp_path / "whole")["final_weights_id"]
+PAUSED_RUN = Path(__file__).with_name("paused_run.py")
 
+
+def killed_at(point: str, round_index: int, out: Path, args: list[str]) -> None:
+    """Run colearn until it pauses at ``point`` of ``round_index``, then SIGKILL it."""
+    marker = out.parent / f"{out.name}.paused"
     victim = subprocess.Popen(
-        [*COLEARN, "run", *args, "--out", str(tmp_path / "killed")],
+        [
+            sys.executable,
+            str(PAUSED_RUN),
+            str(marker),
+            point,
+            str(round_index),
+            "--",
+            "run",
+            *args,
+            "--out",
+            str(out),
+        ],
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
-    deadline = time.monotonic() + 120
-    while committed_rounds(tmp_path / "killed") < 4 and time.monotonic() < deadline:
-        assert victim.poll() is None, "the run ended before it could be killed"
-        time.sleep(0.01)
-    victim.send_signal(signal.SIGKILL)
-    victim.wait()
-    done = committed_rounds(tmp_path / "killed")
-    assert 4 <= done < 12
+    try:
+        # the child blocks once it has written the marker: no race with the kill
+        deadline = time.monotonic() + 300
+        while not marker.exists():
+            if victim.poll() is not None:
+                raise AssertionError(f"the run ended before pausing: {victim.stderr.read()}")
+            if time.monotonic() > deadline:
+                raise AssertionError("the run never reached its pause point")
+            time.sleep(0.05)
+        victim.send_signal(signal.SIGKILL)
+    finally:
+        victim.wait()
+        victim.stderr.close()
+
+
+KILL_ARGS = [
+    "--task",
+    "digits-mlp",
+    "--learners",
+    "4",
+    "--rounds",
+    "8",
+    "--seed",
+    "7",
+    "--partition",
+    "dirichlet:0.5",
+    "--no-baselines",
+]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    out = tmp_path_factory.mktemp("whole") / "exp"
+    colearn("run", *KILL_ARGS, "--out", out)
+    return snapshot(out)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point", ["round", "validate", "commit"])
+def test_kill_9_mid_run_then_resume_matches_uninterrupted(tmp_path, point, uninterrupted):
+    args, whole = KILL_ARGS, uninterrupted
+    # the round to kill in: an accepted one, so "commit" stops after its blob is written
+    at = next(
+        r["round_index"]
+        for r in whole["rounds"]
+        if r["status"] == "accepted" and r["round_index"] >= 2
+    )
+    killed_at(point, at, tmp_path / "killed", args)
+    assert committed_rounds(tmp_path / "killed") == at
 
     proc = colearn("run", "--resume", tmp_path / "killed")
-    assert f"resuming at round {done}" in proc.stdout
+    assert f"resuming at round {at}" in proc.stdout
     resumed = snapshot(tmp_path / "killed")
-    assert [r["round_index"] for r in resumed["rounds"]] == list(range(12))
-    assert resumed["final_weights_id"] == expected
-    whole = snapshot(tmp_path / "whole")
+    assert [r["round_index"] for r in resumed["rounds"]] == list(range(8))
+    assert resumed["final_weights_id"] == whole["final_weights_id"]
     for a, b in zip(resumed["rounds"], whole["rounds"], strict=True):
         assert (a["status"], a["weights_id"]) == (b["status"], b["weights_id"])
 

@@ -13,7 +13,7 @@ from colearning.testing import FaultyLearner, QuadraticLearner
 
 def test_create_refuses_a_non_empty_directory_and_touches_nothing(tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
-    with pytest.raises(StoreError, match="choose a new, empty --out"):
+    with pytest.raises(StoreError, match="choose a new, empty directory"):
         ExperimentStore.create(tmp_path, {}, ["a"])
     assert (tmp_path / "notes.txt").read_text() == "mine"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]

@@ -110,8 +110,9 @@ class ExperimentStore:
         if path.exists() and (not path.is_dir() or any(path.iterdir())):
             what = "an experiment" if (path / DB_NAME).exists() else "other files"
             raise StoreError(
-                f"{path} already holds {what}; continue it with --resume {path}, "
-                "or choose a new, empty --out directory"
+                f"{path} already holds {what}; continue it (`colearn run --resume {path}`, "
+                f"or resume_task({str(path)!r}) from Python), or choose a new, empty "
+                "directory (--out, or run_task(config, out=...))"
             )
         path.mkdir(parents=True, exist_ok=True)
         (path / "blobs").mkdir(exist_ok=True)
@@ -136,12 +137,13 @@ class ExperimentStore:
         db = path / DB_NAME
         if not path.is_dir():
             raise StoreError(
-                f"{path} is not a directory; pass the --out directory of an earlier `colearn run`"
+                f"{path} is not a directory; pass the experiment directory of an earlier "
+                "run (its --out, or run_task's out=)"
             )
         if not db.is_file():
             raise StoreError(
                 f"{path} is not a colearning experiment directory (no {DB_NAME} in it); "
-                "pass the --out directory of an earlier `colearn run`"
+                "pass the experiment directory of an earlier run (its --out, or run_task's out=)"
             )
         try:
             conn = _connect(db)

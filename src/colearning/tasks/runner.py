@@ -236,8 +236,8 @@ def _merge_resume(stored: RunConfig, given: RunConfig, directory: Path) -> RunCo
         if key not in _RESUMABLE_CHANGES and a[key] != b[key]:
             raise StoreError(
                 f"{directory} was run with {key}={a[key]!r}; got {key}={b[key]!r}. "
-                f"Resume with the same settings (only rounds may change), or start a "
-                "new experiment with another --out"
+                "Resume with the same settings (only rounds may change), or start a "
+                "new experiment in another directory (--out, or run_task(config, out=...))"
             )
     return dataclasses.replace(stored, rounds=given.rounds, baselines=given.baselines)
 

@@ -1,0 +1,78 @@
+"""Run ``colearn`` with a pause at a chosen point, for kill-and-resume tests.
+
+    python paused_run.py MARKER POINT ROUND -- [colearn arguments...]
+
+When the run reaches ``POINT`` of round ``ROUND`` it writes ``MARKER`` and blocks
+until it is killed, so a test can SIGKILL it at exactly that point: no race between the
+test and the child (it cannot finish before the kill). Points:
+
+- ``round``: the start of the round, after every earlier round was committed;
+- ``validate``: mid-validation (the candidate was sent; no vote is back yet);
+- ``commit``: mid-commit (the accepted blob is written; the round's rows are not).
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+
+def _pause(marker: Path) -> None:
+    marker.write_text("paused\n")
+    threading.Event().wait()  # until killed
+
+
+def main(argv: list[str]) -> int:
+    marker, point, at = Path(argv[0]), argv[1], int(argv[2])
+    assert argv[3] == "--", "usage: paused_run.py MARKER POINT ROUND -- ARGS..."
+    args = argv[4:]
+
+    from colearning.core import experiment, store
+
+    if point == "round":
+        original_play = experiment.play_round
+
+        def play_round(pool: Any, plan: Any, **kw: Any) -> Any:
+            if plan.round_index == at:
+                _pause(marker)
+            return original_play(pool, plan, **kw)
+
+        experiment.play_round = play_round  # type: ignore[assignment]
+    elif point == "validate":
+        original_play = experiment.play_round
+
+        def play_round(pool: Any, plan: Any, **kw: Any) -> Any:
+            if plan.round_index == at:
+                original_test = pool.test
+
+                def test(ids: Any, ref: Any, timeout: Any) -> Any:
+                    _pause(marker)
+                    return original_test(ids, ref, timeout)
+
+                pool.test = test
+            return original_play(pool, plan, **kw)
+
+        experiment.play_round = play_round  # type: ignore[assignment]
+    elif point == "commit":
+        original_commit = store.ExperimentStore.commit_round
+
+        def commit_round(self: Any, record: Any, blob: Any = None) -> None:
+            if record.round_index == at:
+                if blob is not None:
+                    self.put_blob(blob, record.current_weights_id)
+                _pause(marker)
+            original_commit(self, record, blob)
+
+        store.ExperimentStore.commit_round = commit_round  # type: ignore[method-assign]
+    else:
+        raise SystemExit(f"unknown point {point!r}; use round, validate or commit")
+
+    from colearning.cli.main import main as colearn
+
+    return colearn(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
