@@ -27,6 +27,8 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from colearning.core.codec import WeightsSpec, check_finite, check_weights
 from colearning.core.decider import Decider, TallyDecider
 from colearning.core.exceptions import ConfigError, WeightsError
@@ -288,7 +290,7 @@ def _vote(
         )
     assert isinstance(answer, ProposedWeights)
     if is_voter:
-        ballot = Ballot.APPROVE if answer.vote else Ballot.REJECT
+        ballot = Ballot.APPROVE if bool(answer.vote) else Ballot.REJECT
         reason = None
     else:
         ballot, reason = Ballot.ABSTAIN, Reason.PROPOSER if is_proposer else Reason.NOT_ASKED
@@ -312,7 +314,7 @@ def _read_answer(answer: object) -> tuple[str, float | None, float | None]:
             None,
             None,
         )
-    if not isinstance(answer.vote, bool):
+    if not isinstance(answer.vote, bool | np.bool_):  # NumPy's bool, as Colearn took it
         return f"answered vote={answer.vote!r}; a vote must be True or False", None, None
     scores: list[float | None] = []
     for name in ("vote_score", "test_score"):

@@ -3,9 +3,9 @@
 A proposal passes when ``approvals >= vote_threshold * eligible``, where the eligible
 voters are all learners but the proposer. The threshold is taken as the nearest
 fraction ``num/den`` with ``den <= 1_000_000`` and compared in integers
-(``approvals * den >= num * eligible``), so ``0.7 * 10`` is exactly 7 and ``2/3`` of 3
-is exactly 2, here and on chain (in floats ``0.7 * 10`` is 7.000000000000001, which
-would wrongly reject 7 approvals out of 10).
+(``approvals * den >= num * eligible``), so 0.28 of 25 voters is exactly 7 and ``2/3``
+of 3 is exactly 2, here and on chain (in floats ``25 * 0.28`` is 7.000000000000001,
+which would wrongly reject 7 approvals out of 25, as Colearn's float rule did).
 """
 
 from __future__ import annotations
