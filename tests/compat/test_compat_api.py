@@ -192,3 +192,34 @@ def test_a_proposer_that_always_fails_is_not_silent():
             verdicts, accepted = colearning.run_one_round(round_index, learners)
         assert not accepted
         assert [v.vote for v in verdicts] == [None, None, None]
+
+
+class NumpyScoredLearner(compat.MachineLearningInterface):
+    """Scores are NumPy scalars, so ``new > old`` is a ``numpy.bool_``: what Colearn
+    learners gave on the scikit-learn of their day (``score`` returned ``np.float64``);
+    Colearn's pydantic ``ProposedWeights`` turned them into ``bool`` and ``float``."""
+
+    def __init__(self) -> None:
+        self.value = 0
+
+    def mli_propose_weights(self) -> compat.Weights:
+        return compat.Weights(weights=self.value + 1)
+
+    def mli_test_weights(self, weights: compat.Weights) -> compat.ProposedWeights:
+        score = np.float64(weights.weights)
+        return compat.ProposedWeights(
+            weights=weights, vote_score=score, test_score=score, vote=score > self.value
+        )
+
+    def mli_accept_weights(self, weights: compat.Weights) -> None:
+        self.value = weights.weights
+
+    def mli_get_current_weights(self) -> compat.Weights:
+        return compat.Weights(weights=self.value)
+
+
+def test_numpy_bool_votes_count_as_colearn_counted_them():
+    verdicts, accepted = colearning.run_one_round(0, [NumpyScoredLearner() for _ in range(3)])
+    assert [v.error for v in verdicts] == [None, None, None]
+    assert [v.vote for v in verdicts] == [None, True, True]
+    assert accepted
