@@ -19,7 +19,8 @@ import numpy as np
 
 from colearning.compat._results import Result, Results
 from colearning.core.exceptions import ColearningError, require_extra
-from colearning.core.records import PhaseTimings, RoundRecord, RoundStatus, VoteRecord
+from colearning.core.protocol import Ballot, Decision, Proposal, Reason, Vote
+from colearning.core.records import PhaseTimings, RoundRecord, RoundStatus
 
 __all__ = ["ColearnPlot"]
 
@@ -52,30 +53,77 @@ def _records(results: Results) -> tuple[list[RoundRecord], list[str]]:
     for column, result in enumerate(results.data):
         errors = getattr(result, "errors", None) or [None] * n
         proposer = result.block_proposer
+        status = _status(result)
         votes = tuple(
-            VoteRecord(
+            _vote(
                 ids[i],
                 result.votes[i],
                 result.vote_scores[i] if i < len(result.vote_scores) else None,
                 result.test_scores[i] if i < len(result.test_scores) else None,
                 errors[i] if i < len(errors) else None,
+                is_proposer=i == proposer,
+                asked=status != "skipped",
             )
             for i in range(n)
         )
+        pid = ids[proposer] if proposer is not None else ""
+        approvals = sum(v is True for v in result.votes)
         records.append(
             RoundRecord(
                 round_index=column,
-                proposer_id=ids[proposer] if proposer is not None else "",
-                status=_status(result),
-                weights_id=None,
-                current_weights_id="",
-                approvals=sum(v is True for v in result.votes),
-                eligible=max(n - 1, 0),
+                status=status,
+                proposals=(
+                    Proposal(pid, None, Reason.RAISED if status == "skipped" else None),
+                ),
                 votes=votes,
+                decision=None
+                if status == "skipped"
+                else Decision(status == "accepted", approvals, max(n - 1, 0), (1, 2)),
+                candidate=None,
+                previous_weights_id="",
+                current_weights_id="",
                 timings=PhaseTimings(),
             )
         )
     return records, ids
+
+
+def _vote(
+    learner_id: str,
+    vote: bool | None,
+    vote_score: float | None,
+    test_score: float | None,
+    error: str | None,
+    *,
+    is_proposer: bool,
+    asked: bool,
+) -> Vote:
+    if not asked:
+        return Vote(learner_id, Ballot.ABSTAIN, reason=Reason.NOT_ASKED)
+    ballot, reason = Ballot.ABSTAIN, None
+    if is_proposer:
+        reason = Reason.PROPOSER
+    elif error:
+        reason = Reason.RAISED
+    elif vote is None:
+        reason = Reason.NOT_ASKED
+    else:
+        ballot = Ballot.APPROVE if vote else Ballot.REJECT
+    return Vote(
+        learner_id,
+        ballot,
+        vote_score=_number(vote_score),
+        test_score=_number(test_score),
+        reason=reason,
+        detail=error if reason is Reason.RAISED else None,
+    )
+
+
+def _number(value: object) -> float | None:
+    try:
+        return None if value is None else float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
 
 
 class ColearnPlot:

@@ -390,7 +390,8 @@ def run_one_round(
     finally:
         pool.close()
     record = result.record
-    if record.status == "skipped" or record.reason_code is Reason.MALFORMED:
+    code = record.reason_code
+    if code is not None and (code.is_failure or code is Reason.MALFORMED):
         warnings.warn(
             f"round {round_index}: {record.proposer_id}'s proposal was not voted on "
             f"({record.reason})",
