@@ -72,9 +72,7 @@ def _records(results: Results) -> tuple[list[RoundRecord], list[str]]:
             RoundRecord(
                 round_index=column,
                 status=status,
-                proposals=(
-                    Proposal(pid, None, Reason.RAISED if status == "skipped" else None),
-                ),
+                proposals=(Proposal(pid, None, Reason.RAISED if status == "skipped" else None),),
                 votes=votes,
                 decision=None
                 if status == "skipped"
