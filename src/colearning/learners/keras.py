@@ -65,8 +65,7 @@ def _keras_metric(
     from the name (loss, error, crossentropy, mse, mae: lower is better)."""
     if not isinstance(name, str) or name not in reported:
         raise ConfigError(
-            f"{what} must be one of {sorted(reported)} (what model.evaluate reports); "
-            f"got {name!r}"
+            f"{what} must be one of {sorted(reported)} (what model.evaluate reports); got {name!r}"
         )
     known = METRICS.get(name)
     if known is not None:
