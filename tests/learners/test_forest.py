@@ -5,9 +5,6 @@ import collections
 
 import numpy as np
 import pytest
-
-pytest.importorskip("skops")
-
 import skops.io as sio
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
@@ -58,7 +55,7 @@ def test_check_learner_classification_and_regression(iris, iris_parts):
     check_learner(forest_learner(iris, iris_parts[0]))
     part = partition_dataset(load_dataset("diabetes"), 3, "iid", seed=0)[0]
     regressor = RandomForestLearner(part, task="regression", trees_per_proposal=2, max_depth=3)
-    assert regressor.metric == "rmse" and regressor.higher_is_better is False
+    assert regressor.vote_metric == "rmse" and regressor.higher_is_better is False
     check_learner(regressor)
 
 
@@ -69,6 +66,32 @@ def test_equal_forests_give_equal_bytes(iris):
     assert forest_to_bytes(a) == forest_to_bytes(b)
     c = RandomForestClassifier(n_estimators=3, max_depth=3, random_state=2).fit(iris.X, iris.y)
     assert forest_to_bytes(a) != forest_to_bytes(c)
+
+
+def test_tree_node_padding_is_zeroed(iris):
+    """sklearn's node struct has 7 padding bytes that hold whatever the heap held:
+    written as is, equal forests got other ids in other processes (and leaked memory)."""
+    import io
+    import zipfile
+
+    forest = RandomForestClassifier(n_estimators=2, max_depth=3, random_state=0)
+    forest.fit(iris.X, iris.y)
+    nodes = forest.estimators_[0].tree_.__getstate__()["nodes"]
+    assert nodes.dtype.itemsize > sum(nodes.dtype[n].itemsize for n in nodes.dtype.names)
+    checked = 0
+    with zipfile.ZipFile(io.BytesIO(forest_to_bytes(forest))) as archive:
+        for name in archive.namelist():
+            if not name.endswith(".npy"):
+                continue
+            array = np.load(io.BytesIO(archive.read(name)), allow_pickle=False)
+            if array.dtype.names is None:
+                continue
+            clean = np.zeros(array.shape, array.dtype)
+            for field in array.dtype.names:
+                clean[field] = array[field]
+            assert array.tobytes() == clean.tobytes()
+            checked += 1
+    assert checked == 2  # one node array per tree
 
 
 def test_same_seed_and_round_give_identical_bytes(iris, iris_parts):
@@ -122,7 +145,7 @@ def test_missing_classes_still_give_the_full_class_list(iris, iris_parts):
 
 def test_votes_and_cached_accept(iris, wine):
     parts = partition_dataset(wine, 2, "iid", seed=0)
-    learner = forest_learner(wine, parts[0], metric="logloss", test_metric="accuracy")
+    learner = forest_learner(wine, parts[0], vote_metric="log_loss", test_metric="accuracy")
     assert learner.mli_test_weights(learner.mli_get_current_weights()).vote is False
     proposal = learner.mli_propose_weights()
     verdict = learner.mli_test_weights(proposal)
@@ -134,6 +157,8 @@ def test_votes_and_cached_accept(iris, wine):
     other = forest_learner(wine, parts[1]).mli_get_current_weights()
     count = learner.evaluations
     learner.mli_accept_weights(other)
+    assert learner.evaluations == count  # scored when first needed
+    learner.current_vote_score()
     assert learner.evaluations == count + 1
 
 
@@ -216,15 +241,16 @@ def test_configuration_errors(iris, iris_parts):
         RandomForestLearner(iris_parts[0], trees_per_proposal=0)
     with pytest.raises(ConfigError, match="task"):
         RandomForestLearner(iris_parts[0], task="ranking")  # type: ignore[arg-type]
-    with pytest.raises(ConfigError, match="metric"):
-        RandomForestLearner(iris_parts[0], metric="rmse")
+    with pytest.raises(ConfigError, match="vote_metric 'rmse' is a regression metric"):
+        RandomForestLearner(iris_parts[0], vote_metric="rmse")
     with pytest.raises(ConfigError, match="higher_is_better"):
-        RandomForestLearner(iris_parts[0], metric=lambda y, p: 0.0)
+        RandomForestLearner(iris_parts[0], vote_metric=lambda y, p: 0.0)
 
 
 @pytest.mark.parametrize("task", ["classification", "regression"])
 def test_onnx_export_matches_predictions(task, wine):
-    ort = pytest.importorskip("onnxruntime")
+    import onnxruntime as ort
+
     if task == "classification":
         data = partition_dataset(wine, 2, "iid", seed=0)[0]
         learner = forest_learner(wine, data)
@@ -246,7 +272,9 @@ def test_onnx_export_matches_predictions(task, wine):
 
 def test_experiment_improves_the_test_score(wine):
     parts = partition_dataset(wine, 3, "iid", seed=1)
-    learners = [forest_learner(wine, p, seed=i, metric="logloss") for i, p in enumerate(parts)]
+    learners = [
+        forest_learner(wine, p, seed=i, vote_metric="log_loss") for i, p in enumerate(parts)
+    ]
     with Experiment(learners) as experiment:
         initial = experiment.current_weights
         result = experiment.run(rounds=3)
@@ -254,7 +282,7 @@ def test_experiment_improves_the_test_score(wine):
     judge = forest_learner(
         wine,
         LearnerData(train=parts[0].train, vote=parts[0].vote, test=(wine.X, wine.y)),
-        metric="logloss",
+        vote_metric="log_loss",
     )
     before = judge.mli_test_weights(initial).test_score
     after = judge.mli_test_weights(result.final_weights).test_score

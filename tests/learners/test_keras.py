@@ -3,11 +3,6 @@ malformed weights, ONNX export, and a small experiment."""
 
 import numpy as np
 import pytest
-
-pytest.importorskip("torch")
-# Through colearning: it selects the torch backend before Keras is first imported.
-pytest.importorskip("colearning.learners.keras")
-
 import torch
 
 from colearning import Experiment
@@ -99,8 +94,10 @@ def test_uncompiled_model_is_compiled_or_refused(parts):
         vote_metric="accuracy",
     )
     assert learner.higher_is_better is True
-    with pytest.raises(ConfigError, match="vote_metric"):
+    with pytest.raises(ConfigError, match=r"vote_metric must be one of \['accuracy', 'loss'\]"):
         make(parts[0], vote_metric="auc")
+    with pytest.raises(ConfigError, match="higher_is_better must be False for vote_metric 'loss'"):
+        make(parts[0], vote_metric="loss", higher_is_better=True)
 
 
 def test_same_seed_and_round_give_identical_weights(parts):
@@ -151,8 +148,10 @@ def test_votes_and_cached_accept(parts):
     other = make(parts[1], seed=9).mli_get_current_weights()
     count = learner.evaluations
     learner.mli_accept_weights(other)
-    assert learner.evaluations == count + 1
+    assert learner.evaluations == count  # untested weights are scored when needed
     assert id_of(learner.mli_get_current_weights()) == id_of(other)
+    learner.current_vote_score()
+    assert learner.evaluations == count + 1
 
 
 def test_malformed_weights_are_refused(parts):
@@ -177,7 +176,8 @@ def test_malformed_weights_are_refused(parts):
 
 
 def test_onnx_export_matches_predictions(parts):
-    ort = pytest.importorskip("onnxruntime")
+    import onnxruntime as ort
+
     learner = make(parts[0])
     learner.mli_accept_weights(learner.mli_propose_weights())
     before = id_of(learner.mli_get_current_weights())

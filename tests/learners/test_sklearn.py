@@ -14,7 +14,8 @@ from colearning.core.codec import id_of
 from colearning.core.exceptions import ConfigError, DataError, MissingExtraError, WeightsError
 from colearning.core.interface import ModelFormat, Weights
 from colearning.data import LearnerData, load_dataset, partition_dataset
-from colearning.learners.sklearn import METRICS, SKLearnLearner
+from colearning.learners.metrics import METRICS
+from colearning.learners.sklearn import SKLearnLearner
 from colearning.testing import check_learner
 
 
@@ -70,12 +71,14 @@ def test_sgd_classifier_passes_check_learner(digits, digits_parts):
 
 def test_mlp_regressor_passes_check_learner(diabetes_parts):
     learner = SKLearnLearner(MLPRegressor(hidden_layer_sizes=(8,)), diabetes_parts[0])
-    assert learner.metric == "rmse" and learner.higher_is_better is False
+    assert learner.vote_metric == "rmse" and learner.higher_is_better is False
     check_learner(learner)
 
 
 def test_sgd_regressor_passes_check_learner(diabetes_parts):
-    check_learner(SKLearnLearner(SGDRegressor(), diabetes_parts[0], metric="r2"), round_index=5)
+    check_learner(
+        SKLearnLearner(SGDRegressor(), diabetes_parts[0], vote_metric="r2"), round_index=5
+    )
 
 
 def test_weights_are_named_arrays_in_the_estimators_dtype(digits, digits_parts):
@@ -117,13 +120,13 @@ def test_propose_and_test_leave_the_current_weights_alone(digits, digits_parts):
     learner = digits_learner(digits, digits_parts[0])
     before = learner.mli_get_current_weights()
     snapshot = {k: a.copy() for k, a in before.arrays.items()}
-    score = learner.current_vote_score
+    score = learner.current_vote_score()
     learner.mli_set_round(0)
     proposal = learner.mli_propose_weights()
     learner.mli_test_weights(proposal)
     assert learner.mli_get_current_weights() is before
     assert all(np.array_equal(snapshot[k], a) for k, a in before.arrays.items())
-    assert learner.current_vote_score == score
+    assert learner.current_vote_score() == score
     assert not same(proposal, before)
 
 
@@ -206,7 +209,7 @@ def test_votes_for_strictly_better_weights_only(digits, digits_parts):
     better = trained(learner)
     verdict = learner.mli_test_weights(better)
     assert verdict.vote is True
-    assert verdict.vote_score > learner.current_vote_score
+    assert verdict.vote_score > learner.current_vote_score()
     assert 0.0 <= verdict.test_score <= 1.0
     assert learner.mli_test_weights(start).vote is False  # equal is not better
     learner.mli_accept_weights(better)
@@ -233,29 +236,29 @@ def test_lower_is_better_metrics_vote_for_lower_scores(
 ):
     if metric == "log_loss":
         model = SGDClassifier(loss="log_loss")
-        learner = digits_learner(digits, digits_parts[0], model, metric="log_loss")
+        learner = digits_learner(digits, digits_parts[0], model, vote_metric="log_loss")
     else:
         model = SGDRegressor(learning_rate="constant", eta0=0.01)
-        learner = SKLearnLearner(model, diabetes_parts[0], metric="rmse")
+        learner = SKLearnLearner(model, diabetes_parts[0], vote_metric="rmse")
     assert learner.higher_is_better is False
     start = learner.mli_get_current_weights()
     better = trained(learner)
     verdict = learner.mli_test_weights(better)
-    assert verdict.vote_score < learner.current_vote_score
+    assert verdict.vote_score < learner.current_vote_score()
     assert verdict.vote is True
     learner.mli_accept_weights(better)
-    assert learner.current_vote_score == verdict.vote_score
+    assert learner.current_vote_score() == verdict.vote_score
     worse = learner.mli_test_weights(start)
-    assert worse.vote_score > learner.current_vote_score
+    assert worse.vote_score > learner.current_vote_score()
     assert worse.vote is False
 
 
 def test_neg_log_loss_is_the_negated_loss(digits, digits_parts):
     data = digits_parts[0]
-    loss = digits_learner(digits, data, mlp(), metric="log_loss")
-    neg = digits_learner(digits, data, mlp(), metric="neg_log_loss")
+    loss = digits_learner(digits, data, mlp(), vote_metric="log_loss")
+    neg = digits_learner(digits, data, mlp(), vote_metric="neg_log_loss")
     assert neg.higher_is_better and not loss.higher_is_better
-    assert neg.current_vote_score == pytest.approx(-loss.current_vote_score)
+    assert neg.current_vote_score() == pytest.approx(-loss.current_vote_score())
     better = trained(loss)
     assert loss.mli_test_weights(better).vote is neg.mli_test_weights(better).vote is True
 
@@ -265,14 +268,16 @@ def test_a_callable_metric_needs_its_direction(digits, digits_parts):
         return float(np.mean(y != pred))
 
     with pytest.raises(ConfigError, match="higher_is_better must be given for a callable"):
-        digits_learner(digits, digits_parts[0], metric=error_rate)
-    learner = digits_learner(digits, digits_parts[0], metric=error_rate, higher_is_better=False)
-    assert learner.metric == "error_rate"
+        digits_learner(digits, digits_parts[0], vote_metric=error_rate)
+    learner = digits_learner(
+        digits, digits_parts[0], vote_metric=error_rate, higher_is_better=False
+    )
+    assert learner.vote_metric == "error_rate"
     better = trained(learner)
     verdict = learner.mli_test_weights(better)
-    assert verdict.vote is True and verdict.vote_score < learner.current_vote_score
+    assert verdict.vote is True and verdict.vote_score < learner.current_vote_score()
     # with the direction flipped, the same improvement is refused
-    flipped = digits_learner(digits, digits_parts[0], metric=error_rate, higher_is_better=True)
+    flipped = digits_learner(digits, digits_parts[0], vote_metric=error_rate, higher_is_better=True)
     assert flipped.mli_test_weights(better).vote is False
 
 
@@ -314,7 +319,7 @@ def test_the_metrics_agree_with_scikit_learn():
 
 
 def test_roc_auc_scores_the_classes_a_vote_set_holds(digits, digits_parts):
-    learner = digits_learner(digits, digits_parts[0], metric="roc_auc")
+    learner = digits_learner(digits, digits_parts[0], vote_metric="roc_auc")
     verdict = learner.mli_test_weights(trained(learner))
     assert verdict.vote is True and 0.5 < verdict.vote_score <= 1.0
 
@@ -326,29 +331,85 @@ def test_accept_reuses_the_vote_score_of_the_weights_just_tested(digits, digits_
     learner = digits_learner(digits, digits_parts[0])
     learner.mli_set_round(0)
     proposal = learner.mli_propose_weights()
-    assert learner.evaluations == 0
+    assert learner.evaluations == 0  # the current weights are scored when first needed
     verdict = learner.mli_test_weights(proposal)
-    assert learner.evaluations == 1
+    assert learner.evaluations == 2  # the proposal, then the current weights
     learner.mli_accept_weights(proposal)
-    assert learner.evaluations == 1  # cached
-    assert learner.current_vote_score == verdict.vote_score
-    # the same arrays in another Weights object are the same weights
-    learner.mli_test_weights(proposal)
+    assert learner.evaluations == 2  # cached
+    assert learner.current_vote_score() == verdict.vote_score
+    # the new current weights, as the same arrays or as equal copies: nothing to score
+    assert learner.mli_test_weights(proposal).vote is False
     learner.mli_accept_weights(Weights(dict(proposal.arrays)))
+    learner.mli_accept_weights(Weights({k: a.copy() for k, a in proposal.arrays.items()}))
     assert learner.evaluations == 2
 
 
-def test_accept_scores_weights_it_has_not_tested(digits, digits_parts):
+def test_accept_scores_weights_it_has_not_tested_when_needed(digits, digits_parts):
     learner = digits_learner(digits, digits_parts[0])
     start = learner.mli_get_current_weights()
-    start_score = learner.current_vote_score
+    start_score = learner.current_vote_score()
     better = trained(learner)
+    tested = learner.mli_test_weights(better)
     count = learner.evaluations
-    learner.mli_test_weights(better)
-    # equal values in fresh arrays: scored again, not mistaken for the cached ones
+    # equal values in fresh arrays are the weights just tested: their score is reused
+    learner.mli_accept_weights(Weights({k: a.copy() for k, a in better.arrays.items()}))
+    assert learner.evaluations == count
+    assert learner.current_vote_score() == tested.vote_score
+    # weights never tested are scored when their score is first needed, not before
     learner.mli_accept_weights(Weights({k: a.copy() for k, a in start.arrays.items()}))
-    assert learner.evaluations == count + 2
-    assert learner.current_vote_score == start_score
+    assert learner.evaluations == count
+    assert learner.current_vote_score() == start_score
+    assert learner.evaluations == count + 1
+
+
+def test_current_weights_and_a_copy_score_alike_on_one_path(diabetes_parts):
+    """The fresh-machine bug: the baseline was scored on the vote split alone and
+    candidates on vote + test stacked, so BLAS picked other kernels for the same
+    weights, the scores differed in the 10th digit and the learner approved its own
+    unchanged model. Now the baseline and a candidate go through the same call on the
+    same matrix."""
+
+    def make(seed):
+        learner = SKLearnLearner(
+            MLPRegressor(hidden_layer_sizes=(8,)), diabetes_parts[0], seed=seed
+        )
+        inputs = []
+        predict = learner._eval.predict
+
+        def recording(X):
+            inputs.append(X.shape)
+            return predict(X)
+
+        learner._eval.predict = recording
+        return learner, inputs
+
+    owner, owner_inputs = make(0)  # scores these weights as its baseline
+    other, other_inputs = make(1)  # scores the same weights as a candidate
+    weights = owner.mli_get_current_weights()
+    copy = Weights({k: a.copy() for k, a in weights.arrays.items()})
+    assert id_of(copy) != id_of(other.mli_get_current_weights())
+    baseline = owner.current_vote_score()
+    as_candidate = other.mli_test_weights(copy)
+    assert owner_inputs == other_inputs[:1]  # the same matrix, through the same call
+    assert as_candidate.vote_score == baseline  # same inputs, same call: the same number
+    # and the owner never approves its current weights, nor a copy of them
+    for same in (weights, copy):
+        verdict = owner.mli_test_weights(same)
+        assert verdict.vote is False and verdict.vote_score == baseline
+
+
+def test_a_score_within_float_noise_of_the_current_one_is_a_tie(diabetes_parts):
+    learner = SKLearnLearner(MLPRegressor(hidden_layer_sizes=(8,)), diabetes_parts[0])
+    baseline = learner.current_vote_score()
+    assert baseline > 1  # rmse of a fresh model on diabetes: the tolerance is relative
+    learner.mli_set_round(0)
+    proposal = learner.mli_propose_weights()
+    real = learner._scores
+    for delta, vote in ((-1e-10 * baseline, False), (-1e-6 * baseline, True)):
+        learner._tested = None
+        learner._scores = lambda weights, d=delta: (baseline + d, None)
+        assert learner.mli_test_weights(proposal).vote is vote
+    learner._scores = real
 
 
 # -- malformed weights ------------------------------------------------------------------
@@ -377,15 +438,16 @@ def malformed(weights: Weights):
 def test_malformed_weights_are_refused_and_change_nothing(digits, digits_parts, case):
     learner = digits_learner(digits, digits_parts[0])
     current = learner.mli_get_current_weights()
-    score = learner.current_vote_score
+    score = learner.current_vote_score()
+    count = learner.evaluations
     bad = Weights(malformed(current)[case])
     with pytest.raises(WeightsError):
         learner.mli_test_weights(bad)
     with pytest.raises(WeightsError):
         learner.mli_accept_weights(bad)
     assert learner.mli_get_current_weights() is current
-    assert learner.current_vote_score == score
-    assert learner.evaluations == 0
+    assert learner.current_vote_score() == score
+    assert learner.evaluations == count  # refused before anything was scored
     learner.mli_set_round(0)
     assert learner.mli_test_weights(learner.mli_propose_weights()).vote_score is not None
 
@@ -469,9 +531,15 @@ def test_unsuitable_models_are_config_errors(digits, digits_parts, model, match)
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"metric": "auc"}, "metric must be one of accuracy, .* got 'auc'"),
-        ({"metric": "rmse"}, "metric 'rmse' is a regression metric"),
-        ({"metric": "accuracy", "higher_is_better": False}, "higher_is_better must be True"),
+        (
+            {"vote_metric": "auc"},
+            r"vote_metric must be one of 'accuracy', .* got 'auc' \(this library spells it "
+            r"'roc_auc'\)",
+        ),
+        ({"vote_metric": "rmse"}, "vote_metric 'rmse' is a regression metric"),
+        ({"test_metric": "mae"}, "test_metric 'mae' is a regression metric"),
+        ({"vote_metric": "accuracy", "higher_is_better": False}, "higher_is_better must be True"),
+        ({"vote_metric": "loss"}, "vote_metric must be one of 'accuracy', .*; got 'loss'"),
         ({"epochs": 0}, "epochs must be an integer >= 1; got 0"),
         ({"seed": -1}, "seed must be an integer >= 0; got -1"),
     ],
@@ -483,14 +551,14 @@ def test_bad_settings_are_config_errors(digits, digits_parts, kwargs, match):
 
 def test_probability_metrics_need_probabilities(digits, digits_parts):
     with pytest.raises(ConfigError, match="needs predicted probabilities.*loss='log_loss'"):
-        digits_learner(digits, digits_parts[0], SGDClassifier(loss="hinge"), metric="log_loss")
+        digits_learner(digits, digits_parts[0], SGDClassifier(loss="hinge"), vote_metric="log_loss")
 
 
 def test_regressors_take_no_classes(diabetes_parts):
     with pytest.raises(ConfigError, match="classes must be None for a regressor"):
         SKLearnLearner(SGDRegressor(), diabetes_parts[0], classes=[0, 1])
     with pytest.raises(ConfigError, match="'accuracy' is a classification metric"):
-        SKLearnLearner(SGDRegressor(), diabetes_parts[0], metric="accuracy")
+        SKLearnLearner(SGDRegressor(), diabetes_parts[0], vote_metric="accuracy")
 
 
 def test_empty_vote_split_is_a_data_error(digits, digits_parts):
@@ -510,4 +578,4 @@ def test_roc_auc_needs_two_classes_to_vote_with(digits):
     X, y = digits.X[one_class], digits.y[one_class]
     data = LearnerData(train=(digits.X[:100], digits.y[:100]), vote=(X, y), test=(X, y))
     with pytest.raises(DataError, match="'roc_auc' needs at least two classes in the vote"):
-        digits_learner(digits, data, metric="roc_auc")
+        digits_learner(digits, data, vote_metric="roc_auc")

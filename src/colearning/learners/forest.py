@@ -27,22 +27,23 @@ from __future__ import annotations
 
 import copy
 import io
-import json
-import re
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, Literal, TypeAlias
 
 import numpy as np
 
-from colearning.core.codec import check_weights
-from colearning.core.exceptions import ConfigError, DataError, WeightsError, require_extra
-from colearning.core.interface import (
-    Array,
-    Weights,
-)
+from colearning.core.exceptions import ConfigError, WeightsError, require_extra
+from colearning.core.interface import Array, Weights
 from colearning.data.types import LearnerData
-from colearning.learners.encoded import EncodedModelLearner, check_tree_links
+from colearning.learners._base import EncodedModelLearner
+from colearning.learners._formats import (
+    TRUSTED_TYPES,
+    canonical_skops,
+    check_tree_nodes,
+    read_skops_schema,
+)
+from colearning.learners.metrics import CLASSIFICATION, REGRESSION, MetricFn, resolve_metric
 
 require_extra("sklearn", "sklearn", "the random-forest learner")
 require_extra("skops", "sklearn", "the random-forest learner")
@@ -51,85 +52,49 @@ import skops.io as sio  # noqa: E402 - after the extra check, for its message
 from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor  # noqa: E402
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor  # noqa: E402
 
-__all__ = ["TRUSTED_TYPES", "RandomForestLearner", "forest_from_bytes", "forest_to_bytes"]
+__all__ = [
+    "TRUSTED_TYPES",
+    "RandomForestLearner",
+    "forest_from_bytes",
+    "forest_to_bytes",
+    "to_onnx",
+]
 
-MetricFn = Callable[[Array, Array], float]
 # RandomForestClassifier | RandomForestRegressor; scikit-learn ships no type hints.
 Forest: TypeAlias = Any
-
-#: Every type a forest blob may name; anything else is refused.
-TRUSTED_TYPES: frozenset[str] = frozenset(
-    {
-        "builtins.dict",
-        "builtins.list",
-        "builtins.tuple",
-        "builtins.str",
-        "builtins.int",
-        "builtins.float",
-        "builtins.bool",
-        "builtins.NoneType",
-        "numpy.ndarray",
-        "numpy.dtype",
-        "numpy.int64",
-        "numpy.int32",
-        "numpy.float64",
-        "numpy.float32",
-        "numpy.bool_",
-        "numpy.str_",
-        "sklearn.ensemble._forest.RandomForestClassifier",
-        "sklearn.ensemble._forest.RandomForestRegressor",
-        "sklearn.tree._classes.DecisionTreeClassifier",
-        "sklearn.tree._classes.DecisionTreeRegressor",
-        "sklearn.tree._tree.Tree",
-    }
-)
-_TRUSTED_LOADERS = frozenset(
-    {
-        "ObjectNode",
-        "JsonNode",
-        "TreeNode",
-        "TupleNode",
-        "NdArrayNode",
-        "ListNode",
-        "DictNode",
-        "TypeNode",
-        "NoneNode",
-    }
-)
-# Largest blob accepted, and largest total size of its unpacked files.
-MAX_FOREST_BYTES = 512 * 1024 * 1024
-_NPY_NAME = re.compile(r"^[0-9A-Za-z_.-]{1,64}\.npy$")
-_FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 
 
 # -- encoding -----------------------------------------------------------------------------
 
 
-def _canonical_schema(schema: Any) -> tuple[Any, dict[str, str]]:
-    """Renumber ``__id__`` values and ``.npy`` file names in order of appearance."""
-    ids: dict[Any, int] = {}
-    files: dict[str, str] = {}
+def _zero_padding(npy: bytes) -> bytes:
+    """The ``.npy`` file with the padding bytes of a structured array zeroed.
 
-    def walk(node: Any) -> Any:
-        if isinstance(node, dict):
-            out: dict[str, Any] = {}
-            for key, value in node.items():
-                if key == "__id__":
-                    out[key] = ids.setdefault(value, len(ids))
-                elif key == "file" and isinstance(value, str):
-                    out[key] = files.setdefault(value, f"{len(files):06d}.npy")
-                else:
-                    out[key] = walk(value)
-            return out
-        if isinstance(node, list):
-            return [walk(v) for v in node]
-        return node
-
-    return walk(schema), files
+    scikit-learn's tree nodes are a struct of 57 bytes padded to 64, and the padding
+    is whatever the allocator left there: written as is, it made the bytes (and so the
+    weights id) of equal forests differ from process to process, and sent seven bytes
+    of this process's heap per node to every other party.
+    """
+    try:
+        array = np.load(io.BytesIO(npy), allow_pickle=False)
+    except ValueError:  # an object array: no padding to clean, left as skops wrote it
+        return npy
+    if array.dtype.names is None:
+        return npy
+    clean = np.zeros(array.shape, dtype=array.dtype)  # zeroed memory, padding included
+    for name in array.dtype.names:
+        clean[name] = array[name]
+    out = io.BytesIO()
+    np.save(out, clean, allow_pickle=False)
+    return out.getvalue()
 
 
 def forest_to_bytes(forest: Forest) -> bytes:
     """Write ``forest`` with ``skops.io.dumps``, made byte-deterministic.
+
+    The blob is rewritten canonically
+    (:func:`colearning.learners._formats.canonical_skops`) after zeroing the padding
+    bytes of the trees' node arrays, so equal forests give equal bytes and ids.
 
     Examples
     --------
@@ -142,100 +107,38 @@ def forest_to_bytes(forest: Forest) -> bytes:
     """
     raw = sio.dumps(forest)
     with zipfile.ZipFile(io.BytesIO(raw)) as source:
-        schema, files = _canonical_schema(json.loads(source.read("schema.json")))
         out = io.BytesIO()
         with zipfile.ZipFile(out, "w") as target:
-            entries = [("schema.json", json.dumps(schema, separators=(",", ":")).encode())]
-            entries += sorted((new, source.read(old)) for old, new in files.items())
-            for name, data in entries:
-                info = zipfile.ZipInfo(name, date_time=_FIXED_TIME)
-                info.compress_type = zipfile.ZIP_DEFLATED
-                info.external_attr = 0o644 << 16
-                target.writestr(info, data, compresslevel=6)
-    return out.getvalue()
+            for info in source.infolist():
+                data = source.read(info.filename)
+                if info.filename.endswith(".npy"):
+                    data = _zero_padding(data)
+                target.writestr(info.filename, data)
+    return canonical_skops(out.getvalue())
 
 
 # -- decoding -----------------------------------------------------------------------------
 
 
-def _types_in(schema: Any) -> tuple[set[str], set[str]]:
-    types: set[str] = set()
-    loaders: set[str] = set()
-    stack = [schema]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, dict):
-            if "__class__" in node or "__module__" in node:
-                types.add(f"{node.get('__module__')}.{node.get('__class__')}")
-            if "__loader__" in node:
-                loaders.add(str(node["__loader__"]))
-            stack.extend(node.values())
-        elif isinstance(node, list):
-            stack.extend(node)
-    return types, loaders
-
-
-def _check_zip(raw: bytes) -> None:
-    try:
-        with zipfile.ZipFile(io.BytesIO(raw)) as archive:
-            infos = archive.infolist()
-            names = [i.filename for i in infos]
-            if "schema.json" not in names:
-                raise WeightsError("forest blob lacks schema.json; send skops.io.dumps bytes")
-            if len(set(names)) != len(names):
-                raise WeightsError("forest blob holds a file name twice")
-            bad = [n for n in names if n != "schema.json" and not _NPY_NAME.match(n)]
-            if bad:
-                raise WeightsError(f"forest blob holds unexpected files {bad[:5]}")
-            total = sum(i.file_size for i in infos)
-            if total > MAX_FOREST_BYTES:
-                raise WeightsError(
-                    f"forest blob unpacks to {total} bytes; at most {MAX_FOREST_BYTES} allowed"
-                )
-            schema = json.loads(archive.read("schema.json"))
-    except WeightsError:
-        raise
-    except Exception as exc:  # zip, JSON and decoding errors all mean foreign bytes
-        raise WeightsError(
-            f"forest bytes are not a skops file ({type(exc).__name__}: {exc}); send "
-            "skops.io.dumps bytes"
-        ) from exc
-    types, loaders = _types_in(schema)
-    untrusted = sorted(types - TRUSTED_TYPES)
-    if untrusted:
-        raise WeightsError(
-            f"forest blob names types outside the allowlist: {untrusted}; only a random "
-            "forest of decision trees is accepted (never arbitrary objects)"
-        )
-    odd_loaders = sorted(loaders - _TRUSTED_LOADERS)
-    if odd_loaders:
-        raise WeightsError(f"forest blob uses skops loaders outside the allowlist: {odd_loaders}")
-
-
 def _check_tree_arrays(tree: Any, index: int, n_features: int, n_values: int) -> None:
     t = tree.tree_
-    n = int(t.node_count)
-    left = np.asarray(t.children_left, dtype=np.int64)
-    right = np.asarray(t.children_right, dtype=np.int64)
-    feature = np.asarray(t.feature, dtype=np.int64)
-    threshold = np.asarray(t.threshold)
-    value = np.asarray(t.value)
     where = f"tree {index}"
     if t.n_features != n_features or t.n_outputs != 1:
         raise WeightsError(
             f"{where} takes {t.n_features} features and {t.n_outputs} outputs; expected "
             f"{n_features} and 1 (it was trained on other data)"
         )
-    if n < 1 or not (len(left) == len(right) == len(feature) == len(threshold) == n):
-        raise WeightsError(f"{where}: node arrays must all have node_count={n} entries")
-    if value.shape != (n, 1, n_values):
-        raise WeightsError(f"{where}: value has shape {value.shape}; expected {(n, 1, n_values)}")
-    leaf = check_tree_links(left, right, n, where)
-    inner = feature[~leaf]
-    if np.any((inner < 0) | (inner >= n_features)):
-        raise WeightsError(f"{where}: a split feature index is outside [0, {n_features})")
-    if not np.isfinite(threshold[~leaf]).all() or not np.isfinite(value).all():
-        raise WeightsError(f"{where}: thresholds or leaf values hold NaN/Inf")
+    check_tree_nodes(
+        t.children_left,
+        t.children_right,
+        t.feature,
+        t.threshold,
+        t.value,
+        node_count=int(t.node_count),
+        n_features=n_features,
+        n_values=n_values,
+        where=where,
+    )
 
 
 def forest_from_bytes(
@@ -262,11 +165,7 @@ def forest_from_bytes(
         or hold a forest of another kind or with malformed trees.
     """
     raw = bytes(blob.tobytes() if isinstance(blob, np.ndarray) else blob)
-    if not raw:
-        raise WeightsError("forest bytes are empty; send skops.io.dumps bytes")
-    if len(raw) > MAX_FOREST_BYTES:
-        raise WeightsError(f"forest is {len(raw)} bytes; at most {MAX_FOREST_BYTES} accepted")
-    _check_zip(raw)
+    read_skops_schema(raw)  # checked before skops builds a single object
     try:
         forest = sio.loads(raw, trusted=sorted(TRUSTED_TYPES))
     except Exception as exc:  # skops raises many kinds; all mean a blob we cannot use
@@ -313,20 +212,6 @@ def forest_from_bytes(
     return forest
 
 
-# -- metrics ------------------------------------------------------------------------------
-
-
-def _metric_value(name: str, y: Array, out: Array) -> float:
-    if name == "rmse":
-        return float(np.sqrt(np.mean((out - y) ** 2)))
-    if name == "accuracy":
-        return float(np.mean(np.argmax(out, axis=1) == y))
-    if name == "logloss":
-        p = np.clip(out[np.arange(len(y)), y], 1e-15, 1.0)
-        return float(-np.mean(np.log(p)))
-    raise ConfigError(f"unknown metric {name!r}")
-
-
 # -- the learner --------------------------------------------------------------------------
 
 
@@ -347,15 +232,19 @@ class RandomForestLearner(EncodedModelLearner[Forest]):
     classes
         Every class label of the task; learners whose share lacks some labels still
         build forests over the full list. Default: the labels in this learner's data.
-    metric
-        ``"accuracy"`` or ``"logloss"`` (classification), ``"rmse"`` (regression), or
-        a callable ``(y_true, prediction) -> float`` with ``prediction`` the class
-        probabilities (one column per class; ``y_true`` holds class indices) or the
-        predicted values. Default: accuracy or rmse.
+    vote_metric
+        A name of :mod:`colearning.learners.metrics`: ``"accuracy"`` (the default),
+        ``"balanced_accuracy"``, ``"f1_macro"``, ``"roc_auc"``, ``"log_loss"``,
+        ``"neg_log_loss"`` (classification); ``"rmse"`` (the default), ``"mae"``,
+        ``"r2"`` (regression); or a callable ``(y_true, prediction) -> float`` with
+        ``prediction`` the class probabilities (one column per class; ``y_true``
+        holds class indices) or the predicted values.
     higher_is_better
-        Direction of ``metric``; required for a callable.
+        Direction of ``vote_metric``; required for a callable, implied by a name.
     test_metric
-        What ``test_score`` reports; default: ``metric``.
+        What ``test_score`` reports; default: ``vote_metric``.
+    test_higher_is_better
+        Direction of a callable ``test_metric``.
     seed
         Seeds the trees grown together with the round index.
     n_jobs
@@ -383,9 +272,10 @@ class RandomForestLearner(EncodedModelLearner[Forest]):
         max_depth: int | None = None,
         task: Literal["classification", "regression"] = "classification",
         classes: Sequence[Any] | Array | None = None,
-        metric: str | MetricFn | None = None,
+        vote_metric: str | MetricFn | None = None,
         higher_is_better: bool | None = None,
         test_metric: str | MetricFn | None = None,
+        test_higher_is_better: bool | None = None,
         seed: int = 0,
         n_jobs: int = 1,
     ) -> None:
@@ -397,42 +287,35 @@ class RandomForestLearner(EncodedModelLearner[Forest]):
             raise ConfigError(f"task must be 'classification' or 'regression'; got {task!r}")
         if max_depth is not None and (not isinstance(max_depth, int) or max_depth < 1):
             raise ConfigError(f"max_depth must be None or an integer >= 1; got {max_depth!r}")
+        super().__init__(seed=seed)
         self.data = data
         self.task: Literal["classification", "regression"] = task
         self.trees_per_proposal = trees_per_proposal
-        self.seed = int(seed)
-        self._round = 0
-        #: How many times a model was scored on the vote set (tests count on it).
-        self.evaluations = 0
 
         y_all = np.concatenate([np.asarray(s[1]) for s in (data.train, data.vote, data.test)])
         if task == "classification":
-            self.classes: Array | None = np.unique(
-                y_all if classes is None else np.asarray(classes)
-            )
-            allowed: tuple[str, ...] = ("accuracy", "logloss")
+            self.classes = np.unique(y_all if classes is None else np.asarray(classes))
+            allowed = CLASSIFICATION
         else:
             if classes is not None:
                 raise ConfigError("classes must be None for task='regression'")
             self.classes = None
-            allowed = ("rmse",)
-        if metric is None:
-            metric = allowed[0]
-        if callable(metric):
-            if higher_is_better is None:
-                raise ConfigError(
-                    "higher_is_better must be True or False for a callable metric; got None"
-                )
-        elif metric not in allowed:
-            raise ConfigError(
-                f"metric for task={task!r} must be one of {list(allowed)} or a callable "
-                f"(y_true, prediction) -> float; got {metric!r}"
+            allowed = REGRESSION
+        self._vote_metric = resolve_metric(
+            vote_metric, higher_is_better, allowed=allowed, what="vote_metric", task=task
+        )
+        self._test_metric = (
+            self._vote_metric
+            if test_metric is None
+            else resolve_metric(
+                test_metric,
+                test_higher_is_better,
+                allowed=allowed,
+                what="test_metric",
+                task=task,
+                direction_name="test_higher_is_better",
             )
-        elif higher_is_better is None:
-            higher_is_better = metric == "accuracy"
-        self.metric: str | MetricFn = metric
-        self.higher_is_better = bool(higher_is_better)
-        self._set_test_metric(metric, test_metric, allowed)
+        )
         self._set_splits(data)
         kind = RandomForestClassifier if task == "classification" else RandomForestRegressor
         self._template: Forest = kind(max_depth=max_depth, n_jobs=n_jobs)
@@ -440,26 +323,10 @@ class RandomForestLearner(EncodedModelLearner[Forest]):
 
         # The initial model: one tree, deterministic in (data, seed).
         forest = self._grow(None, 1, np.random.default_rng([self.seed, 2**31 - 1]))
-        weights = self._encode(forest)
-        self._set_current(weights, forest, None)
+        self._model = forest
+        self._start(self._encode(forest))
 
     # -- helpers ------------------------------------------------------------------------
-
-    def _xy(self, xy: tuple[Array, Array], name: str) -> tuple[Array, Array]:
-        X = np.asarray(xy[0], dtype=np.float32)
-        if X.ndim != 2:
-            raise DataError(f"{name} X must be 2-D (rows x features); got shape {X.shape}")
-        y = np.asarray(xy[1])
-        if self.classes is None:
-            return X, y.astype(np.float64)
-        index = np.clip(np.searchsorted(self.classes, y), 0, len(self.classes) - 1)
-        if len(y) and not np.array_equal(self.classes[index], y):
-            unknown = sorted(set(np.unique(y).tolist()) - set(self.classes.tolist()))
-            raise DataError(
-                f"{name} labels {unknown} are not among classes {self.classes.tolist()}; "
-                "pass every class of the task as classes=..."
-            )
-        return X, index.astype(np.int64)
 
     def _training_set(self) -> tuple[Array, Array, Array]:
         """The local training set, plus one zero-weight row per class it lacks.
@@ -498,7 +365,6 @@ class RandomForestLearner(EncodedModelLearner[Forest]):
         return Weights({"forest": np.frombuffer(forest_to_bytes(forest), dtype=np.uint8)})
 
     def _decode(self, weights: Weights) -> Forest:
-        check_weights(weights, self._weights)
         forest = forest_from_bytes(
             weights.arrays["forest"],
             task=self.task,
@@ -513,15 +379,6 @@ class RandomForestLearner(EncodedModelLearner[Forest]):
         if self.task == "classification":
             return np.asarray(forest.predict_proba(X))
         return np.asarray(forest.predict(X))
-
-    def _score(
-        self, forest: Forest, X: Array, y: Array, metric: str | MetricFn | None = None
-    ) -> float:
-        out = self._predict_raw(forest, X)
-        metric = self.metric if metric is None else metric
-        if callable(metric):
-            return float(metric(y, out))
-        return _metric_value(metric, y, out)
 
     def _propose_model(self, current: Forest, rng: np.random.Generator) -> Forest:
         """Grow ``trees_per_proposal`` trees on local data next to a copy of ``current``."""

@@ -27,17 +27,11 @@ from typing import Any
 
 import numpy as np
 
-from colearning.core.codec import check_weights
 from colearning.core.exceptions import ConfigError, DataError, WeightsError, require_extra
-from colearning.core.interface import (
-    Array,
-    ColearnModel,
-    MachineLearningInterface,
-    ModelFormat,
-    ProposedWeights,
-    Weights,
-)
+from colearning.core.interface import Array, ColearnModel, ModelFormat, Weights
 from colearning.data.types import LearnerData
+from colearning.learners._base import LearnerBase
+from colearning.learners.metrics import METRICS, Metric, framework_metric
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
 require_extra("keras", "keras", "the Keras learner")
@@ -57,6 +51,34 @@ def _check_backend() -> None:
             f"the Keras learner runs on the 'torch' backend; Keras was already loaded with "
             f"backend {backend!r}. Set KERAS_BACKEND=torch before anything imports keras"
         )
+
+
+def _keras_metric(
+    name: Any,
+    higher_is_better: bool | None,
+    reported: Sequence[str],
+    what: str,
+    direction_name: str,
+) -> Metric:
+    """A name ``model.evaluate`` reports, with its direction: the metric vocabulary's
+    where it has the name (``loss``, ``accuracy``, ``mae``, ...), else as given or read
+    from the name (loss, error, crossentropy, mse, mae: lower is better)."""
+    if not isinstance(name, str) or name not in reported:
+        raise ConfigError(
+            f"{what} must be one of {sorted(reported)} (what model.evaluate reports); got {name!r}"
+        )
+    known = METRICS.get(name)
+    if known is not None:
+        if higher_is_better is not None and bool(higher_is_better) != known.higher_is_better:
+            raise ConfigError(
+                f"{direction_name} must be {known.higher_is_better} for {what} {name!r}; "
+                f"got {higher_is_better} (leave it out for a named metric)"
+            )
+        return known
+    direction = (
+        not _LOWER_IS_BETTER.search(name) if higher_is_better is None else bool(higher_is_better)
+    )
+    return framework_metric(name, direction)
 
 
 def stable_weight_names(model: keras.Model) -> list[str]:
@@ -97,7 +119,7 @@ def stable_weight_names(model: keras.Model) -> list[str]:
     return names
 
 
-class KerasLearner(MachineLearningInterface):
+class KerasLearner(LearnerBase):
     """A learner whose shared model is a Keras 3 model.
 
     Parameters
@@ -117,11 +139,15 @@ class KerasLearner(MachineLearningInterface):
         ``"loss"`` (lower is better) or the name of a compiled metric, as
         ``model.evaluate(..., return_dict=True)`` reports it (e.g. ``"accuracy"``).
     higher_is_better
-        Direction of ``vote_metric``; inferred from its name when ``None`` (names with
-        loss, error, crossentropy, mse, mae: lower is better).
+        Direction of ``vote_metric``: that of :mod:`colearning.learners.metrics` for
+        its names (``loss``, ``accuracy``, ``mae``, ``rmse``, ...); for other names
+        inferred when ``None`` (names with loss, error, crossentropy, mse, mae: lower
+        is better).
     test_metric
         What ``test_score`` reports (e.g. vote on ``"loss"``, report ``"accuracy"``);
         default: ``vote_metric``.
+    test_higher_is_better
+        Direction of ``test_metric``, as ``higher_is_better``.
     seed
         Seeds the data order and any random layers (dropout) of a proposal, together
         with the round index. Unseeded layers draw from torch's global generator, which
@@ -154,6 +180,7 @@ class KerasLearner(MachineLearningInterface):
         vote_metric: str = "loss",
         higher_is_better: bool | None = None,
         test_metric: str | None = None,
+        test_higher_is_better: bool | None = None,
         seed: int = 0,
         loss: Any = None,
         optimizer: Any = "adam",
@@ -166,16 +193,15 @@ class KerasLearner(MachineLearningInterface):
             raise ConfigError(f"epochs must be an integer >= 1; got {epochs!r}")
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ConfigError(f"batch_size must be an integer >= 1; got {batch_size!r}")
+        super().__init__(seed=seed)
         self.epochs = epochs
         self.batch_size = batch_size
-        self.seed = int(seed)
-        self._round = 0
-        #: How many times a model was scored on the vote set (tests count on it).
-        self.evaluations = 0
         self.data = data
         self._X_train, self._y_train = self._xy(data.train, "train")
         self._X_vote, self._y_vote = self._xy(data.vote, "vote")
         self._X_test, self._y_test = self._xy(data.test, "test")
+        if len(self._y_vote) == 0:
+            raise DataError("the vote split must hold at least one row; got 0")
 
         if not getattr(model, "compiled", False):
             if loss is None:
@@ -186,31 +212,26 @@ class KerasLearner(MachineLearningInterface):
             model.compile(optimizer=optimizer, loss=loss, metrics=list(metrics or []))
         self._compile_config = model.get_compile_config()
         self._model = model
-        if not model.built:
-            model(self._X_train[:1])
+        # Builds an unbuilt model; and the ONNX export needs a model that was called.
+        model(self._X_train[:1], training=False)
         self.names = stable_weight_names(model)
-        # The model that scores weights under test: the current model stays untouched.
+        # The model that scores weights: the current model stays untouched.
         self._scratch = self._clone()
 
-        scores = self._evaluate(self._model, self._X_vote, self._y_vote)
-        if vote_metric not in scores:
-            raise ConfigError(
-                f"vote_metric must be one of {sorted(scores)} (what model.evaluate "
-                f"reports); got {vote_metric!r}"
-            )
-        self.vote_metric = vote_metric
-        self.test_metric = vote_metric if test_metric is None else test_metric
-        if self.test_metric not in scores:
-            raise ConfigError(f"test_metric must be one of {sorted(scores)}; got {test_metric!r}")
-        self.higher_is_better = (
-            not _LOWER_IS_BETTER.search(vote_metric)
-            if higher_is_better is None
-            else bool(higher_is_better)
+        # Which names model.evaluate reports (one row is enough to list them; the
+        # scores all come from _scores).
+        reported = list(self._evaluate(self._scratch, self._X_vote[:1], self._y_vote[:1]))
+        self._vote_metric = _keras_metric(
+            vote_metric, higher_is_better, reported, "vote_metric", "higher_is_better"
         )
-        self._weights = self._to_weights(model.get_weights())
-        self._vote_score = float(scores[vote_metric])
-        self.evaluations += 1
-        self._cache: tuple[Weights, float] | None = None
+        self._test_metric = (
+            self._vote_metric
+            if test_metric is None
+            else _keras_metric(
+                test_metric, test_higher_is_better, reported, "test_metric", "test_higher_is_better"
+            )
+        )
+        self._start(self._to_weights(model.get_weights()))
 
     # -- helpers ------------------------------------------------------------------------
 
@@ -244,12 +265,10 @@ class KerasLearner(MachineLearningInterface):
         return {k: float(v) for k, v in result.items()}
 
     def _scores(self, weights: Weights) -> tuple[float, float | None]:
-        check_weights(weights, self._weights)
         try:
             self._scratch.set_weights(self._as_list(weights))
         except ValueError as exc:  # pragma: no cover - check_weights catches shapes first
             raise WeightsError(f"the model refused these weights: {exc}") from exc
-        self.evaluations += 1
         vote = self._evaluate(self._scratch, self._X_vote, self._y_vote)[self.vote_metric]
         test = (
             self._evaluate(self._scratch, self._X_test, self._y_test)[self.test_metric]
@@ -258,8 +277,8 @@ class KerasLearner(MachineLearningInterface):
         )
         return vote, test
 
-    def _better(self, score: float, than: float) -> bool:
-        return score > than if self.higher_is_better else score < than
+    def _install(self, weights: Weights) -> None:
+        self._model.set_weights(self._as_list(weights))
 
     def _seed_random_layers(self, model: keras.Model, rng: np.random.Generator) -> None:
         """Give every seed generator of ``model`` (dropout, noise) a state drawn from
@@ -271,18 +290,14 @@ class KerasLearner(MachineLearningInterface):
 
     # -- the interface --------------------------------------------------------------------
 
-    def mli_set_round(self, round_index: int) -> None:
-        """Remember the round index: it seeds the next proposal."""
-        self._round = int(round_index)
-
     def mli_propose_weights(self) -> Weights:
         """Train a clone of the current model, with a fresh optimizer, for ``epochs``
         passes over local data in an order seeded by ``(seed, round_index)``."""
         import torch
 
-        rng = np.random.default_rng([self.seed, self._round])
+        rng = self._round_rng()
         clone = self._clone()
-        clone.set_weights(self._as_list(self._weights))
+        clone.set_weights(self._as_list(self.mli_get_current_weights()))
         self._seed_random_layers(clone, rng)
         # Unseeded Keras layers (Dropout() without seed=) draw from torch's global RNG:
         # seed it inside a fork, so the caller's global random state is left as it was.
@@ -299,31 +314,6 @@ class KerasLearner(MachineLearningInterface):
                     verbose=0,
                 )
         return self._to_weights(clone.get_weights())
-
-    def mli_test_weights(self, weights: Weights) -> ProposedWeights:
-        """Evaluate ``weights`` on the vote and test sets; approve if strictly better."""
-        vote_score, test_score = self._scores(weights)
-        self._cache = (weights, vote_score)
-        return ProposedWeights(
-            weights, vote_score, test_score, self._better(vote_score, self._vote_score)
-        )
-
-    def mli_accept_weights(self, weights: Weights) -> None:
-        """Adopt ``weights``, reusing the vote score computed when they were tested."""
-        check_weights(weights, self._weights)
-        cached = self._cache
-        if cached is not None and (cached[0] is weights or cached[0] == weights):
-            score = cached[1]
-        else:
-            score = self._scores(weights)[0]
-        self._model.set_weights(self._as_list(weights))
-        self._weights = weights
-        self._vote_score = score
-        self._cache = None
-
-    def mli_get_current_weights(self) -> Weights:
-        """The current weights, named by :func:`stable_weight_names`."""
-        return self._weights
 
     def mli_get_current_model(self) -> ColearnModel:
         """The current model as ONNX bytes (``ColearnModel.model``), exported with

@@ -15,9 +15,7 @@ the CPU this is bit-exact; on a GPU, kernels may be non-deterministic unless you
 from __future__ import annotations
 
 import copy
-import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -30,21 +28,29 @@ import torch  # noqa: E402 - after the check, so a missing extra names its pip l
 from torch import nn  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 
-from colearning.core.codec import WeightsSpec, check_weights  # noqa: E402
 from colearning.core.exceptions import ConfigError, DataError  # noqa: E402
 from colearning.core.interface import (  # noqa: E402
     ColearnModel,
-    MachineLearningInterface,
+    LearnerTags,
     ModelFormat,
-    ProposedWeights,
     Weights,
 )
 from colearning.data.types import LearnerData  # noqa: E402
+from colearning.learners._base import LearnerBase, round_seed  # noqa: E402
+from colearning.learners.metrics import (  # noqa: E402
+    CLASSIFICATION,
+    METRICS,
+    REGRESSION,
+    resolve_metric,
+)
+from colearning.learners.metrics import Metric as RegistryMetric  # noqa: E402
+from colearning.learners.metrics import Task as MetricTask  # noqa: E402
 
 __all__ = ["Loaders", "Metric", "TorchLearner", "default_optimizer", "round_seed"]
 
 Metric = str | Callable[[np.ndarray, np.ndarray], float]
-"""``"loss"``, ``"accuracy"`` or ``f(y_true, outputs) -> float`` on NumPy arrays."""
+"""A name of :mod:`colearning.learners.metrics` (``"loss"``, ``"accuracy"``, ...) or
+``f(y_true, outputs) -> float`` on NumPy arrays."""
 
 Loaders = tuple["DataLoader[Any]", "DataLoader[Any]", "DataLoader[Any] | None"]
 """``(train, vote, test)`` data loaders yielding ``(inputs, targets)`` batches."""
@@ -56,18 +62,6 @@ Batch = tuple[Tensor, Tensor]
 def default_optimizer(params: Iterable[nn.Parameter]) -> torch.optim.Optimizer:
     """Adam with learning rate 1e-3."""
     return torch.optim.Adam(params, lr=1e-3)
-
-
-def round_seed(seed: int, round_index: int) -> int:
-    """A 63-bit seed for ``(seed, round_index)``; independent streams per round.
-
-    Examples
-    --------
-    >>> round_seed(0, 1) == round_seed(0, 1) != round_seed(0, 2)
-    True
-    """
-    state = np.random.SeedSequence([seed, round_index]).generate_state(1, np.uint64)
-    return int(state[0] >> np.uint64(1))
 
 
 # -- data ---------------------------------------------------------------------------------
@@ -189,48 +183,10 @@ def _splits(data: LearnerData | Sequence[Any]) -> tuple[_Split, _Split, _Split |
     )
 
 
-# -- scores -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Scorer:
-    """How a set is scored: the metric and which way is better."""
-
-    metric: Metric
-    higher_is_better: bool
-
-    @classmethod
-    def of(cls, metric: Metric, higher_is_better: bool | None, what: str) -> _Scorer:
-        natural = {"loss": False, "accuracy": True}
-        if isinstance(metric, str):
-            if metric not in natural:
-                raise ConfigError(
-                    f"{what} must be 'loss', 'accuracy' or a callable "
-                    f"f(y_true, outputs) -> float; got {metric!r}"
-                )
-            if higher_is_better is not None and higher_is_better != natural[metric]:
-                raise ConfigError(
-                    f"higher_is_better={higher_is_better} contradicts {what}={metric!r}; "
-                    "leave higher_is_better unset for a named metric"
-                )
-            return cls(metric, natural[metric])
-        if not callable(metric):
-            raise ConfigError(f"{what} must be a string or a callable; got {metric!r}")
-        if higher_is_better is None:
-            raise ConfigError(
-                f"{what} is a callable, so higher_is_better must be given (True for "
-                "accuracy-like scores, False for errors)"
-            )
-        return cls(metric, bool(higher_is_better))
-
-    def better(self, new: float, old: float) -> bool:
-        return new > old if self.higher_is_better else new < old
-
-
 # -- the learner ----------------------------------------------------------------------------
 
 
-class TorchLearner(MachineLearningInterface):
+class TorchLearner(LearnerBase):
     """A learner around a PyTorch model.
 
     Parameters
@@ -260,14 +216,19 @@ class TorchLearner(MachineLearningInterface):
         Batch size when scoring; default ``max(batch_size, 256)``.
     vote_metric
         Score on the vote set that decides the vote: ``"loss"`` (default, mean of
-        ``loss_fn`` weighted by batch size, lower is better), ``"accuracy"``, or a
-        callable ``f(y_true, outputs) -> float`` on NumPy arrays (``outputs`` are the
-        model's raw outputs, e.g. logits).
+        ``loss_fn`` weighted by batch size, lower is better), ``"accuracy"`` (computed
+        on the device), another name of :mod:`colearning.learners.metrics` (integer
+        targets: ``"balanced_accuracy"``, ``"f1_macro"``, ``"roc_auc"``,
+        ``"log_loss"``, ``"neg_log_loss"``, with probabilities the softmax of the
+        outputs; float targets: ``"rmse"``, ``"mae"``, ``"r2"``), or a callable
+        ``f(y_true, outputs) -> float`` on NumPy arrays (``outputs`` are the model's
+        raw outputs, e.g. logits).
     higher_is_better
         Direction of a callable ``vote_metric`` (required then).
     test_metric
         Score on the test set: default ``"accuracy"`` when the targets are integer
-        class labels and ``"loss"`` otherwise, or a callable as for ``vote_metric``.
+        class labels and ``"loss"`` otherwise, a name as for ``vote_metric``, or a
+        callable.
     test_higher_is_better
         Direction of a callable ``test_metric`` (required then).
     reset_optimizer
@@ -325,8 +286,7 @@ class TorchLearner(MachineLearningInterface):
             _check_count("num_batches", num_batches)
         if eval_batch_size is not None:
             _check_count("eval_batch_size", eval_batch_size)
-        if not (isinstance(seed, int) and seed >= 0):
-            raise ConfigError(f"seed must be an integer >= 0; got {seed!r}")
+        super().__init__(seed=seed)
         self.device = resolve_device(device)
         self.train_set, self.vote_set, self.test_set = _splits(data)
         if len(self.train_set) == 0:
@@ -339,74 +299,48 @@ class TorchLearner(MachineLearningInterface):
         self.eval_batch_size = eval_batch_size or max(batch_size, 256)
         self.optimizer_factory = optimizer_factory
         self.loss_fn = loss_fn if loss_fn is not None else nn.CrossEntropyLoss()
-        self.vote_scorer = _Scorer.of(vote_metric, higher_is_better, "vote_metric")
+        task: MetricTask | None = None
+        if isinstance(self.train_set, _ArraySplit):
+            task = "regression" if self.train_set.y.is_floating_point() else "classification"
+        allowed = ("loss", *(CLASSIFICATION if task != "regression" else ()))
+        allowed += REGRESSION if task != "classification" else ()
+        self._vote_metric = resolve_metric(
+            vote_metric, higher_is_better, allowed=allowed, what="vote_metric", task=task
+        )
         if test_metric is None:
-            regression = (
-                isinstance(self.train_set, _ArraySplit) and self.train_set.y.is_floating_point()
-            )
-            test_metric = "loss" if regression else "accuracy"
-        self.test_scorer = _Scorer.of(test_metric, test_higher_is_better, "test_metric")
+            test_metric = "loss" if task == "regression" else "accuracy"
+        self._test_metric = resolve_metric(
+            test_metric,
+            test_higher_is_better,
+            allowed=allowed,
+            what="test_metric",
+            task=task,
+            direction_name="test_higher_is_better",
+        )
         self.reset_optimizer = reset_optimizer
-        self.seed = seed
 
         self.model = model.to(self.device).eval()
         self._work = copy.deepcopy(self.model)  # trains and scores; never the current model
         self._optimizer: torch.optim.Optimizer | None = None
-        self._current = Weights(_snapshot(self.model))
-        self._spec = WeightsSpec.of(self._current)
-        self._current_vote_score: float | None = None  # computed when first needed
-        self._scored: tuple[tuple[weakref.ref[np.ndarray], ...], float] | None = None
-        self._round_index = 0
+        self._start(Weights(_snapshot(self.model)))
 
     # -- the interface --------------------------------------------------------------------
-
-    def mli_set_round(self, round_index: int) -> None:
-        """Seed the next proposal with ``(seed, round_index)``."""
-        self._round_index = int(round_index)
 
     def mli_propose_weights(self) -> Weights:
         """Train a copy of the current model and return its weights."""
         return Weights(self._train_from_current())
 
-    def mli_test_weights(self, weights: Weights) -> ProposedWeights:
-        """Score ``weights`` on the vote and test sets; approve if strictly better.
-
-        Raises
-        ------
-        WeightsError
-            If ``weights`` do not fit this model (names, shapes, dtypes) or hold NaN/Inf.
-        """
-        check_weights(weights, self._spec)
-        _load(self._work, weights)
-        vote_score = self._score(self._work, self.vote_set, self.vote_scorer)
-        test_score = (
-            None
-            if self.test_set is None
-            else self._score(self._work, self.test_set, self.test_scorer)
-        )
-        self._scored = (tuple(weakref.ref(a) for a in weights.arrays.values()), vote_score)
-        # The current weights are never better than themselves, even where a GPU's
-        # non-deterministic kernels score the same weights slightly differently.
-        is_current = _same_arrays(weights, self._current)
-        vote = not is_current and self.vote_scorer.better(vote_score, self.current_vote_score())
-        return ProposedWeights(weights, vote_score, test_score, vote)
-
-    def mli_accept_weights(self, weights: Weights) -> None:
-        """Make ``weights`` the current weights.
-
-        Raises
-        ------
-        WeightsError
-            If ``weights`` do not fit this model; the current weights stay.
-        """
-        check_weights(weights, self._spec)
+    def _install(self, weights: Weights) -> None:
         _load(self.model, weights)
-        self._current = Weights(weights.arrays)
-        self._current_vote_score = self._cached_vote_score(weights)
 
-    def mli_get_current_weights(self) -> Weights:
-        """The current weights (read-only arrays, shared, never copied)."""
-        return self._current
+    def _as_current(self, weights: Weights) -> Weights:
+        # Only the arrays: not another learner's training summary, nor its tensors.
+        return Weights(weights.arrays)
+
+    def mli_tags(self) -> LearnerTags:
+        """Deterministic unless ``reset_optimizer=False`` (optimizer state then carries
+        over between proposals); exports ONNX."""
+        return LearnerTags(deterministic=self.reset_optimizer, exports_model=True)
 
     def mli_get_current_model(self) -> ColearnModel:
         """The current model as ONNX bytes (``torch.onnx.export``, dynamic batch size).
@@ -420,26 +354,24 @@ class TorchLearner(MachineLearningInterface):
 
     # -- scores ---------------------------------------------------------------------------
 
-    def current_vote_score(self) -> float:
-        """The current model's score on the vote set (evaluated once per model)."""
-        if self._current_vote_score is None:
-            self._current_vote_score = self._score(self.model, self.vote_set, self.vote_scorer)
-        return self._current_vote_score
+    def _scores(self, weights: Weights) -> tuple[float, float | None]:
+        _load(self._work, weights)
+        vote = self._score_on(self._work, self.vote_set, self._vote_metric)
+        test = (
+            None
+            if self.test_set is None
+            else self._score_on(self._work, self.test_set, self._test_metric)
+        )
+        return vote, test
 
-    def _cached_vote_score(self, weights: Weights) -> float | None:
-        """The vote score ``mli_test_weights`` computed for these very arrays, if any."""
-        if self._scored is None:
-            return None
-        refs, score = self._scored
-        arrays = list(weights.arrays.values())
-        if len(refs) == len(arrays) and all(r() is a for r, a in zip(refs, arrays, strict=True)):
-            return score
-        return None
-
-    def _score(self, model: nn.Module, split: _Split, scorer: _Scorer) -> float:
-        """``scorer``'s metric of ``model`` on ``split``, in eval mode without grads."""
+    def _score_on(self, model: nn.Module, split: _Split, metric: RegistryMetric) -> float:
+        """``metric`` of ``model`` on ``split``, in eval mode without grads."""
         model.eval()
-        metric = scorer.metric
+        name = None
+        if metric is METRICS["loss"]:
+            name = "loss"
+        elif metric is METRICS["accuracy"]:
+            name = "accuracy"  # counted on the device, no outputs copied back
         total = torch.zeros((), dtype=torch.float64, device=self.device)
         count = 0
         outputs: list[np.ndarray] = []
@@ -451,10 +383,10 @@ class TorchLearner(MachineLearningInterface):
                 out = model(x)
                 n = len(y)
                 count += n
-                if metric == "loss":
+                if name == "loss":
                     # loss_fn gives the batch mean: weight it by the batch's size
                     total += self.loss_fn(out, y).double() * n
-                elif metric == "accuracy":
+                elif name == "accuracy":
                     pred = (
                         out.argmax(dim=1)
                         if out.ndim == 2 and out.shape[1] > 1
@@ -464,16 +396,17 @@ class TorchLearner(MachineLearningInterface):
                 else:
                     outputs.append(out.float().cpu().numpy())
                     targets.append(y.cpu().numpy())
-        if callable(metric):
-            return float(metric(np.concatenate(targets), np.concatenate(outputs)))
-        return float(total.item()) / count
+        if name is not None:
+            return float(total.item()) / count
+        y_all, out_all = np.concatenate(targets), np.concatenate(outputs)
+        return metric(y_all, _metric_output(out_all, y_all, metric), None)
 
     # -- training -------------------------------------------------------------------------
 
     def _train_from_current(self) -> dict[str, np.ndarray]:
         """Load the current weights into the scratch model, train it, snapshot it."""
-        seed = self._proposal_seed(self._round_index)
-        self._round_index += 1  # a caller that never sets rounds still gets fresh ones
+        seed = self._proposal_seed(self.round_index)
+        self._round += 1  # a caller that never sets rounds still gets fresh ones
         self._work.load_state_dict(self.model.state_dict(), strict=True)
         cuda = self.device.type == "cuda"
         devices = [_cuda_index(self.device)] if cuda else []
@@ -556,10 +489,23 @@ def _check_count(name: str, value: object) -> None:
         raise ConfigError(f"{name} must be an integer >= 1; got {value!r}")
 
 
-def _same_arrays(a: Weights, b: Weights) -> bool:
-    """Whether ``a`` and ``b`` hold the very same array objects (no comparison of values)."""
-    xs, ys = list(a.arrays.values()), list(b.arrays.values())
-    return len(xs) == len(ys) and all(x is y for x, y in zip(xs, ys, strict=True))
+def _metric_output(outputs: np.ndarray, y: np.ndarray, metric: RegistryMetric) -> np.ndarray:
+    """What ``metric`` needs from a model's raw outputs (logits, or values)."""
+    if metric.output == "raw":
+        return outputs
+    columns = outputs.ndim == 2 and outputs.shape[1] > 1
+    flat = outputs.reshape(len(outputs), -1)[:, 0] if not columns else outputs
+    if metric.output == "predictions":
+        if columns:
+            return np.asarray(outputs.argmax(axis=1))
+        if y.dtype.kind in "iub":  # one logit per row: class 1 where it is positive
+            return (flat > 0).astype(np.int64)
+        return flat
+    logits = outputs.astype(np.float64)
+    if columns:  # probabilities: the softmax of the outputs, as CrossEntropyLoss reads them
+        shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return np.asarray(shifted / shifted.sum(axis=1, keepdims=True))
+    return np.asarray(1.0 / (1.0 + np.exp(-flat.astype(np.float64))))
 
 
 def _snapshot(model: nn.Module) -> dict[str, np.ndarray]:

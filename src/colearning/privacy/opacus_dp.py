@@ -31,15 +31,20 @@ from opacus.validators import ModuleValidator  # noqa: E402
 from torch import nn  # noqa: E402
 
 from colearning.core.exceptions import ConfigError  # noqa: E402
-from colearning.core.interface import ErrorCodes, TrainingSummary, Weights  # noqa: E402
+from colearning.core.interface import (  # noqa: E402
+    ErrorCodes,
+    LearnerTags,
+    TrainingSummary,
+    Weights,
+)
 from colearning.data.types import LearnerData  # noqa: E402
+from colearning.learners._base import round_seed  # noqa: E402
 from colearning.learners.torch import (  # noqa: E402
     Batch,
     Loaders,
     TorchLearner,
     _ArraySplit,
     _LoaderSplit,
-    round_seed,
 )
 from colearning.privacy.accounting import DPConfig, ProposalBudget, sampling_plan  # noqa: E402
 
@@ -141,6 +146,16 @@ class DPTorchLearner(TorchLearner):
     def mli_restore_progress(self, proposals_made: int) -> None:
         """Rebuild the accountant from the number of proposals made before a resume."""
         self.budget.restore(proposals_made)
+
+    def mli_tags(self) -> LearnerTags:
+        """Private, restores its accountant on resume; deterministic only when the noise
+        is seeded (``DPConfig(noise_seed=...)``): secret noise is not reproducible."""
+        return LearnerTags(
+            deterministic=self.privacy.noise_seed is not None and self.reset_optimizer,
+            exports_model=True,
+            restores_progress=True,
+            private=True,
+        )
 
     # -- training -------------------------------------------------------------------------
 

@@ -86,7 +86,7 @@ def _learner(
         model,
         data,
         classes=context.dataset.classes,
-        metric="accuracy",
+        vote_metric="accuracy",
         epochs=epochs,
         seed=learner_seed(context),
     )

@@ -58,7 +58,7 @@ def _xgb_maker(
             },
             data,
             rounds_per_proposal=rounds,
-            metric=vote_metric,
+            vote_metric=vote_metric,
             test_metric=metric,
             classes=context.dataset.classes if classification else None,
             seed=learner_seed(context),
@@ -85,7 +85,7 @@ def _forest_maker(
             max_depth=max_depth,
             task="classification",
             classes=context.dataset.classes,
-            metric="logloss",
+            vote_metric="log_loss",
             test_metric="accuracy",
             seed=learner_seed(context),
         )
@@ -101,7 +101,7 @@ TASKS: tuple[Task, ...] = (
         extra="xgboost",
         load_dataset=_loader("breast-cancer"),
         make_learner=_xgb_maker(
-            "breast-cancer-xgb", _XGB_PARAMS, "binary:logistic", "accuracy", "logloss"
+            "breast-cancer-xgb", _XGB_PARAMS, "binary:logistic", "accuracy", "log_loss"
         ),
         metric="accuracy",
         higher_is_better=True,
