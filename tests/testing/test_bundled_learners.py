@@ -48,6 +48,20 @@ def digits_mlp(seed: int = 0) -> nn.Module:
     return nn.Sequential(nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 10))
 
 
+def digits_cnn(seed: int = 0) -> nn.Module:
+    """Conv + BatchNorm (buffers travel as weights) + dropout (draws random numbers)."""
+    torch.manual_seed(seed)
+    return nn.Sequential(
+        nn.Unflatten(1, (1, 8, 8)),
+        nn.Conv2d(1, 3, 3),
+        nn.BatchNorm2d(3),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Dropout(0.2),
+        nn.Linear(3 * 6 * 6, 10),
+    )
+
+
 def keras_mlp() -> KerasLearner:
     model = keras.Sequential(
         [
@@ -55,6 +69,7 @@ def keras_mlp() -> KerasLearner:
             keras.layers.Dense(
                 16, activation="relu", kernel_initializer=keras.initializers.GlorotUniform(0)
             ),
+            keras.layers.Dropout(0.2),
             keras.layers.Dense(
                 10, activation="softmax", kernel_initializer=keras.initializers.GlorotUniform(1)
             ),
@@ -83,7 +98,7 @@ BUNDLED: dict[str, tuple[Callable[[], MachineLearningInterface], LearnerTags]] =
     ),
     "SKLearnLearner(SGDClassifier)": (
         lambda: SKLearnLearner(
-            SGDClassifier(loss="log_loss", learning_rate="constant", eta0=0.01),
+            SGDClassifier(loss="log_loss"),
             part("digits"),
             classes=dataset("digits").classes,
             seed=0,
@@ -91,7 +106,7 @@ BUNDLED: dict[str, tuple[Callable[[], MachineLearningInterface], LearnerTags]] =
         LearnerTags(deterministic=True, exports_model=True),
     ),
     "TorchLearner": (
-        lambda: TorchLearner(digits_mlp(), part("digits"), batch_size=32),
+        lambda: TorchLearner(digits_cnn(), part("digits"), batch_size=32),
         LearnerTags(deterministic=True, exports_model=True),
     ),
     "KerasLearner": (keras_mlp, LearnerTags(deterministic=True, exports_model=True)),
