@@ -1,191 +1,323 @@
-"""``check_learner``: the interface contract, checked on any learner.
+"""The conformance suite: named checks, chosen by what a learner declares.
 
-Run it on your own learner in your test suite::
+Run it on your own learner in one line::
 
     from colearning.testing import check_learner
     check_learner(MyLearner(...))
 
-It runs every check, then raises :class:`LearnerContractError` listing each broken
-rule and what to change. The learner ends with the weights it started with.
+or as one pytest test per check, each on a fresh learner::
+
+    from colearning.testing import parametrize_with_checks
+
+    @parametrize_with_checks({"MyLearner": lambda: MyLearner(...)})
+    def test_my_learner(learner, check):
+        check(learner)
+
+Which checks run depends on the learner's
+:meth:`~colearning.MachineLearningInterface.mli_tags` (a :class:`~colearning.LearnerTags`):
+
+==========================================  =====================
+check (in :mod:`colearning.testing.checks`)  runs when
+==========================================  =====================
+``check_current_weights``                   always
+``check_propose_keeps_current``             always
+``check_proposal_fits``                     always
+``check_test_keeps_current``                always
+``check_verdict``                           always
+``check_no_self_approval``                  always
+``check_accept_installs_weights``           always
+``check_encoded_model``                     ``encoded_model``
+``check_proposals_are_deterministic``       ``deterministic``
+``check_proposals_depend_on_round``         ``deterministic``
+``check_exports_model``                     ``exports_model``
+``check_privacy_budget``                    ``private``
+``check_restores_progress``                 ``restores_progress``
+``check_test_refuses_garbage``              always
+``check_accept_refuses_garbage``            always
+==========================================  =====================
+
+Exporting a model is optional: a learner that does not declare ``exports_model`` is not
+asked for one (the default ``mli_tags`` declares it exactly when
+``mli_get_current_model`` is implemented).
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
-from functools import partial
+import contextlib
+import functools
+import inspect
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, TypeVar, cast
 
-from colearning.core.codec import check_weights, decode, encode, id_of
-from colearning.core.exceptions import ColearningError
-from colearning.core.interface import (
-    ColearnModel,
-    MachineLearningInterface,
-    ModelFormat,
-    ProposedWeights,
-    Weights,
+from colearning.core.codec import id_of
+from colearning.core.exceptions import ConfigTypeError
+from colearning.core.interface import MachineLearningInterface
+from colearning.testing import checks as _c
+from colearning.testing.checks import LearnerContractError, _current, _tags
+
+__all__ = [
+    "LearnerContractError",
+    "check_learner",
+    "learner_checks",
+    "parametrize_with_checks",
+]
+
+#: A check as :func:`learner_checks` gives it: call it with a learner.
+Check = Callable[[MachineLearningInterface], None]
+#: Builds a new learner each time it is called.
+LearnerFactory = Callable[[], MachineLearningInterface]
+_Test = TypeVar("_Test", bound=Callable[..., Any])
+
+# (check, the tag that selects it; None: every learner), in the order they run.
+_REGISTRY: tuple[tuple[Callable[..., None], str | None], ...] = (
+    (_c.check_current_weights, None),
+    (_c.check_propose_keeps_current, None),
+    (_c.check_proposal_fits, None),
+    (_c.check_test_keeps_current, None),
+    (_c.check_verdict, None),
+    (_c.check_no_self_approval, None),
+    (_c.check_accept_installs_weights, None),
+    (_c.check_encoded_model, "encoded_model"),
+    (_c.check_proposals_are_deterministic, "deterministic"),
+    (_c.check_proposals_depend_on_round, "deterministic"),
+    (_c.check_exports_model, "exports_model"),
+    (_c.check_privacy_budget, "private"),
+    (_c.check_restores_progress, "restores_progress"),
+    # Last: a learner that takes bad weights in may not recover from them.
+    (_c.check_test_refuses_garbage, None),
+    (_c.check_accept_refuses_garbage, None),
 )
 
 
-class LearnerContractError(ColearningError, AssertionError):
-    """A learner breaks the :class:`MachineLearningInterface` contract."""
+def learner_checks(
+    learner: MachineLearningInterface, *, round_index: int = 0
+) -> Iterator[tuple[str, Check]]:
+    """The ``(name, check)`` pairs that apply to ``learner``, chosen by its tags.
 
-
-class _Checks:
-    def __init__(self, learner: MachineLearningInterface) -> None:
-        self.learner = learner
-        self.failures: list[str] = []
-
-    def expect(self, ok: bool, message: str) -> bool:
-        if not ok:
-            self.failures.append(message)
-        return ok
-
-    def call(self, what: str, fn: Callable[[], object]) -> object:
-        try:
-            return fn()
-        except Exception as exc:
-            self.failures.append(f"{what} raised {type(exc).__name__}: {exc}")
-            return None
-
-    def current_id(self) -> str | None:
-        weights = self.call("mli_get_current_weights()", self.learner.mli_get_current_weights)
-        return id_of(weights) if isinstance(weights, Weights) else None
-
-
-def check_learner(learner: MachineLearningInterface, *, round_index: int = 0) -> None:
-    """Check that ``learner`` keeps the interface contract.
-
-    Checks: current weights are named finite arrays that round-trip through the codec;
-    ``mli_propose_weights`` and ``mli_test_weights`` leave the current weights
-    unchanged; proposals match the current weights' names, shapes and dtypes;
-    ``mli_test_weights`` returns a ``ProposedWeights`` with a bool vote and finite
-    scores, and does not approve the current weights themselves (approval means
-    *better*); ``mli_accept_weights`` installs exactly the given weights;
-    ``mli_get_current_model`` returns a ``ColearnModel``.
+    Parameters
+    ----------
+    learner
+        The learner whose :meth:`~colearning.MachineLearningInterface.mli_tags` pick
+        the checks (it is not changed here).
+    round_index
+        The round index the checks propose at (and the next ones, where a check needs
+        several rounds).
 
     Raises
     ------
     LearnerContractError
-        Listing every rule broken and the fix.
+        If ``mli_tags()`` fails or does not return a :class:`~colearning.LearnerTags`.
+
+    Examples
+    --------
+    >>> from colearning import LearnerTags
+    >>> from colearning.testing import QuadraticLearner
+    >>> class Plain(QuadraticLearner):
+    ...     def mli_tags(self):
+    ...         return LearnerTags()
+    >>> [name for name, _ in learner_checks(Plain(target=[1.0]))][:3]
+    ['check_current_weights', 'check_propose_keeps_current', 'check_proposal_fits']
+    >>> "check_proposals_are_deterministic" in dict(learner_checks(Plain(target=[1.0])))
+    False
+    """
+    tags = _tags(learner)
+    for check, tag in _REGISTRY:
+        if tag is None or getattr(tags, tag):
+            bound = check if round_index == 0 else functools.partial(check, round_index=round_index)
+            yield check.__name__, bound
+
+
+def check_learner(learner: MachineLearningInterface, *, round_index: int = 0) -> None:
+    """Run every check that applies to ``learner`` and report every broken rule at once.
+
+    The checks run one after another on this one learner (see :func:`learner_checks`
+    for which); the learner ends with the weights it started with. To run each check
+    as its own test on a fresh learner, use :func:`parametrize_with_checks`.
+
+    Parameters
+    ----------
+    learner
+        Any :class:`~colearning.MachineLearningInterface`.
+    round_index
+        The round index to propose at.
+
+    Raises
+    ------
+    LearnerContractError
+        Listing each broken rule as ``check_name: what was seen; what to change``
+        (also in its ``failures``).
 
     Examples
     --------
     >>> from colearning.testing import QuadraticLearner
     >>> check_learner(QuadraticLearner(target=[1.0, -1.0]))
+    >>> class ApprovesAll(QuadraticLearner):
+    ...     def mli_test_weights(self, weights):
+    ...         verdict = super().mli_test_weights(weights)
+    ...         return type(verdict)(weights, verdict.vote_score, verdict.test_score, True)
+    >>> check_learner(ApprovesAll(target=[1.0]))
+    Traceback (most recent call last):
+    ...
+    colearning.testing.checks.LearnerContractError: ApprovesAll breaks the learner contract (1 ...
+      - check_no_self_approval: mli_test_weights voted True on weights equal to the ...
     """
     name = type(learner).__name__
-    c = _Checks(learner)
     if not isinstance(learner, MachineLearningInterface):
         raise LearnerContractError(
             f"{name} is not a MachineLearningInterface; subclass "
-            "colearning.MachineLearningInterface and implement its five mli_ methods"
+            "colearning.MachineLearningInterface and implement its mli_ methods"
+        )
+    checks = list(learner_checks(learner, round_index=round_index))
+    try:
+        original = _current(learner)
+        start = id_of(original)
+    except Exception as exc:
+        # Without current weights no other check can run; say what is wrong with them.
+        try:
+            _c.check_current_weights(learner)
+            found: tuple[str, ...] = (str(exc),)
+        except LearnerContractError as err:
+            found = err.failures
+        listed = [f"check_current_weights: {f}" for f in found]
+        lines = "\n".join(f"  - {f}" for f in listed)
+        raise LearnerContractError(f"{name} breaks the learner contract:\n{lines}", listed) from exc
+
+    failures: list[str] = []
+    failed: set[str] = set()
+    for check_name, check in checks:
+        try:
+            check(learner)
+        except LearnerContractError as exc:
+            failures.extend(f"{check_name}: {failure}" for failure in exc.failures)
+            failed.add(check_name)
+        except Exception as exc:
+            failures.append(f"{check_name}: raised {type(exc).__name__}: {exc}")
+            failed.add(check_name)
+    if not _holds(learner, start):
+        with contextlib.suppress(Exception):  # judged by the weights it holds after
+            learner.mli_accept_weights(original)
+        if not _holds(learner, start):
+            failures.append(
+                "the checks could not put the starting weights back: after "
+                "mli_accept_weights(original) the current weights still differ"
+            )
+    if failures:
+        lines = "\n".join(f"  - {f}" for f in failures)
+        raise LearnerContractError(
+            f"{name} breaks the learner contract ({len(failed)} of {len(checks)} checks "
+            f"failed):\n{lines}",
+            failures,
         )
 
-    original = c.call("mli_get_current_weights()", learner.mli_get_current_weights)
-    if not c.expect(
-        isinstance(original, Weights),
-        f"mli_get_current_weights() returned {type(original).__name__}; return colearning.Weights",
-    ):
-        _raise(name, c.failures)
-    assert isinstance(original, Weights)
-    c.expect(len(original) > 0, "mli_get_current_weights() returned no arrays")
-    start_id = id_of(original)
-    roundtrip = c.call("decoding the encoded weights", lambda: decode(encode(original)))
-    c.expect(
-        roundtrip == original,
-        "current weights change when encoded and decoded with safetensors; use numeric "
-        "numpy arrays (encode other models to a uint8 array)",
+
+def _holds(learner: MachineLearningInterface, weights_id: str) -> bool:
+    try:
+        return id_of(learner.mli_get_current_weights()) == weights_id
+    except Exception:
+        return False
+
+
+class _FreshLearner:
+    """A factory standing in for the ``learner`` argument until the test runs."""
+
+    def __init__(self, factory: LearnerFactory, label: str) -> None:
+        self.factory = factory
+        self.label = label
+
+    def __call__(self) -> MachineLearningInterface:
+        return self.factory()
+
+    def __repr__(self) -> str:
+        return f"<a new {self.label}>"
+
+
+def _labelled(
+    factories: Mapping[str, LearnerFactory] | Iterable[LearnerFactory],
+) -> Iterator[tuple[str, LearnerFactory, MachineLearningInterface]]:
+    pairs: Iterable[tuple[str | None, Any]] = (
+        factories.items() if isinstance(factories, Mapping) else ((None, f) for f in factories)
     )
+    seen: dict[str, int] = {}
+    for given, factory in pairs:
+        if isinstance(factory, MachineLearningInterface) or not callable(factory):
+            raise ConfigTypeError(
+                "parametrize_with_checks takes factories (callables that build a new "
+                f"learner), not {type(factory).__name__}: every check changes a learner's "
+                "state, so each gets its own; pass e.g. lambda: MyLearner(...)"
+            )
+        learner = factory()
+        if not isinstance(learner, MachineLearningInterface):
+            raise ConfigTypeError(
+                f"a learner factory returned {type(learner).__name__}; it must return a "
+                "new colearning.MachineLearningInterface"
+            )
+        label = given if given is not None else type(learner).__name__
+        seen[label] = seen.get(label, 0) + 1
+        if seen[label] > 1:
+            label = f"{label}_{seen[label]}"
+        yield label, factory, learner
 
-    # propose: a proposal of the same shape, current weights untouched
-    learner.mli_set_round(round_index)
-    proposal = c.call("mli_propose_weights()", learner.mli_propose_weights)
-    c.expect(
-        c.current_id() == start_id,
-        "mli_propose_weights() changed the current weights; train a copy of the model",
-    )
-    if c.expect(
-        isinstance(proposal, Weights),
-        f"mli_propose_weights() returned {type(proposal).__name__}; return colearning.Weights",
-    ):
-        assert isinstance(proposal, Weights)
-        c.call(
-            "checking the proposal against the current weights",
-            lambda: check_weights(proposal, original),
-        )
 
-    # test: a well-formed verdict, current weights untouched, no approval of itself
-    for label, weights in (("the current weights", original), ("a proposal", proposal)):
-        if not isinstance(weights, Weights):
-            continue
-        before = c.current_id()
-        verdict = c.call(f"mli_test_weights({label})", partial(learner.mli_test_weights, weights))
-        _check_verdict(c, verdict, label)
-        c.expect(
-            c.current_id() == before,
-            f"mli_test_weights({label}) changed the current weights; evaluate a copy",
-        )
-        if label == "the current weights" and isinstance(verdict, ProposedWeights):
-            c.expect(
-                verdict.vote is False,
-                "mli_test_weights(the current weights) voted "
-                f"{verdict.vote!r}; approve only weights that score strictly better than "
-                "the current ones",
+def parametrize_with_checks(
+    factories: Mapping[str, LearnerFactory] | Iterable[LearnerFactory],
+    *,
+    round_index: int = 0,
+) -> Callable[[_Test], _Test]:
+    """A pytest decorator: one test per (learner, applicable check), each on a new learner.
+
+    The decorated test takes ``learner`` and ``check`` and calls ``check(learner)``.
+    Each factory is called once now, to read the learner's tags (which pick its
+    checks), and once more for every test, so that no check sees another's state.
+    pytest is imported here, not when :mod:`colearning.testing` is.
+
+    Parameters
+    ----------
+    factories
+        Callables that each build a new learner: a mapping ``{label: factory}``, or a
+        sequence of factories, labelled by the learner's class name (``_2``, ``_3``,
+        ... tell repeats apart). Test ids read ``label-check_name``.
+    round_index
+        Passed to every check.
+
+    Raises
+    ------
+    ConfigTypeError
+        If a factory is a learner rather than a callable building one, or builds
+        something else; or if the test does not take ``learner`` and ``check``.
+
+    Examples
+    --------
+    >>> from colearning.testing import QuadraticLearner
+    >>> @parametrize_with_checks({"Quadratic": lambda: QuadraticLearner(target=[1.0])})
+    ... def test_quadratic(learner, check):
+    ...     check(learner)
+    >>> [p.id for p in test_quadratic.pytestmark[0].args[1]][:2]
+    ['Quadratic-check_current_weights', 'Quadratic-check_propose_keeps_current']
+    """
+    import pytest
+
+    params = [
+        pytest.param(_FreshLearner(factory, label), check, id=f"{label}-{check_name}")
+        for label, factory, learner in _labelled(factories)
+        for check_name, check in learner_checks(learner, round_index=round_index)
+    ]
+
+    def decorate(test: _Test) -> _Test:
+        wanted = inspect.signature(test).parameters
+        if "learner" not in wanted or "check" not in wanted:
+            raise ConfigTypeError(
+                f"a test decorated with parametrize_with_checks takes (learner, check); "
+                f"{test.__name__} takes ({', '.join(wanted)})"
             )
 
-    # accept: installs exactly the given weights, and can go back
-    if isinstance(proposal, Weights):
-        c.call("mli_accept_weights(proposal)", lambda: learner.mli_accept_weights(proposal))
-        c.expect(
-            c.current_id() == id_of(proposal),
-            "after mli_accept_weights(w), mli_get_current_weights() is not w",
-        )
-        c.call("mli_accept_weights(original)", lambda: learner.mli_accept_weights(original))
-        c.expect(
-            c.current_id() == start_id,
-            "after accepting the original weights again, the current weights differ",
-        )
+        @functools.wraps(test)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            # pytest passes the factory under "learner"; the test gets a new learner.
+            fresh = kwargs.get("learner")
+            if isinstance(fresh, _FreshLearner):
+                kwargs["learner"] = fresh()
+            return test(*args, **kwargs)
 
-    model = c.call("mli_get_current_model()", learner.mli_get_current_model)
-    c.expect(
-        isinstance(model, ColearnModel) and isinstance(model.model_format, ModelFormat),
-        f"mli_get_current_model() returned {type(model).__name__}; return a ColearnModel "
-        "with a ModelFormat",
-    )
-    if c.failures:
-        _raise(name, c.failures)
+        return cast(_Test, pytest.mark.parametrize(("learner", "check"), params)(run))
 
-
-def _check_verdict(c: _Checks, verdict: object, label: str) -> None:
-    if not c.expect(
-        isinstance(verdict, ProposedWeights),
-        f"mli_test_weights({label}) returned {type(verdict).__name__}; return "
-        "colearning.ProposedWeights",
-    ):
-        return
-    assert isinstance(verdict, ProposedWeights)
-    c.expect(
-        isinstance(verdict.vote, bool),
-        f"mli_test_weights({label}).vote is {verdict.vote!r}; vote True or False",
-    )
-    for field in ("vote_score", "test_score"):
-        score = getattr(verdict, field)
-        c.expect(
-            score is None
-            or (
-                isinstance(score, (int, float))
-                and not isinstance(score, bool)
-                and math.isfinite(score)
-            ),
-            f"mli_test_weights({label}).{field} is {score!r}; give a finite float "
-            "(or None where there is no such set)",
-        )
-    c.expect(
-        verdict.vote_score is not None,
-        f"mli_test_weights({label}).vote_score is None; the vote must rest on a score",
-    )
-
-
-def _raise(name: str, failures: list[str]) -> None:
-    lines = "\n".join(f"  - {f}" for f in failures)
-    raise LearnerContractError(f"{name} breaks the learner contract:\n{lines}")
+    return decorate

@@ -7,9 +7,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from colearning.core.codec import encode
+from colearning.core.codec import check_weights, encode
 from colearning.core.interface import (
     ColearnModel,
+    LearnerTags,
     MachineLearningInterface,
     ModelFormat,
     ProposedWeights,
@@ -75,10 +76,12 @@ class QuadraticLearner(MachineLearningInterface):
         return Weights({"w": new})
 
     def mli_test_weights(self, weights: Weights) -> ProposedWeights:
+        check_weights(weights, self._weights)  # shape, dtype, NaN: WeightsError
         score = self._evaluate(weights)
         return ProposedWeights(weights, score, score, score > self._score)
 
     def mli_accept_weights(self, weights: Weights) -> None:
+        check_weights(weights, self._weights)
         self._weights = weights
         self._score = self._evaluate(weights)
 
@@ -87,6 +90,10 @@ class QuadraticLearner(MachineLearningInterface):
 
     def mli_get_current_model(self) -> ColearnModel:
         return ColearnModel(ModelFormat.SAFETENSORS, model=encode(self._weights))
+
+    def mli_tags(self) -> LearnerTags:
+        # Proposals are pure functions of (weights, target, seed, round_index).
+        return LearnerTags(deterministic=True, exports_model=True)
 
 
 class InstantLearner(MachineLearningInterface):
