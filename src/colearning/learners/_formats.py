@@ -564,8 +564,16 @@ _FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 
 
 def _canonical_schema(schema: Any) -> tuple[Any, dict[str, str]]:
-    """Renumber ``__id__`` values and ``.npy`` file names in order of appearance."""
-    ids: dict[Any, int] = {}
+    """Number every ``__id__`` afresh and ``.npy`` file names in order of appearance.
+
+    Every node gets its own id (from 1: skops does not memoize an id of 0). skops gives
+    one id to each Python object it meets, so two equal forests whose attributes happen
+    to share objects differently (an interned ``"gini"`` string shared by the forest
+    and its trees in a freshly fitted forest, separate strings in a decoded one) would
+    otherwise give different bytes; each node is written in full anyway, so dropping
+    the sharing loses nothing.
+    """
+    counter = [0]
     files: dict[str, str] = {}
 
     def walk(node: Any) -> Any:
@@ -573,7 +581,8 @@ def _canonical_schema(schema: Any) -> tuple[Any, dict[str, str]]:
             out: dict[str, Any] = {}
             for key, value in node.items():
                 if key == "__id__":
-                    out[key] = ids.setdefault(value, len(ids))
+                    counter[0] += 1
+                    out[key] = counter[0]
                 elif key == "file" and isinstance(value, str):
                     out[key] = files.setdefault(value, f"{len(files):06d}.npy")
                 else:
