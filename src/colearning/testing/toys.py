@@ -10,6 +10,7 @@ import numpy as np
 from colearning.core.codec import encode
 from colearning.core.interface import (
     ColearnModel,
+    LearnerTags,
     MachineLearningInterface,
     ModelFormat,
     ProposedWeights,
@@ -87,6 +88,10 @@ class QuadraticLearner(MachineLearningInterface):
 
     def mli_get_current_model(self) -> ColearnModel:
         return ColearnModel(ModelFormat.SAFETENSORS, model=encode(self._weights))
+
+    def mli_tags(self) -> LearnerTags:
+        # a proposal is a function of the weights, the target, the seed and the round
+        return LearnerTags(deterministic=True, exports_model=True)
 
 
 class InstantLearner(MachineLearningInterface):
