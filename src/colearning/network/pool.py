@@ -73,9 +73,14 @@ T = TypeVar("T")
 RECONNECT_OPTIONS: list[tuple[str, Any]] = [
     ("grpc.initial_reconnect_backoff_ms", 200),
     ("grpc.min_reconnect_backoff_ms", 200),
-    ("grpc.max_reconnect_backoff_ms", 5000),
+    ("grpc.max_reconnect_backoff_ms", 2000),
     ("grpc.enable_retries", 0),
 ]
+
+
+#: Seconds a call to a learner that was unreachable waits for gRPC to reconnect (longer
+#: than the largest backoff, jitter included, so a learner that is back is found).
+RESYNC_WAIT = 3.0
 
 
 class NetworkError(ColearningError):
@@ -576,7 +581,8 @@ class GrpcPool:
     def _resync(self, m: _Member, dl: _Deadline) -> None:
         """After a restart or an outage: learn the server's new instance and bring it to
         the shared weights if it does not hold them."""
-        d = self._describe(m, dl.left())
+        left = dl.left()
+        d = self._describe(m, RESYNC_WAIT if left is None else min(left, RESYNC_WAIT), wait=True)
         with m.lock:
             restarted = m.description is None or d.instance_id != m.description.instance_id
             m.description = d
