@@ -43,8 +43,16 @@ class Served:
         self.port_file.unlink(missing_ok=True)
         with self.log.open("ab") as fh:
             self.proc = subprocess.Popen(
-                [*COLEARN, "learner", "serve", *self.args, "--port", str(port),
-                 "--port-file", str(self.port_file)],
+                [
+                    *COLEARN,
+                    "learner",
+                    "serve",
+                    *self.args,
+                    "--port",
+                    str(port),
+                    "--port-file",
+                    str(self.port_file),
+                ],
                 stdout=fh,
                 stderr=subprocess.STDOUT,
                 env=self.environ,

@@ -71,7 +71,9 @@ def test_verdict_round_trip(verdict):
 
 def test_verdict_reads_colearn_dict_scores_and_refuses_garbage():
     got = c.verdict_from_proto(
-        c.verdict_to_proto(ProposedWeights(None, {"acc": 0.5}, {"acc": 0.75}, True, criterion="acc"))
+        c.verdict_to_proto(
+            ProposedWeights(None, {"acc": 0.5}, {"acc": 0.75}, True, criterion="acc")
+        )
     )
     assert (got.vote_score, got.test_score) == (0.5, 0.75)
     with pytest.raises(ValueError, match="a vote must be True or False"):

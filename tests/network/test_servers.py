@@ -22,8 +22,10 @@ QUAD = ["--factory", "factories:quadratic", "--insecure"]
 
 
 def quads(serve, n):
-    return [serve(*QUAD, "--id", f"learner-{i}", name=f"learner-{i}", COLEARN_TEST_SEED=str(i))
-            for i in range(n)]
+    return [
+        serve(*QUAD, "--id", f"learner-{i}", name=f"learner-{i}", COLEARN_TEST_SEED=str(i))
+        for i in range(n)
+    ]
 
 
 def in_process(n, rounds):
@@ -87,24 +89,48 @@ def certs(tmp_path):
 @pytest.mark.slow
 def test_mutual_tls_refuses_an_untrusted_client_and_a_wrong_identity(serve, certs):
     d, other = certs
-    s0 = serve("--factory", "factories:quadratic", "--id", "learner-0", "--certs", str(d),
-               "--host", "127.0.0.1", name="learner-0")
+    s0 = serve(
+        "--factory",
+        "factories:quadratic",
+        "--id",
+        "learner-0",
+        "--certs",
+        str(d),
+        "--host",
+        "127.0.0.1",
+        name="learner-0",
+    )
     good = GrpcPool([("learner-0", s0.address)], credentials=tls.client_credentials(d))
     assert good.description("learner-0").learner_id == "learner-0"
     good.close()
 
     with pytest.raises(NetworkError, match="TLS handshake failed|no answer"):
-        GrpcPool([("learner-0", s0.address)], credentials=tls.client_credentials(other),
-                 connect_timeout=2)
+        GrpcPool(
+            [("learner-0", s0.address)],
+            credentials=tls.client_credentials(other),
+            connect_timeout=2,
+        )
     with pytest.raises(NetworkError, match="pass --certs here too"):
         GrpcPool([("learner-0", s0.address)], connect_timeout=2)  # plaintext to a TLS server
 
     # a learner presenting learner-1's certificate where learner-0 is expected
-    s1 = serve("--factory", "factories:quadratic", "--id", "learner-0", "--certs", str(d),
-               "--cert-name", "learner-1", "--host", "127.0.0.1", name="impostor")
+    s1 = serve(
+        "--factory",
+        "factories:quadratic",
+        "--id",
+        "learner-0",
+        "--certs",
+        str(d),
+        "--cert-name",
+        "learner-1",
+        "--host",
+        "127.0.0.1",
+        name="impostor",
+    )
     with pytest.raises(NetworkError, match="name 'learner-0'"):
-        GrpcPool([("learner-0", s1.address)], credentials=tls.client_credentials(d),
-                 connect_timeout=2)
+        GrpcPool(
+            [("learner-0", s1.address)], credentials=tls.client_credentials(d), connect_timeout=2
+        )
     assert "mutual TLS" in s0.log.read_text()
 
 
@@ -137,7 +163,10 @@ def test_damaged_transfers_are_refused_and_the_model_is_unchanged(serve):
 
     cases = {
         "truncated": list(send_weights(gid, good))[:-1] + [pb.WeightsMessage(chunk=good[:10])],
-        "not to the id they came with": [header_message(gid, len(good)), pb.WeightsMessage(chunk=good[:-1] + b"x")],
+        "not to the id they came with": [
+            header_message(gid, len(good)),
+            pb.WeightsMessage(chunk=good[:-1] + b"x"),
+        ],
         "shape (3,); expected (2,)": list(
             send_weights(hashlib.sha256(wrong_shape).hexdigest(), wrong_shape)
         ),
@@ -158,7 +187,9 @@ def test_another_protocol_version_is_refused_readably(serve):
     channel, stub = _stub(server)
     with pytest.raises(grpc.RpcError) as info:
         stub.RestoreProgress(
-            pb.RestoreProgressRequest(proposals_made=1), metadata=[(META_PROTOCOL, "99")], timeout=10
+            pb.RestoreProgressRequest(proposals_made=1),
+            metadata=[(META_PROTOCOL, "99")],
+            timeout=10,
         )
     assert info.value.code() is grpc.StatusCode.FAILED_PRECONDITION
     assert "speaks colearning wire protocol 1" in info.value.details()

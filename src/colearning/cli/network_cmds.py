@@ -179,8 +179,16 @@ def cmd_learner(args: argparse.Namespace) -> int:
     if args.max_bytes is not None and args.max_bytes < 1:
         raise ConfigError(f"--max-bytes must be >= 1; got {args.max_bytes}")
 
-    from colearning.network import serving
+    from colearning.network import serving, tls
 
+    credentials = None
+    if args.certs:  # read first: a missing file should not wait for the data to load
+        name = args.cert_name or args.learner_id
+        if name is None and args.share:
+            name = f"learner-{serving.parse_share(args.share)[0]}"
+        if name is None:
+            raise ConfigError("with --certs, give --id NAME (or --cert-name NAME)")
+        credentials = tls.server_credentials(args.certs, name)
     share = serving.parse_share(args.share) if args.share else None
     if args.factory:
         if share or args.partition or settings:
@@ -203,11 +211,10 @@ def cmd_learner(args: argparse.Namespace) -> int:
             params=settings.get("params"),
             learner_id=args.learner_id,
         )
-    return _serve(args, served)
+    return _serve(args, served, credentials)
 
 
-def _serve(args: argparse.Namespace, served: Any) -> int:
-    from colearning.network import tls
+def _serve(args: argparse.Namespace, served: Any, credentials: Any) -> int:
     from colearning.network.processes import write_port_file
     from colearning.network.server import LearnerServer
     from colearning.network.transfer import DEFAULT_MAX_BYTES
@@ -217,9 +224,6 @@ def _serve(args: argparse.Namespace, served: Any) -> int:
         format="%(asctime)s %(levelname)s " + served.learner_id + ": %(message)s",
         stream=sys.stderr,
     )
-    credentials = None
-    if args.certs:
-        credentials = tls.server_credentials(args.certs, args.cert_name or served.learner_id)
     host = args.host or ("0.0.0.0" if credentials is not None else "127.0.0.1")
     server = LearnerServer(
         served.learner,

@@ -152,6 +152,7 @@ def run_remote(
 ) -> RunOutcome:
     """Drive learner servers at ``endpoints`` for ``settings`` (rounds, vote_threshold,
     proposer, seed, timeout), committing every round to ``out``."""
+    _check_remote_settings(settings)
     pool = GrpcPool(endpoints, credentials=credentials, connect_timeout=connect_timeout)
     try:
         config = _remote_config(pool, settings)
@@ -207,6 +208,15 @@ def resume_remote(
     return _play_remote(pool, store, config, observers, on_start, pipeline)
 
 
+def _check_remote_settings(settings: dict[str, Any]) -> None:
+    unknown = sorted(set(settings) - set(REMOTE_SETTINGS) - {"task"})
+    if unknown:
+        raise ConfigError(
+            f"with --remote the learners hold the data and the model; {unknown[0]!r} cannot be "
+            f"set here (settings with --remote: {', '.join(REMOTE_SETTINGS)})"
+        )
+
+
 def _remote_config(pool: GrpcPool, settings: dict[str, Any]) -> dict[str, Any]:
     first = pool.description(pool.learner_ids[0])
     tasks = {pool.description(lid).task for lid in pool.learner_ids}
@@ -215,12 +225,7 @@ def _remote_config(pool: GrpcPool, settings: dict[str, Any]) -> dict[str, Any]:
     want = settings.get("task")
     if want is not None and want != first.task:
         raise ConfigError(f"--task {want} was given, but the learners serve {first.task!r}")
-    unknown = sorted(set(settings) - set(REMOTE_SETTINGS) - {"task"})
-    if unknown:
-        raise ConfigError(
-            f"with --remote the learners hold the data and the model; {unknown[0]!r} cannot be "
-            f"set here (settings with --remote: {', '.join(REMOTE_SETTINGS)})"
-        )
+    _check_remote_settings(settings)
     rounds = settings.get("rounds", 20)
     if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 0:
         raise ConfigError(f"rounds must be a whole number >= 0; got {rounds!r}")
