@@ -267,7 +267,7 @@ def test_servers_die_with_a_coordinator_killed_by_sigkill(tmp_path):
             "cannot import",
         ),
         (
-            ["learner", "serve", "--task", "digits-sgd", "--certs", "/nonexistent"],
+            ["learner", "serve", "--task", "digits-sgd", "--id", "x", "--certs", "/nonexistent"],
             "colearn certs init /nonexistent",
         ),
         (["run", "--remote", "127.0.0.1:1", "--out", "o"], "--certs DIR"),
