@@ -33,9 +33,24 @@ def overhead(reps: int, rounds: int = 30) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         ports = [f"{tmp}/{i}.port" for i in range(5)]
         cmds = [
-            [sys.executable, "-m", "colearning.cli.main", "learner", "serve", "--factory",
-             "colearning.testing.toys:InstantLearner", "--id", f"learner-{i}", "--insecure",
-             "--port", "0", "--port-file", ports[i], "--quiet", "--share-cores"]
+            [
+                sys.executable,
+                "-m",
+                "colearning.cli.main",
+                "learner",
+                "serve",
+                "--factory",
+                "colearning.testing.toys:InstantLearner",
+                "--id",
+                f"learner-{i}",
+                "--insecure",
+                "--port",
+                "0",
+                "--port-file",
+                ports[i],
+                "--quiet",
+                "--share-cores",
+            ]
             for i in range(5)
         ]
         procs = LearnerProcesses(cmds).start()
@@ -51,9 +66,11 @@ def overhead(reps: int, rounds: int = 30) -> None:
         finally:
             procs.stop()
             procs.cleanup()
-    print(f"round overhead, 5 learner processes, no learner compute: "
-          f"{1000 * statistics.median(medians):.1f} ms per round (median of {reps} runs of "
-          f"{rounds} rounds)")
+    print(
+        f"round overhead, 5 learner processes, no learner compute: "
+        f"{1000 * statistics.median(medians):.1f} ms per round (median of {reps} runs of "
+        f"{rounds} rounds)"
+    )
     del LearnerServer
 
 
@@ -63,10 +80,24 @@ def startup(reps: int) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             t0 = time.perf_counter()
             proc = subprocess.Popen(
-                [sys.executable, "-m", "colearning.cli.main", "run", "--task", "digits-sgd",
-                 "--learners", "5", "--rounds", "1", "--no-baselines", "--processes",
-                 "--out", f"{tmp}/e"],
-                stdout=subprocess.PIPE, text=True,
+                [
+                    sys.executable,
+                    "-m",
+                    "colearning.cli.main",
+                    "run",
+                    "--task",
+                    "digits-sgd",
+                    "--learners",
+                    "5",
+                    "--rounds",
+                    "1",
+                    "--no-baselines",
+                    "--processes",
+                    "--out",
+                    f"{tmp}/e",
+                ],
+                stdout=subprocess.PIPE,
+                text=True,
             )
             assert proc.stdout is not None
             for line in proc.stdout:
@@ -74,16 +105,24 @@ def startup(reps: int) -> None:
                     values.append(time.perf_counter() - t0)
                     break
             proc.wait()
-    print(f"colearn run --processes (digits-sgd, 5 learners) to the first committed round: "
-          f"{statistics.median(values):.2f} s (median of {reps}; runs {sorted(values)})")
+    print(
+        f"colearn run --processes (digits-sgd, 5 learners) to the first committed round: "
+        f"{statistics.median(values):.2f} s (median of {reps}; runs {sorted(values)})"
+    )
 
 
 def mnist(reps: int, rounds: int) -> None:
     from colearning.network.runs import run_processes
     from colearning.tasks.runner import RunConfig, run_task
 
-    config = RunConfig(task="mnist-cnn", learners=5, rounds=rounds, partition="dirichlet:0.5",
-                       seed=0, baselines=False)
+    config = RunConfig(
+        task="mnist-cnn",
+        learners=5,
+        rounds=rounds,
+        partition="dirichlet:0.5",
+        seed=0,
+        baselines=False,
+    )
     from colearning.core.pipeline import PipelinedPool
     from colearning.core.plans import planner_for
     from colearning.core.pool import LocalPool
@@ -112,8 +151,10 @@ def mnist(reps: int, rounds: int) -> None:
             if pipe:
                 used.append(pipe["used"] / max(1, rounds - 1))
     base = statistics.median(per_round["in process"])
-    print(f"mnist-cnn, 5 learners, dirichlet:0.5, {rounds} rounds; median s/round over {reps} "
-          "interleaved repetitions:")
+    print(
+        f"mnist-cnn, 5 learners, dirichlet:0.5, {rounds} rounds; median s/round over {reps} "
+        "interleaved repetitions:"
+    )
     for name, values in per_round.items():
         m = statistics.median(values)
         print(f"  {name:<28} {m:6.3f} s/round   x{m / base:.2f} of in process")
@@ -124,8 +165,12 @@ def mnist(reps: int, rounds: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", nargs="+", choices=["overhead", "startup", "mnist"],
-                        default=["overhead", "startup", "mnist"])
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=["overhead", "startup", "mnist"],
+        default=["overhead", "startup", "mnist"],
+    )
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=8, help="mnist-cnn rounds per run")
     args = parser.parse_args()

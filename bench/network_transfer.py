@@ -155,11 +155,15 @@ def main() -> None:
         g, t = statistics.median(times["grpc"]), statistics.median(times["tcp"])
         rows.append((size, g, t, size / g, size / t, statistics.median(growth)))
         del blob
-    print(f"{'size':>8} {'grpc s':>8} {'tcp s':>8} {'grpc MB/s':>10} {'tcp MB/s':>9} "
-          f"{'ratio':>6} {'rx growth':>10}")
+    print(
+        f"{'size':>8} {'grpc s':>8} {'tcp s':>8} {'grpc MB/s':>10} {'tcp MB/s':>9} "
+        f"{'ratio':>6} {'rx growth':>10}"
+    )
     for size, g, t, gm, tm, grow in rows:
-        print(f"{size:>5} MB {g:>8.3f} {t:>8.3f} {gm:>10.0f} {tm:>9.0f} {gm / tm:>6.2f} "
-              f"{grow / MB:>7.0f} MB")
+        print(
+            f"{size:>5} MB {g:>8.3f} {t:>8.3f} {gm:>10.0f} {tm:>9.0f} {gm / tm:>6.2f} "
+            f"{grow / MB:>7.0f} MB"
+        )
 
     # fan-out: one 100 MB proposal to 4 learners at once, each on its own stream
     blob = os.urandom(100 * MB)
@@ -180,8 +184,10 @@ def main() -> None:
         for proc, _ in receivers:
             proc.kill()
             proc.wait()
-    print(f"fan-out of 100 MB to 4 learners: {statistics.median(rates):.0f} MB/s aggregate "
-          f"(median of {args.reps})")
+    print(
+        f"fan-out of 100 MB to 4 learners: {statistics.median(rates):.0f} MB/s aggregate "
+        f"(median of {args.reps})"
+    )
 
 
 if __name__ == "__main__":
