@@ -47,7 +47,7 @@ def serve_grpc() -> None:
     from colearning.network.transfer import receive_weights
 
     class Sink(pb_grpc.LearnerServicer):  # type: ignore[misc]
-        def Accept(self, request_iterator, context):  # noqa: N802
+        def Accept(self, request_iterator, context):
             before = rss()
             got = receive_weights(request_iterator, 8 << 30)  # checks size, hash
             peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
