@@ -60,7 +60,8 @@ def overhead(reps: int, rounds: int = 30) -> None:
             for _ in range(reps):
                 pool = GrpcPool([(f"learner-{i}", f"127.0.0.1:{p}") for i, p in enumerate(got)])
                 times: list[float] = []
-                with Experiment(pool, observers=[lambda r: times.append(r.timings.total)]) as e:
+                record = times.append
+                with Experiment(pool, observers=[lambda r, add=record: add(r.timings.total)]) as e:
                     e.run(rounds)
                 medians.append(statistics.median(times[3:]))
         finally:
