@@ -1,8 +1,10 @@
 """Fixtures shared across the suite.
 
 ``pool_factory`` is parametrized over every pool the driver can run on, so each driver
-test runs on each transport: in process today; the gRPC and Ray pools join the list
-where their issues land.
+test runs on each transport: in process, and over real gRPC (a learner server on a
+127.0.0.1 port per learner, in this process, hosting the very learner objects the test
+made, so a test can still inspect them); the Ray pool joins the list where its issue
+lands.
 """
 
 from __future__ import annotations
@@ -22,7 +24,32 @@ def _local(learners: Sequence[MachineLearningInterface]) -> LearnerPool:
     return LocalPool(learners)
 
 
-POOLS: dict[str, PoolFactory] = {"local": _local}
+class _ServedPool:
+    """A GrpcPool over learner servers started for it; closing it stops them."""
+
+    def __init__(self, learners: Sequence[MachineLearningInterface]) -> None:
+        from colearning.network import GrpcPool, LearnerServer
+
+        self.servers = [
+            LearnerServer(learner, f"learner-{i}", max_workers=4).start()
+            for i, learner in enumerate(learners)
+        ]
+        self.pool = GrpcPool([(f"learner-{i}", s.address) for i, s in enumerate(self.servers)])
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.pool, name)
+
+    def close(self) -> None:
+        self.pool.close()
+        for server in self.servers:
+            server.stop(grace=0)
+
+
+def _grpc(learners: Sequence[MachineLearningInterface]) -> LearnerPool:
+    return _ServedPool(learners)  # type: ignore[return-value]
+
+
+POOLS: dict[str, PoolFactory] = {"local": _local, "grpc": _grpc}
 
 
 @pytest.fixture(params=sorted(POOLS))

@@ -11,7 +11,7 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,9 @@ EPILOG = """examples:
   colearn tasks
   colearn plot runs/demo
   colearn export runs/demo --format json
+  colearn run --task digits-mlp --learners 5 --processes --out runs/procs
+  colearn learner serve --task mnist-cnn --share 2/5 --port 7001 --certs certs
+  colearn run --remote host1:7001,host2:7001 --certs certs --out runs/remote
 """
 
 
@@ -83,6 +86,10 @@ def _parser() -> argparse.ArgumentParser:
         default="text",
         help="json: stdout carries only the result JSON; progress goes to stderr",
     )
+    from colearning.cli import network_cmds
+
+    network_cmds.add_run_options(run)
+    network_cmds.add_parsers(sub)
 
     tasks = sub.add_parser("tasks", help="list the named tasks")
     tasks.add_argument("--format", choices=["text", "json"], default="text")
@@ -119,6 +126,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "plot": cmd_plot,
         "export": cmd_export,
         "show": cmd_show,
+        "learner": _network("cmd_learner"),
+        "certs": _network("cmd_certs"),
     }[args.command]
     try:
         return handler(args)
@@ -130,6 +139,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"\ncolearn {args.command}: {exit_codes.HELP[exit_codes.INTERRUPTED]}", file=sys.stderr
         )
         return exit_codes.INTERRUPTED
+
+
+def _network(name: str) -> Callable[[argparse.Namespace], int]:
+    def handler(args: argparse.Namespace) -> int:
+        from colearning.cli import network_cmds
+
+        code: int = getattr(network_cmds, name)(args)
+        return code
+
+    return handler
 
 
 # -- run --------------------------------------------------------------------------------
@@ -182,7 +201,11 @@ def cmd_run(args: argparse.Namespace) -> int:
             )
         table.bar.draw()
 
-    if args.resume:
+    from colearning.cli import network_cmds
+
+    if network_cmds.is_network_run(args):
+        outcome = network_cmds.run_network(args, settings, table, on_start)
+    elif args.resume:
         if args.config or args.out:
             raise ConfigError(
                 "--resume DIR continues a stored experiment with its stored settings; "

@@ -20,6 +20,7 @@ from typing import Any
 from colearning.core.exceptions import ConfigError, StoreError, require_extra
 from colearning.core.experiment import Experiment, ExperimentResult, ObserverLike
 from colearning.core.interface import MachineLearningInterface, Weights
+from colearning.core.pool import LearnerPool
 from colearning.core.records import RoundRecord
 from colearning.core.store import ExperimentStore
 from colearning.core.tally import threshold_fraction
@@ -173,6 +174,10 @@ def _module_of_extra(extra: str) -> str:
     }.get(extra, extra)
 
 
+#: Makes the pool a run is played over from its setup (``colearn run --processes``).
+PoolFactory = Callable[[Setup], LearnerPool]
+
+
 @dataclass
 class RunOutcome:
     """What :func:`run_task` returns."""
@@ -189,17 +194,21 @@ def run_task(
     *,
     observers: Sequence[ObserverLike] = (),
     on_start: Callable[[Setup, int], None] | None = None,
+    pool_factory: PoolFactory | None = None,
 ) -> RunOutcome:
     """Run ``config`` to the end, committing every round to ``out`` (if given).
 
     ``on_start(setup, first_round)`` is called once the learners are built.
+    ``pool_factory(setup)``, if given, makes the pool the rounds are played over (learner
+    servers, say) instead of the setup's in-process learners; the summary is computed
+    here either way.
     """
     config = config.resolved()
     setup = build(config)
     store = None
     if out is not None:
         store = ExperimentStore.create(out, _stored(config), setup.learner_ids)
-    return _play(setup, store, observers, on_start)
+    return _play(setup, store, observers, on_start, pool_factory)
 
 
 def resume_task(
@@ -208,6 +217,7 @@ def resume_task(
     *,
     observers: Sequence[ObserverLike] = (),
     on_start: Callable[[Setup, int], None] | None = None,
+    pool_factory: PoolFactory | None = None,
 ) -> RunOutcome:
     """Continue the experiment in ``directory`` from its last committed round.
 
@@ -227,7 +237,7 @@ def resume_task(
     except BaseException:
         store.close()
         raise
-    return _play(setup, store, observers, on_start)
+    return _play(setup, store, observers, on_start, pool_factory)
 
 
 def _merge_resume(stored: RunConfig, given: RunConfig, directory: Path) -> RunConfig:
@@ -253,10 +263,19 @@ def _play(
     store: ExperimentStore | None,
     observers: Sequence[ObserverLike],
     on_start: Callable[[Setup, int], None] | None,
+    pool_factory: PoolFactory | None = None,
 ) -> RunOutcome:
     c = setup.config
+    members: list[MachineLearningInterface] | LearnerPool = setup.learners
+    if pool_factory is not None:
+        try:
+            members = pool_factory(setup)
+        except BaseException:
+            if store is not None:
+                store.close()
+            raise
     experiment = Experiment(
-        setup.learners,
+        members,
         vote_threshold=float(c.vote_threshold or 0.0),
         proposer=c.proposer,
         seed=c.seed,

@@ -1,0 +1,187 @@
+"""Rounds over learner-server processes: overhead, start-up, and mnist-cnn with and
+without pipelining, against in-process learners, in one run.
+
+1. **Round overhead**: 5 learner processes hosting a learner that does no work
+   (``InstantLearner``), so a round's time is the transport's and driver's own cost.
+2. **Start-up**: seconds from launching ``colearn run --processes`` to its first
+   committed round (digits-sgd, 5 learners).
+3. **mnist-cnn, 5 learners, label skew** (``dirichlet:0.5``): median seconds per round
+   in process, over ``--processes``, each with and without pipelining, the four taking
+   turns repetition by repetition; and the share of rounds whose early proposal was
+   used. Every variant ends with the same final weights id (checked here too).
+
+    .venv/bin/python bench/network_round.py                  # all three, 5 repetitions
+    .venv/bin/python bench/network_round.py --only overhead startup --reps 7
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def overhead(reps: int, rounds: int = 30) -> None:
+    from colearning import Experiment
+    from colearning.network import GrpcPool, LearnerServer
+    from colearning.network.processes import LearnerProcesses
+
+    with tempfile.TemporaryDirectory() as tmp:
+        ports = [f"{tmp}/{i}.port" for i in range(5)]
+        cmds = [
+            [
+                sys.executable,
+                "-m",
+                "colearning.cli.main",
+                "learner",
+                "serve",
+                "--factory",
+                "colearning.testing.toys:InstantLearner",
+                "--id",
+                f"learner-{i}",
+                "--insecure",
+                "--port",
+                "0",
+                "--port-file",
+                ports[i],
+                "--quiet",
+                "--share-cores",
+            ]
+            for i in range(5)
+        ]
+        procs = LearnerProcesses(cmds).start()
+        try:
+            got = procs.wait_ready(ports)
+            medians = []
+            for _ in range(reps):
+                pool = GrpcPool([(f"learner-{i}", f"127.0.0.1:{p}") for i, p in enumerate(got)])
+                times: list[float] = []
+                record = times.append
+                with Experiment(pool, observers=[lambda r, add=record: add(r.timings.total)]) as e:
+                    e.run(rounds)
+                medians.append(statistics.median(times[3:]))
+        finally:
+            procs.stop()
+            procs.cleanup()
+    print(
+        f"round overhead, 5 learner processes, no learner compute: "
+        f"{1000 * statistics.median(medians):.1f} ms per round (median of {reps} runs of "
+        f"{rounds} rounds)"
+    )
+    del LearnerServer
+
+
+def startup(reps: int) -> None:
+    values = []
+    for _ in range(reps):
+        with tempfile.TemporaryDirectory() as tmp:
+            t0 = time.perf_counter()
+            proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "colearning.cli.main",
+                    "run",
+                    "--task",
+                    "digits-sgd",
+                    "--learners",
+                    "5",
+                    "--rounds",
+                    "1",
+                    "--no-baselines",
+                    "--processes",
+                    "--out",
+                    f"{tmp}/e",
+                ],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                if line.strip().startswith("0  learner-0"):
+                    values.append(time.perf_counter() - t0)
+                    break
+            proc.wait()
+    print(
+        f"colearn run --processes (digits-sgd, 5 learners) to the first committed round: "
+        f"{statistics.median(values):.2f} s (median of {reps}; runs {sorted(values)})"
+    )
+
+
+def mnist(reps: int, rounds: int) -> None:
+    from colearning.network.runs import run_processes
+    from colearning.tasks.runner import RunConfig, run_task
+
+    config = RunConfig(
+        task="mnist-cnn",
+        learners=5,
+        rounds=rounds,
+        partition="dirichlet:0.5",
+        seed=0,
+        baselines=False,
+    )
+    from colearning.core.pipeline import PipelinedPool
+    from colearning.core.plans import planner_for
+    from colearning.core.pool import LocalPool
+
+    def local_pipelined(setup):  # type: ignore[no-untyped-def]
+        pool = LocalPool(setup.learners, setup.learner_ids)
+        return PipelinedPool(pool, planner_for("round-robin", 0), rounds=rounds)
+
+    variants = {
+        "in process": lambda out: run_task(config, out),
+        "in process, pipelined": lambda out: run_task(config, out, pool_factory=local_pipelined),
+        "--processes, pipelined": lambda out: run_processes(config, out),
+        "--processes, --no-pipeline": lambda out: run_processes(config, out, pipeline=False),
+    }
+    per_round: dict[str, list[float]] = {k: [] for k in variants}
+    ids: dict[str, set[str]] = {k: set() for k in variants}
+    used: list[float] = []
+    for _ in range(reps):
+        for name, run in variants.items():
+            with tempfile.TemporaryDirectory() as tmp:
+                outcome = run(Path(tmp) / "e")
+            totals = [r.timings.total for r in outcome.result.rounds]
+            per_round[name].append(statistics.median(totals[1:]))
+            ids[name].add(outcome.result.final_weights_id)
+            pipe = outcome.summary.get("pipeline")
+            if pipe:
+                used.append(pipe["used"] / max(1, rounds - 1))
+    base = statistics.median(per_round["in process"])
+    print(
+        f"mnist-cnn, 5 learners, dirichlet:0.5, {rounds} rounds; median s/round over {reps} "
+        "interleaved repetitions:"
+    )
+    for name, values in per_round.items():
+        m = statistics.median(values)
+        print(f"  {name:<28} {m:6.3f} s/round   x{m / base:.2f} of in process")
+    print(f"  rounds whose early proposal was used: {100 * statistics.median(used):.0f}%")
+    every = set().union(*ids.values())
+    print(f"  final weights ids: {'all equal' if len(every) == 1 else every}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=["overhead", "startup", "mnist"],
+        default=["overhead", "startup", "mnist"],
+    )
+    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=8, help="mnist-cnn rounds per run")
+    args = parser.parse_args()
+    if "overhead" in args.only:
+        overhead(args.reps)
+    if "startup" in args.only:
+        startup(args.reps)
+    if "mnist" in args.only:
+        mnist(args.reps, args.rounds)
+
+
+if __name__ == "__main__":
+    main()

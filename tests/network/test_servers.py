@@ -1,0 +1,199 @@
+"""Real ``colearn learner serve`` processes on 127.0.0.1 driven by a real GrpcPool:
+rounds, a learner killed mid-round and restarted, mutual TLS, refused transfers."""
+
+import hashlib
+
+import grpc
+import numpy as np
+import pytest
+
+from colearning.core.codec import encode
+from colearning.core.experiment import Experiment
+from colearning.core.interface import Weights
+from colearning.core.protocol import Ballot, Reason
+from colearning.network import GrpcPool, NetworkError, tls
+from colearning.network._proto import colearning_pb2 as pb
+from colearning.network._proto import colearning_pb2_grpc as pb_grpc
+from colearning.network.server import META_PROTOCOL
+from colearning.network.transfer import header_message, send_weights
+from colearning.testing import QuadraticLearner
+
+QUAD = ["--factory", "factories:quadratic", "--insecure"]
+
+
+def quads(serve, n):
+    return [
+        serve(*QUAD, "--id", f"learner-{i}", name=f"learner-{i}", COLEARN_TEST_SEED=str(i))
+        for i in range(n)
+    ]
+
+
+def in_process(n, rounds):
+    learners = [QuadraticLearner(target=[1.0, 2.0], seed=i) for i in range(n)]
+    with Experiment(learners) as e:
+        result = e.run(rounds)
+    return result.final_weights_id, [r.status for r in result.rounds]
+
+
+@pytest.mark.slow
+def test_rounds_across_real_servers_end_as_in_process(serve):
+    servers = quads(serve, 3)
+    pool = GrpcPool([(f"learner-{i}", s.address) for i, s in enumerate(servers)])
+    with Experiment(pool) as e:
+        result = e.run(5)
+    assert (result.final_weights_id, [r.status for r in result.rounds]) == in_process(3, 5)
+    log = servers[1].log.read_text()
+    assert "round 1: proposed" in log and "accepted" in log and "sent by id" in log
+
+
+@pytest.mark.slow
+def test_a_learner_killed_mid_round_abstains_then_rejoins_in_sync(serve):
+    servers = quads(serve, 3)
+    victim = servers[2]
+
+    class KillAfterPropose(GrpcPool):
+        def propose(self, learner_ids, round_index, timeout):
+            got = super().propose(learner_ids, round_index, timeout)
+            if round_index == 1:
+                victim.kill()  # between the proposal and the votes: mid-round
+            return got
+
+    pool = KillAfterPropose([(f"learner-{i}", s.address) for i, s in enumerate(servers)])
+    with Experiment(pool) as e:
+        e.run(2)
+        vote = e.rounds[1].votes[2]
+        assert vote.ballot is Ballot.ABSTAIN and vote.reason is Reason.UNREACHABLE
+        assert "learner-2" in vote.detail
+        assert e.rounds[1].status == "accepted"  # the round completed without it
+
+        victim.start(port=victim.port)  # restarted on its port, from its initial weights
+        e.run(4)
+        later = e.rounds[3].votes[2]
+        assert later.ballot in (Ballot.APPROVE, Ballot.REJECT), later
+        held = pool.current_weights("learner-2", 10)
+        assert encode(held.value) == e.current.blob()  # re-synchronised, by id
+
+
+@pytest.fixture
+def certs(tmp_path):
+    d = tmp_path / "certs"
+    tls.init_ca(d)
+    for name in ("learner-0", "learner-1", "coordinator"):
+        tls.issue(d, name)
+    other = tmp_path / "other-ca"
+    tls.init_ca(other)
+    tls.issue(other, "coordinator")
+    return d, other
+
+
+@pytest.mark.slow
+def test_mutual_tls_refuses_an_untrusted_client_and_a_wrong_identity(serve, certs):
+    d, other = certs
+    s0 = serve(
+        "--factory",
+        "factories:quadratic",
+        "--id",
+        "learner-0",
+        "--certs",
+        str(d),
+        "--host",
+        "127.0.0.1",
+        name="learner-0",
+    )
+    good = GrpcPool([("learner-0", s0.address)], credentials=tls.client_credentials(d))
+    assert good.description("learner-0").learner_id == "learner-0"
+    good.close()
+
+    with pytest.raises(NetworkError, match="TLS handshake failed|no answer"):
+        GrpcPool(
+            [("learner-0", s0.address)],
+            credentials=tls.client_credentials(other),
+            connect_timeout=2,
+        )
+    with pytest.raises(NetworkError, match="pass --certs here too"):
+        GrpcPool([("learner-0", s0.address)], connect_timeout=2)  # plaintext to a TLS server
+
+    # a learner presenting learner-1's certificate where learner-0 is expected
+    s1 = serve(
+        "--factory",
+        "factories:quadratic",
+        "--id",
+        "learner-0",
+        "--certs",
+        str(d),
+        "--cert-name",
+        "learner-1",
+        "--host",
+        "127.0.0.1",
+        name="impostor",
+    )
+    with pytest.raises(NetworkError, match="name 'learner-0'"):
+        GrpcPool(
+            [("learner-0", s1.address)], credentials=tls.client_credentials(d), connect_timeout=2
+        )
+    assert "mutual TLS" in s0.log.read_text()
+
+
+def _stub(server):
+    channel = grpc.insecure_channel(server.address)
+    return channel, pb_grpc.LearnerStub(channel)
+
+
+META = [(META_PROTOCOL, "1")]
+
+
+def _current_id(stub):
+    return stub.Describe(pb.DescribeRequest(), metadata=META, timeout=10).current_weights_id
+
+
+@pytest.mark.slow
+def test_damaged_transfers_are_refused_and_the_model_is_unchanged(serve):
+    server = serve(*QUAD, "--id", "learner-0", "--max-bytes", "4096", name="learner-0")
+    channel, stub = _stub(server)
+    before = _current_id(stub)
+    good = encode(Weights({"w": np.array([0.5, 0.5])}))
+    gid = hashlib.sha256(good).hexdigest()
+    wrong_shape = encode(Weights({"w": np.zeros(3)}))
+    big = encode(Weights({"w": np.zeros(1000)}))
+
+    def accept(messages):
+        reply = stub.Accept(iter(messages), metadata=META, timeout=10)
+        assert reply.HasField("failure")
+        return reply.failure.message
+
+    cases = {
+        "truncated": list(send_weights(gid, good))[:-1] + [pb.WeightsMessage(chunk=good[:10])],
+        "not to the id they came with": [
+            header_message(gid, len(good)),
+            pb.WeightsMessage(chunk=good[:-1] + b"x"),
+        ],
+        "shape (3,); expected (2,)": list(
+            send_weights(hashlib.sha256(wrong_shape).hexdigest(), wrong_shape)
+        ),
+        "accepts at most 4.0 KiB": list(send_weights(hashlib.sha256(big).hexdigest(), big)),
+        "does not hold": list(send_weights("ab" * 32, None)),
+    }
+    for expected, messages in cases.items():
+        assert expected in accept(messages), expected
+    assert _current_id(stub) == before
+    log = server.log.read_text()
+    assert "refused the weights" in log
+    channel.close()
+
+
+@pytest.mark.slow
+def test_another_protocol_version_is_refused_readably(serve):
+    server = serve(*QUAD, "--id", "learner-0", name="learner-0")
+    channel, stub = _stub(server)
+    with pytest.raises(grpc.RpcError) as info:
+        stub.RestoreProgress(
+            pb.RestoreProgressRequest(proposals_made=1),
+            metadata=[(META_PROTOCOL, "99")],
+            timeout=10,
+        )
+    assert info.value.code() is grpc.StatusCode.FAILED_PRECONDITION
+    assert "speaks colearning wire protocol 1" in info.value.details()
+    assert "caller speaks 99" in info.value.details()
+    channel.close()
+    with pytest.raises(NetworkError, match="says it is 'learner-0'; expected 'learner-1'"):
+        GrpcPool([("learner-1", server.address)], connect_timeout=10)
