@@ -321,9 +321,9 @@ def test_fraud_learner_runs_and_check_learner_reports_its_aliasing(colearn028):
     with pytest.raises(LearnerContractError) as report:
         check_learner(fraud_learners(fraud, shares(*breast_cancer(), 3), seed=0)[0])
     message = str(report.value)
-    assert "mli_propose_weights() changed the current weights; train a copy" in message
+    assert "check_propose_keeps_current: mli_propose_weights() changed the current" in message
     # and its `self.vote_score <= vote_score` approves a proposal that is no better
-    assert "mli_test_weights(the current weights) voted True" in message
+    assert "check_no_self_approval: mli_test_weights voted True on weights equal" in message
 
 
 def test_fraud_votes_match_colearn_028(colearn028):

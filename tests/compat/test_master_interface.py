@@ -89,6 +89,7 @@ class SGDLearner(MachineLearningInterface):
 
     def mli_test_weights(self, weights: Weights) -> ProposedWeights:
         current = self.mli_get_current_weights()
+        colearning.check_weights(weights, current)  # what check_learner asks of any learner
         self.set_weights(weights)
         vote_score, test_score = self.score(self.vote_set), self.score(self.test_set)
         self.set_weights(current)
@@ -100,6 +101,7 @@ class SGDLearner(MachineLearningInterface):
         )
 
     def mli_accept_weights(self, weights: Weights) -> None:
+        colearning.check_weights(weights, self.mli_get_current_weights())
         self.set_weights(weights)
         self.vote_score = self.score(self.vote_set)
 
