@@ -4,7 +4,6 @@ and every core for a lone call."""
 import os
 
 import numpy as np
-import pytest
 from threadpoolctl import threadpool_info
 
 from colearning import ProposedWeights, Weights
@@ -44,7 +43,8 @@ class Spy(QuadraticLearner):
 
 
 def test_pool_limits_blas_always_and_torch_in_parallel_batches_only():
-    torch = pytest.importorskip("torch")
+    import torch
+
     torch.set_num_threads(2)
     Spy.seen.clear()
     pool = LocalPool([Spy(target=[1.0], seed=i) for i in range(3)])

@@ -132,8 +132,8 @@ def test_epochs_and_learning_rate_options_change_the_proposal(digits_task):
         ({"epochs": 1.5}, "option epochs must be an integer >= 1; got 1.5"),
         ({"learning_rate": -1}, "option learning_rate must be a number > 0; got -1"),
         ({"learning_rate": "fast"}, "option learning_rate must be a number > 0; got 'fast'"),
-        ({"hidden": [0]}, "option hidden must be layer sizes >= 1"),
-        ({"hidden": "big"}, "option hidden must be layer sizes >= 1"),
+        ({"hidden": [0]}, "option hidden must be an integer >= 1"),
+        ({"hidden": "big"}, "option hidden must be 1 to 64 layer sizes >= 1"),
     ],
 )
 def test_bad_options_are_config_errors(digits_task, params, match):

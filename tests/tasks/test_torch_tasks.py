@@ -193,5 +193,5 @@ def test_dp_task_option_errors():
         make(parts[0], context(ds, secret_noise="no"))
     with pytest.raises(ConfigError, match="epsilon must be a number > 0"):
         make(parts[0], context(ds, epsilon=0))
-    with pytest.raises(ConfigError, match=r"target_delta must be in \(0, 1\)"):
+    with pytest.raises(ConfigError, match=r"option delta must be a number in \(0, 1\)"):
         make(parts[0], context(ds, delta=2.0))

@@ -396,9 +396,9 @@ class SKLearnLearner(LearnerBase):
         Raises
         ------
         MissingExtraError
-            If skl2onnx is not installed (``pip install 'colearning[export]'``).
+            If skl2onnx is not installed (``pip install 'colearning[sklearn]'``).
         """
-        require_extra("skl2onnx", "export", "exporting a scikit-learn model to ONNX")
+        require_extra("skl2onnx", "sklearn", "exporting a scikit-learn model to ONNX")
         from skl2onnx import convert_sklearn
         from skl2onnx.common.data_types import FloatTensorType, Int64TensorType
 

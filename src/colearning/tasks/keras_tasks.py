@@ -62,15 +62,27 @@ def build_mnist_model(kind: str = "conv", seed: int = 0) -> Any:
     return keras.Sequential([keras.Input((784,)), *body, head])
 
 
+def _options(params: Mapping[str, Any]) -> dict[str, Any]:
+    options = task_options("mnist-keras", _PARAMS, params)
+    if options["model"] not in ("conv", "dense"):
+        raise ConfigError(
+            f"task 'mnist-keras' option model must be 'conv' or 'dense'; got {options['model']!r}"
+        )
+    return {
+        "learning_rate": positive_option("mnist-keras", "learning_rate", options["learning_rate"]),
+        "batch_size": int_option("mnist-keras", "batch_size", options["batch_size"]),
+        "epochs": int_option("mnist-keras", "epochs", options["epochs"]),
+        "model": options["model"],
+    }
+
+
 def _make_learner(data: LearnerData, context: BuildContext) -> MachineLearningInterface:
-    options = task_options("mnist-keras", _PARAMS, context.params)
-    learning_rate = positive_option("mnist-keras", "learning_rate", options["learning_rate"])
-    batch_size = int_option("mnist-keras", "batch_size", options["batch_size"])
-    epochs = int_option("mnist-keras", "epochs", options["epochs"])
+    o = _options(context.params)
+    learning_rate, batch_size, epochs = o["learning_rate"], o["batch_size"], o["epochs"]
     from colearning.learners.keras import KerasLearner, keras
 
     seed = learner_seed(context)
-    model = build_mnist_model(str(options["model"]), seed)
+    model = build_mnist_model(str(o["model"]), seed)
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate),
         loss="sparse_categorical_crossentropy",
@@ -99,5 +111,6 @@ TASK = register_task(
         higher_is_better=True,
         defaults={"learners": 5, "rounds": 20, "partition": "dirichlet:0.5", "vote_threshold": 0.5},
         params=dict(_PARAMS),
+        check_options=_options,
     )
 )

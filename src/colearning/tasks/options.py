@@ -44,16 +44,41 @@ def task_options(
     return {**defaults, **given}
 
 
-def int_option(task: str, name: str, value: Any, minimum: int = 1) -> int:
-    """``value`` as a whole number >= ``minimum`` (``2`` and ``2.0`` pass, ``2.5`` not)."""
+#: The largest value each integer task option takes: beyond these a model or a run
+#: cannot fit in memory or finish (a hidden layer of 10**11 units is 46 TiB of weights),
+#: and refusing them at once beats failing after the data set loaded.
+INT_LIMITS: Mapping[str, int] = {
+    "hidden": 100_000,
+    "epochs": 10_000,
+    "batch_size": 10_000_000,
+    "num_batches": 10_000_000,
+    "max_depth": 64,
+    "trees_per_proposal": 10_000,
+    "rounds_per_proposal": 10_000,
+    "planned_proposals": 1_000_000,
+}
+_DEFAULT_LIMIT = 10**9
+
+
+def int_option(
+    task: str, name: str, value: Any, minimum: int = 1, maximum: int | None = None
+) -> int:
+    """``value`` as a whole number in ``[minimum, maximum]`` (``2`` and ``2.0`` pass,
+    ``2.5`` not); ``maximum`` defaults to :data:`INT_LIMITS` for the option's name."""
+    top = maximum if maximum is not None else INT_LIMITS.get(name, _DEFAULT_LIMIT)
     try:
         number = int(value)
         ok = not isinstance(value, bool) and float(value) == number
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         ok = False
     if not ok or number < minimum:
         raise ConfigError(
             f"task {task!r} option {name} must be an integer >= {minimum}; got {value!r}"
+        )
+    if number > top:
+        raise ConfigError(
+            f"task {task!r} option {name} must be at most {top:,}; got {value!r} (a larger "
+            "value would not fit in memory or finish)"
         )
     return number
 
@@ -62,8 +87,8 @@ def positive_option(task: str, name: str, value: Any) -> float:
     """``value`` as a finite number > 0."""
     try:
         number = float(value)
-        ok = not isinstance(value, bool) and number > 0 and np.isfinite(number)
-    except (TypeError, ValueError):
+        ok = not isinstance(value, bool) and number > 0 and bool(np.isfinite(number))
+    except (TypeError, ValueError, OverflowError):
         ok = False
     if not ok:
         raise ConfigError(f"task {task!r} option {name} must be a number > 0; got {value!r}")

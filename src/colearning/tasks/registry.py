@@ -56,6 +56,10 @@ class Task:
         Default ``learners``, ``rounds``, ``partition``, ``vote_threshold``.
     params
         The task's own options and their defaults, documented in ``colearn tasks``.
+    check_options
+        ``params -> anything``: checks the task's options (types, ranges) and raises
+        ``ConfigError``; called before the data set loads, so a bad option is refused
+        at once. ``make_learner`` checks them again where it uses them.
     """
 
     name: str
@@ -67,6 +71,7 @@ class Task:
     higher_is_better: bool = True
     defaults: Mapping[str, Any] = field(default_factory=dict)
     params: Mapping[str, Any] = field(default_factory=dict)
+    check_options: Callable[[Mapping[str, Any]], object] | None = None
 
 
 _TASKS: dict[str, Task] = {}

@@ -97,6 +97,8 @@ class RunConfig:
             raise ConfigError(
                 f"task {task.name!r} has no option {unknown[0]!r}; its options are: {known}"
             )
+        if task.check_options is not None:
+            task.check_options(self.params)  # before any data set is loaded
         from colearning.data.partition import parse_partition
 
         parse_partition(str(self.partition))
@@ -111,8 +113,21 @@ class RunConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - names)
         if unknown:
+            key = unknown[0]
+            hint = ""
+            task_name = data.get("task")
+            if isinstance(task_name, str):
+                try:
+                    options = get_task(task_name).params
+                except ConfigError:
+                    options = {}
+                if key in options:
+                    hint = (
+                        f"; {key!r} is an option of task {task_name!r}: set it as "
+                        f"params.{key} (-c params.{key}=VALUE, or under [params] in TOML)"
+                    )
             raise ConfigError(
-                f"unknown setting {unknown[0]!r}; settings are: {', '.join(sorted(names))}"
+                f"unknown setting {key!r}{hint or '; settings are: ' + ', '.join(sorted(names))}"
             )
         if "task" not in data:
             raise ConfigError("no task given; pass --task NAME (see `colearn tasks`)")

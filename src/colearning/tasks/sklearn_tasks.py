@@ -37,18 +37,30 @@ def _hidden(task: str, value: Any) -> tuple[int, ...]:
     items: Any = value
     if isinstance(value, str):
         items = [p for p in value.strip("()[] ").split(",") if p.strip()]
-    elif not isinstance(value, (list, tuple)):
+    elif not isinstance(value, list | tuple):
         items = [value]
-    try:
-        sizes = tuple(int_option(task, "hidden", v) for v in items)
-    except ConfigError:
-        sizes = ()
-    if not sizes:
+    whole = [
+        v
+        for v in items
+        if not isinstance(v, bool) and isinstance(v, int | float | str) and _integral(v)
+    ]
+    if not items or len(whole) != len(items) or len(items) > MAX_LAYERS:
         raise ConfigError(
-            f"task {task!r} option hidden must be layer sizes >= 1, such as 64 or "
-            f"[128, 64]; got {value!r}"
+            f"task {task!r} option hidden must be 1 to {MAX_LAYERS} layer sizes >= 1, such "
+            f"as 64 or [128, 64]; got {value!r}"
         )
-    return sizes
+    return tuple(int_option(task, "hidden", v) for v in items)
+
+
+#: The most hidden layers a task's MLP takes.
+MAX_LAYERS = 64
+
+
+def _integral(value: Any) -> bool:
+    try:
+        return float(value) == int(float(value))
+    except (TypeError, ValueError, OverflowError):
+        return False
 
 
 # -- recipes ----------------------------------------------------------------------------
@@ -92,38 +104,55 @@ def _learner(
     )
 
 
+def _mlp_options(
+    task: str, defaults: Mapping[str, Any], params: Mapping[str, Any]
+) -> dict[str, Any]:
+    options = task_options(task, defaults, params)
+    return {
+        "hidden": _hidden(task, options["hidden"]),
+        "learning_rate": positive_option(task, "learning_rate", options["learning_rate"]),
+        "batch_size": int_option(task, "batch_size", options["batch_size"]),
+        "epochs": int_option(task, "epochs", options["epochs"]),
+        "alpha": positive_option(task, "alpha", options["alpha"]),
+    }
+
+
 def _mlp_maker(
     task: str, defaults: Mapping[str, Any]
 ) -> Callable[[LearnerData, BuildContext], MachineLearningInterface]:
     def make_learner(data: LearnerData, context: BuildContext) -> MachineLearningInterface:
-        options = task_options(task, defaults, context.params)
-        hidden = _hidden(task, options["hidden"])
-        learning_rate = positive_option(task, "learning_rate", options["learning_rate"])
-        batch_size = int_option(task, "batch_size", options["batch_size"])
-        epochs = int_option(task, "epochs", options["epochs"])
-        alpha = positive_option(task, "alpha", options["alpha"])
+        o = _mlp_options(task, defaults, context.params)
         from sklearn.neural_network import MLPClassifier
 
         model = MLPClassifier(
-            hidden_layer_sizes=hidden,
+            hidden_layer_sizes=o["hidden"],
             solver="adam",
-            learning_rate_init=learning_rate,
-            batch_size=batch_size,
-            alpha=alpha,
+            learning_rate_init=o["learning_rate"],
+            batch_size=o["batch_size"],
+            alpha=o["alpha"],
         )
-        return _learner(model, data, context, epochs)
+        return _learner(model, data, context, o["epochs"])
 
     return make_learner
+
+
+def _sgd_options(
+    task: str, defaults: Mapping[str, Any], params: Mapping[str, Any]
+) -> dict[str, Any]:
+    options = task_options(task, defaults, params)
+    return {
+        "learning_rate": positive_option(task, "learning_rate", options["learning_rate"]),
+        "alpha": positive_option(task, "alpha", options["alpha"]),
+        "epochs": int_option(task, "epochs", options["epochs"]),
+    }
 
 
 def _sgd_maker(
     task: str, defaults: Mapping[str, Any]
 ) -> Callable[[LearnerData, BuildContext], MachineLearningInterface]:
     def make_learner(data: LearnerData, context: BuildContext) -> MachineLearningInterface:
-        options = task_options(task, defaults, context.params)
-        learning_rate = positive_option(task, "learning_rate", options["learning_rate"])
-        alpha = positive_option(task, "alpha", options["alpha"])
-        epochs = int_option(task, "epochs", options["epochs"])
+        o = _sgd_options(task, defaults, context.params)
+        learning_rate, alpha, epochs = o["learning_rate"], o["alpha"], o["epochs"]
         from sklearn.linear_model import SGDClassifier
 
         # A constant step: each proposal restarts the optimizer (see SKLearnLearner),
@@ -142,6 +171,7 @@ def _make_task(
     description: str,
     base: Mapping[str, Any],
     maker: Callable[[str, Mapping[str, Any]], Callable[[LearnerData, BuildContext], Any]],
+    check: Callable[[str, Mapping[str, Any], Mapping[str, Any]], object],
     overrides: Mapping[str, Any] | None = None,
 ) -> Task:
     params = {**base, **(overrides or {})}
@@ -155,19 +185,20 @@ def _make_task(
         higher_is_better=True,
         defaults=dict(_DEFAULTS),
         params=params,
+        check_options=lambda given: check(name, params, given),
     )
 
 
 def _mlp_task(
     name: str, dataset: str, description: str, overrides: Mapping[str, Any] | None = None
 ) -> Task:
-    return _make_task(name, dataset, description, _MLP_PARAMS, _mlp_maker, overrides)
+    return _make_task(name, dataset, description, _MLP_PARAMS, _mlp_maker, _mlp_options, overrides)
 
 
 def _sgd_task(
     name: str, dataset: str, description: str, overrides: Mapping[str, Any] | None = None
 ) -> Task:
-    return _make_task(name, dataset, description, _SGD_PARAMS, _sgd_maker, overrides)
+    return _make_task(name, dataset, description, _SGD_PARAMS, _sgd_maker, _sgd_options, overrides)
 
 
 TASKS: tuple[Task, ...] = (

@@ -249,6 +249,40 @@ def _initial_model(build: Callable[[], nn.Module], seed: int) -> nn.Module:
         return build()
 
 
+def _options(
+    task: str, defaults: Mapping[str, Any], params: Mapping[str, Any], private: bool
+) -> dict[str, Any]:
+    """The task's options, checked (before any data is loaded, and again per learner)."""
+    options = task_options(task, defaults, params)
+    checked: dict[str, Any] = {
+        "training": _training_options(task, options),
+        "lr": positive_option(task, "lr", options["lr"]),
+        "vote_metric": options["vote_metric"],
+    }
+    if not private:
+        return checked
+    secret = options["secret_noise"]
+    if not isinstance(secret, bool):
+        raise ConfigError(
+            f"task {task!r} option secret_noise must be true or false; got {secret!r}"
+        )
+    planned = int_option(task, "planned_proposals", options["planned_proposals"], minimum=0)
+    delta = options["delta"]
+    if isinstance(delta, bool) or not isinstance(delta, int | float) or not 0 < delta < 1:
+        raise ConfigError(f"task {task!r} option delta must be a number in (0, 1); got {delta!r}")
+    checked.update(
+        secret=secret,
+        planned=planned,
+        epsilon=positive_option(task, "epsilon", options["epsilon"]),
+        delta=float(delta),
+        max_grad_norm=positive_option(task, "max_grad_norm", options["max_grad_norm"]),
+        noise_multiplier=None
+        if planned
+        else positive_option(task, "noise_multiplier", options["noise_multiplier"]),
+    )
+    return checked
+
+
 def _maker(
     task: str,
     defaults: Mapping[str, Any],
@@ -256,9 +290,8 @@ def _maker(
     private: bool = False,
 ) -> Callable[[LearnerData, BuildContext], MachineLearningInterface]:
     def make_learner(data: LearnerData, context: BuildContext) -> MachineLearningInterface:
-        options = task_options(task, defaults, context.params)
-        training = _training_options(task, options)
-        lr = positive_option(task, "lr", options["lr"])
+        o = _options(task, defaults, context.params, private)
+        lr = o["lr"]
         import torch
 
         from colearning.learners.torch import TorchLearner
@@ -266,10 +299,10 @@ def _maker(
         seed = learner_seed(context)
         model = _initial_model(build, context.seed)
         common: dict[str, Any] = {
-            **training,
+            **o["training"],
             "optimizer_factory": lambda params: torch.optim.Adam(params, lr=lr),
             "seed": seed,
-            "vote_metric": options["vote_metric"],
+            "vote_metric": o["vote_metric"],
         }
         if not private:
             return TorchLearner(model, data, **common)
@@ -277,21 +310,13 @@ def _maker(
         from colearning.privacy import DPConfig
         from colearning.privacy.opacus_dp import DPTorchLearner
 
-        secret = options["secret_noise"]
-        if not isinstance(secret, bool):
-            raise ConfigError(
-                f"task {task!r} option secret_noise must be true or false; got {secret!r}"
-            )
-        planned = int_option(task, "planned_proposals", options["planned_proposals"], minimum=0)
         privacy = DPConfig(
-            target_epsilon=positive_option(task, "epsilon", options["epsilon"]),
-            target_delta=float(options["delta"]),
-            max_grad_norm=positive_option(task, "max_grad_norm", options["max_grad_norm"]),
-            noise_multiplier=None
-            if planned
-            else positive_option(task, "noise_multiplier", options["noise_multiplier"]),
-            planned_proposals=planned or None,
-            noise_seed=None if secret else seed,
+            target_epsilon=o["epsilon"],
+            target_delta=o["delta"],
+            max_grad_norm=o["max_grad_norm"],
+            noise_multiplier=o["noise_multiplier"],
+            planned_proposals=o["planned"] or None,
+            noise_seed=None if o["secret"] else seed,
         )
         return DPTorchLearner(model, data, privacy=privacy, **common)
 
@@ -316,6 +341,7 @@ def _task(
         higher_is_better=True,
         defaults=dict(_DEFAULTS),
         params=dict(params),
+        check_options=lambda given: _options(name, params, given, private),
     )
 
 

@@ -37,15 +37,24 @@ _XGB_PARAMS: Mapping[str, Any] = {
 }
 
 
+def _xgb_options(
+    task: str, defaults: Mapping[str, Any], params: Mapping[str, Any]
+) -> dict[str, Any]:
+    options = task_options(task, defaults, params)
+    return {
+        "max_depth": int_option(task, "max_depth", options["max_depth"]),
+        "eta": positive_option(task, "eta", options["eta"]),
+        "subsample": positive_option(task, "subsample", options["subsample"]),
+        "rounds": int_option(task, "rounds_per_proposal", options["rounds_per_proposal"]),
+    }
+
+
 def _xgb_maker(
     task: str, defaults: Mapping[str, Any], objective: str, metric: str, vote_metric: str
 ) -> Callable[[LearnerData, BuildContext], MachineLearningInterface]:
     def make_learner(data: LearnerData, context: BuildContext) -> MachineLearningInterface:
-        options = task_options(task, defaults, context.params)
-        max_depth = int_option(task, "max_depth", options["max_depth"])
-        eta = positive_option(task, "eta", options["eta"])
-        subsample = positive_option(task, "subsample", options["subsample"])
-        rounds = int_option(task, "rounds_per_proposal", options["rounds_per_proposal"])
+        o = _xgb_options(task, defaults, context.params)
+        max_depth, eta, subsample, rounds = o["max_depth"], o["eta"], o["subsample"], o["rounds"]
         from colearning.learners.xgboost import XGBoostLearner
 
         classification = not objective.startswith("reg:")
@@ -70,13 +79,22 @@ def _xgb_maker(
 _FOREST_PARAMS: Mapping[str, Any] = {"trees_per_proposal": 5, "max_depth": 4}
 
 
+def _forest_options(
+    task: str, defaults: Mapping[str, Any], params: Mapping[str, Any]
+) -> dict[str, Any]:
+    options = task_options(task, defaults, params)
+    return {
+        "trees": int_option(task, "trees_per_proposal", options["trees_per_proposal"]),
+        "max_depth": int_option(task, "max_depth", options["max_depth"]),
+    }
+
+
 def _forest_maker(
     task: str, defaults: Mapping[str, Any]
 ) -> Callable[[LearnerData, BuildContext], MachineLearningInterface]:
     def make_learner(data: LearnerData, context: BuildContext) -> MachineLearningInterface:
-        options = task_options(task, defaults, context.params)
-        trees = int_option(task, "trees_per_proposal", options["trees_per_proposal"])
-        max_depth = int_option(task, "max_depth", options["max_depth"])
+        o = _forest_options(task, defaults, context.params)
+        trees, max_depth = o["trees"], o["max_depth"]
         from colearning.learners.forest import RandomForestLearner
 
         return RandomForestLearner(
@@ -107,6 +125,7 @@ TASKS: tuple[Task, ...] = (
         higher_is_better=True,
         defaults={"learners": 5, "rounds": 10, "partition": "iid", "vote_threshold": 0.5},
         params=dict(_XGB_PARAMS),
+        check_options=lambda given: _xgb_options("breast-cancer-xgb", _XGB_PARAMS, given),
     ),
     Task(
         name="diabetes-xgb",
@@ -125,6 +144,7 @@ TASKS: tuple[Task, ...] = (
         higher_is_better=False,
         defaults={"learners": 5, "rounds": 10, "partition": "iid", "vote_threshold": 0.5},
         params={**_XGB_PARAMS, "max_depth": 2, "eta": 0.1},
+        check_options=lambda given: _xgb_options("diabetes-xgb", _XGB_PARAMS, given),
     ),
     Task(
         name="iris-forest",
@@ -136,6 +156,7 @@ TASKS: tuple[Task, ...] = (
         higher_is_better=True,
         defaults={"learners": 3, "rounds": 10, "partition": "iid", "vote_threshold": 0.5},
         params=dict(_FOREST_PARAMS),
+        check_options=lambda given: _forest_options("iris-forest", _FOREST_PARAMS, given),
     ),
 )
 
