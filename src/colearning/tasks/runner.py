@@ -29,14 +29,18 @@ from colearning.tasks.registry import BuildContext, Task, get_task
 
 # Settings that may differ when an experiment is resumed: they do not change what the
 # rounds compute.
-_RESUMABLE_CHANGES = frozenset({"rounds", "baselines"})
+_RESUMABLE_CHANGES = frozenset({"rounds", "baselines", "chain_url"})
+#: ``ledger`` values: ``"evm"`` puts the rounds on an Ethereum chain (colearning.ledger).
+LEDGERS = ("evm",)
 
 
 @dataclass(frozen=True)
 class RunConfig:
     """Everything that defines a run. Unset fields take the task's defaults.
 
-    ``params`` holds the task's own options (see ``colearn tasks``).
+    ``params`` holds the task's own options (see ``colearn tasks``). ``ledger="evm"``
+    has a smart contract decide every round, on the embedded chain or the node at
+    ``chain_url`` (see ``docs/ledger.md``).
     """
 
     task: str
@@ -50,6 +54,8 @@ class RunConfig:
     data_dir: str | None = None
     baselines: bool = True
     params: Mapping[str, Any] = field(default_factory=dict)
+    ledger: str | None = None
+    chain_url: str | None = None
 
     def resolved(self) -> RunConfig:
         """This config with the task's defaults filled in and every value checked."""
@@ -99,6 +105,20 @@ class RunConfig:
         from colearning.data.partition import parse_partition
 
         parse_partition(str(self.partition))
+        self._check_ledger()
+
+    def _check_ledger(self) -> None:
+        if self.ledger is None:
+            if self.chain_url is not None:
+                raise ConfigError("--chain-url needs --ledger evm")
+            return
+        if self.ledger not in LEDGERS:
+            raise ConfigError(f"ledger must be one of {', '.join(LEDGERS)}; got {self.ledger!r}")
+        if self.proposer != "round-robin":
+            raise ConfigError(
+                "the ledger contract chooses proposers round-robin (round_index % n); "
+                f"drop --proposer {self.proposer} or the ledger"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -239,7 +259,9 @@ def _merge_resume(stored: RunConfig, given: RunConfig, directory: Path) -> RunCo
                 f"Resume with the same settings (only rounds may change), or start a "
                 "new experiment with another --out"
             )
-    return dataclasses.replace(stored, rounds=given.rounds, baselines=given.baselines)
+    return dataclasses.replace(
+        stored, rounds=given.rounds, baselines=given.baselines, chain_url=given.chain_url
+    )
 
 
 def _stored(config: RunConfig) -> dict[str, Any]:
@@ -255,6 +277,7 @@ def _play(
     on_start: Callable[[Setup, int], None] | None,
 ) -> RunOutcome:
     c = setup.config
+    decider = _ledger_decider(c, store, setup.learner_ids)
     experiment = Experiment(
         setup.learners,
         vote_threshold=float(c.vote_threshold or 0.0),
@@ -264,16 +287,32 @@ def _play(
         store=store,
         learner_ids=setup.learner_ids,
         observers=observers,
+        decider=decider,
     )
     with experiment:
+        if decider is not None:
+            initial_id = store.initial_weights_id if store else None
+            decider.start(initial_id or experiment.current_weights_id)
         if on_start is not None:
             on_start(setup, experiment.next_round)
         initial = _initial_weights(experiment, store)
         result = experiment.run(int(c.rounds or 0))
         summary = summarize(setup, result, initial, experiment)
+        if decider is not None:
+            summary["ledger"] = decider.describe()
         if store is not None:
             store.put_meta("summary", summary)
     return RunOutcome(c, result, summary, store.directory if store else None)
+
+
+def _ledger_decider(c: RunConfig, store: ExperimentStore | None, learner_ids: Sequence[str]) -> Any:
+    """The contract as the decider (``--ledger evm``), or ``None`` for the Python tally."""
+    if c.ledger is None:
+        return None
+    from colearning.ledger import EvmDecider, Ledger
+
+    ledger = Ledger.open(store.directory if store else None, learner_ids, c.chain_url)
+    return EvmDecider(ledger, float(c.vote_threshold or 0.0))
 
 
 def _initial_weights(experiment: Experiment, store: ExperimentStore | None) -> Weights:
