@@ -88,10 +88,21 @@ class ChainEvent:
         return None if value is None else int(value)
 
 
-@dataclass
 class _Nonces:
-    chain: Chain
-    next: dict[bytes, int] = field(default_factory=dict)
+    """Each sender's next nonce, looked up once and then counted locally; kept on the
+    chain object, so every client of one chain shares it."""
+
+    def __init__(self, chain: Chain) -> None:
+        self.chain = chain
+        self.next: dict[bytes, int] = {}
+
+    @classmethod
+    def of(cls, chain: Chain) -> _Nonces:
+        found = getattr(chain, "_colearning_nonces", None)
+        if not isinstance(found, _Nonces):
+            found = cls(chain)
+            chain._colearning_nonces = found  # type: ignore[attr-defined]
+        return found
 
     def take(self, address: bytes) -> int:
         if address not in self.next:
@@ -121,13 +132,12 @@ class LedgerClient:
         address: bytes,
         operator: Key,
         contract: Artifact | None = None,
-        nonces: _Nonces | None = None,
     ) -> None:
         self.chain = chain
         self.address = bytes(address)
         self.operator = operator
         self.contract = contract or artifact()
-        self._nonces = nonces or _Nonces(chain)
+        self._nonces = _Nonces.of(chain)
         self.domain = eip712.domain_separator(chain.chain_id, self.address)
         self._config: LedgerConfig | None = None
 
@@ -164,7 +174,7 @@ class LedgerClient:
             config.vote_period,
             config.initial_weights,
         )
-        nonces = _Nonces(chain)
+        nonces = _Nonces.of(chain)
         if nonce is not None:
             nonces.next[operator.address] = nonce
         use = nonces.take(operator.address)
@@ -173,7 +183,7 @@ class LedgerClient:
         if not receipt.status:
             raise LedgerError(f"deploying the ledger contract failed: {receipt.revert_reason}")
         address = receipt.contract_address or contract_address(operator.address, use)
-        client = cls(chain, address, operator, contract, nonces)
+        client = cls(chain, address, operator, contract)
         client._config = config
         return client, receipt
 
@@ -302,13 +312,17 @@ class LedgerClient:
         """Sign and send ``name(*args)``; raise :class:`LedgerError` if it reverts."""
         key = sender or self.operator
         data = self.contract.call_data(name, *args)
-        nonce = self._nonces.take(key.address)
-        raw = _sign_tx(self.chain.chain_id, key, nonce, self.address, data, gas)
-        try:
-            receipt = self.chain.send_raw(raw)
-        except LedgerError:
-            self._nonces.forget(key.address)
-            raise
+        for attempt in (1, 2):
+            nonce = self._nonces.take(key.address)
+            raw = _sign_tx(self.chain.chain_id, key, nonce, self.address, data, gas)
+            try:
+                receipt = self.chain.send_raw(raw)
+                break
+            except LedgerError as exc:
+                self._nonces.forget(key.address)
+                # another process sent from this account meanwhile: count again, once
+                if attempt == 2 or "nonce" not in str(exc).lower():
+                    raise
         if not receipt.status:
             raise LedgerError(
                 f"the ledger contract refused {name}: {receipt.revert_reason or 'reverted'}"
