@@ -134,7 +134,11 @@ def test_a_missing_vote_waits_for_the_deadline_and_stays_in_the_denominator(depl
     receipt = d.client.finalize(0)
     (fin,) = [e for e in decode_events(d.client.contract, receipt.logs)]
     # 1 of 3 eligible approve: not half, rejected
-    assert (fin.fields["accepted"], fin.fields["approvals"], fin.fields["eligible"]) == (False, 1, 3)
+    assert (fin.fields["accepted"], fin.fields["approvals"], fin.fields["eligible"]) == (
+        False,
+        1,
+        3,
+    )
     assert d.client.state().current_weights == d.config.initial_weights
 
 

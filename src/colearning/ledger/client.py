@@ -11,7 +11,7 @@ contract's reason, on either chain.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from eth_utils import keccak, to_checksum_address
