@@ -11,9 +11,9 @@ import sys
 
 import pytest
 
-pytestmark = pytest.mark.slow
-
 from colearning.core.store import opened
+
+pytestmark = pytest.mark.slow
 
 COLEARN = [sys.executable, "-m", "colearning.cli.main"]
 RUN = ["--task", "digits-sgd", "--learners", "4", "--rounds", "6", "--partition", "iid"]
