@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from eth_utils import keccak, to_checksum_address
+from eth_utils import to_checksum_address
 
 from colearning.core.exceptions import LedgerError
 from colearning.ledger import eip712
@@ -119,7 +119,7 @@ def contract_address(sender: bytes, nonce: int) -> bytes:
     """The address a contract deployed by ``sender`` with ``nonce`` gets."""
     import rlp
 
-    return bytes(keccak(rlp.encode([sender, nonce]))[12:])
+    return eip712.keccak(rlp.encode([sender, nonce]))[12:]
 
 
 class LedgerClient:
@@ -235,11 +235,11 @@ class LedgerClient:
         digest = eip712.vote_digest(
             self.domain, self.config().experiment, round_index, weights, ballot
         )
-        return eip712.sign(key.private_key, digest)
+        return eip712.sign(key.signer, digest)
 
     def sign_proposal(self, key: Key, round_index: int, weights: bytes) -> Signature:
         digest = eip712.proposal_digest(self.domain, self.config().experiment, round_index, weights)
-        return eip712.sign(key.private_key, digest)
+        return eip712.sign(key.signer, digest)
 
     # -- transactions -----------------------------------------------------------------
 
@@ -367,20 +367,23 @@ def _sign_tx(
     gas: int,
     value: int = 0,
 ) -> bytes:
-    """A signed EIP-1559 transaction (deterministic: RFC 6979 signatures)."""
-    from eth_account import Account
+    """A signed EIP-1559 (type 2) transaction, encoded by hand: ``0x02 || rlp([chain
+    id, nonce, tip, fee cap, gas, to, value, data, access list, y, r, s])``, signed over
+    the keccak of the same without the signature. Deterministic (RFC 6979)."""
+    import rlp
 
-    tx: dict[str, Any] = {
-        "type": 2,
-        "chainId": chain_id,
-        "nonce": nonce,
-        "maxFeePerGas": MAX_FEE_PER_GAS,
-        "maxPriorityFeePerGas": PRIORITY_FEE_PER_GAS,
-        "gas": min(gas, 29_000_000),
-        "value": value,
-        "data": data,
-    }
-    if to is not None:
-        tx["to"] = to_checksum_address(to)
-    signed = Account.sign_transaction(tx, key.private_key.to_bytes())
-    return bytes(signed.raw_transaction)
+    fields = [
+        chain_id,
+        nonce,
+        PRIORITY_FEE_PER_GAS,
+        MAX_FEE_PER_GAS,
+        min(gas, 29_000_000),
+        b"" if to is None else bytes(to),
+        value,
+        data,
+        [],
+    ]
+    digest = eip712.keccak(b"\x02" + rlp.encode(fields))
+    raw = key.signer.sign_recoverable(digest, hasher=None)
+    r, s, y = int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:64], "big"), raw[64]
+    return b"\x02" + bytes(rlp.encode([*fields, y, r, s]))

@@ -17,10 +17,18 @@ bit of ``vs``, ``s`` canonical (lower half of the curve order), as the contract 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from eth_keys.datatypes import PrivateKey
-from eth_keys.datatypes import Signature as KeySignature
-from eth_utils import keccak
+import coincurve
+from Crypto.Hash import keccak as _keccak
+
+
+def keccak(data: bytes = b"", *, text: str | None = None) -> bytes:
+    """Keccak-256 (pycryptodome directly: the hot path signs every ballot)."""
+    if text is not None:
+        data = text.encode()
+    return bytes(_keccak.new(digest_bits=256, data=data).digest())
+
 
 DOMAIN_TYPEHASH = keccak(
     text="EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
@@ -75,14 +83,16 @@ class Signature:
         return cls(raw[:32], raw[32:])
 
 
-def sign(private_key: PrivateKey, digest: bytes) -> Signature:
-    """Sign a 32-byte digest (RFC 6979: the same key and digest give the same bytes)."""
-    sig = private_key.sign_msg_hash(digest)
-    s, v = sig.s, sig.v
-    if s > _HALF_N:  # eth_keys already returns low s; keep the contract's rule explicit
+def sign(private_key: Any, digest: bytes) -> Signature:
+    """Sign a 32-byte digest with ``private_key`` (a ``coincurve.PrivateKey``, or 32
+    bytes). RFC 6979: the same key and digest always give the same signature."""
+    if not isinstance(private_key, coincurve.PrivateKey):
+        private_key = coincurve.PrivateKey(bytes(private_key))
+    raw = private_key.sign_recoverable(digest, hasher=None)  # r | s | recovery id
+    r, s, v = raw[:32], int.from_bytes(raw[32:64], "big"), raw[64]
+    if s > _HALF_N:  # libsecp256k1 signs with low s; keep the contract's rule explicit
         s, v = _N - s, v ^ 1
-    vs = (v << 255) | s
-    return Signature(sig.r.to_bytes(32, "big"), vs.to_bytes(32, "big"))
+    return Signature(r, ((v << 255) | s).to_bytes(32, "big"))
 
 
 def recover(digest: bytes, signature: Signature) -> bytes | None:
@@ -92,8 +102,9 @@ def recover(digest: bytes, signature: Signature) -> bytes | None:
     r = int.from_bytes(signature.r, "big")
     if not (0 < r < _N and 0 < s <= _HALF_N):
         return None
+    raw = signature.r + s.to_bytes(32, "big") + bytes([v])
     try:
-        public = KeySignature(vrs=(v, r, s)).recover_public_key_from_msg_hash(digest)
+        public = coincurve.PublicKey.from_signature_and_message(raw, digest, hasher=None)
     except Exception:  # any failure to recover is "not a signature"
         return None
-    return bytes(public.to_canonical_address())
+    return keccak(public.format(compressed=False)[1:])[12:]

@@ -24,8 +24,10 @@ import stat
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
+import coincurve
 from eth_keys.datatypes import PrivateKey
 from eth_utils import to_checksum_address
 
@@ -55,9 +57,14 @@ class Key:
 
     private_key: PrivateKey
 
-    @property
+    @cached_property
     def address(self) -> bytes:
         return bytes(self.private_key.public_key.to_canonical_address())
+
+    @cached_property
+    def signer(self) -> coincurve.PrivateKey:
+        """The same key for libsecp256k1 (signing every ballot is the hot path)."""
+        return coincurve.PrivateKey(bytes(self.private_key.to_bytes()))
 
     @property
     def checksum(self) -> str:

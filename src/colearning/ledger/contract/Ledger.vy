@@ -190,7 +190,7 @@ def vote(round_index: uint256, voter: uint256, ballot: uint256, sig_r: bytes32, 
         abstentions = bit
     voted: uint256 = self._check_shape(r, bit, approvals, abstentions)
     weights: bytes32 = self.candidate
-    self._check_ballot(self._domain(), r.index, weights, voter, ballot, sig_r, sig_vs)
+    self._check_ballot(self._vote_digest(self._domain(), r.index, weights, ballot), voter, sig_r, sig_vs)
     self._count(r, weights, False, voted, bit, approvals, abstentions, 1, approvals >> voter)
 
 
@@ -232,7 +232,13 @@ def settle(
         self._check_voting(r)
         assert weights == self.candidate, "ballots: not the open round's candidate"
     voted: uint256 = self._check_shape(r, voters, approvals, abstentions)
+    # a ballot is one of three messages: hash each once, not once per voter
     domain: bytes32 = self._domain()
+    digests: bytes32[3] = [
+        self._vote_digest(domain, r.index, weights, REJECT),
+        self._vote_digest(domain, r.index, weights, APPROVE),
+        self._vote_digest(domain, r.index, weights, ABSTAIN),
+    ]
     k: uint256 = 0
     left: uint256 = voters
     for i: uint256 in range(len(LEARNERS), bound=MAX_LEARNERS):
@@ -248,7 +254,7 @@ def settle(
         elif abstentions & bit != 0:
             ballot = ABSTAIN
         assert k + 1 < len(sigs), "ballots: fewer signatures than voters"
-        self._check_ballot(domain, r.index, weights, i, ballot, sigs[k], sigs[k + 1])
+        self._check_ballot(digests[ballot], i, sigs[k], sigs[k + 1])
         k += 2
     assert k == len(sigs), "ballots: more signatures than voters"
     self._count(r, weights, fresh, voted, voters, approvals, abstentions, k // 2, self._popcount(approvals))
@@ -404,23 +410,21 @@ def _count(
 
 @view
 @internal
-def _check_ballot(
-    domain: bytes32,
-    round_index: uint256,
-    weights: bytes32,
-    voter: uint256,
-    ballot: uint256,
-    sig_r: bytes32,
-    sig_vs: bytes32,
-):
-    """Revert unless learner `voter` signed `ballot` on `weights` in this round."""
-    digest: bytes32 = keccak256(
+def _vote_digest(domain: bytes32, round_index: uint256, weights: bytes32, ballot: uint256) -> bytes32:
+    """The EIP-712 digest a learner signs for `ballot` on `weights` in this round."""
+    return keccak256(
         concat(
             x"1901",
             domain,
             keccak256(abi_encode(VOTE_TYPEHASH, EXPERIMENT, round_index, weights, ballot)),
         )
     )
+
+
+@view
+@internal
+def _check_ballot(digest: bytes32, voter: uint256, sig_r: bytes32, sig_vs: bytes32):
+    """Revert unless learner `voter` signed `digest`."""
     if self._signer(digest, sig_r, sig_vs) != LEARNERS[voter]:
         raw_revert(
             abi_encode(
