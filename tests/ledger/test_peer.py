@@ -132,7 +132,7 @@ def test_peer_processes_on_anvil_survive_a_killed_peer(tmp_path):
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 text=True,
-            )  # fmt: skip
+            )
             for f in files
         ]
         # learner 2 takes part until round 1 is closed, then dies (no clean-up)
@@ -144,7 +144,7 @@ def test_peer_processes_on_anvil_survive_a_killed_peer(tmp_path):
         victim.send_signal(signal.SIGKILL)
         victim.wait()
         outputs = [p.communicate(timeout=300) for p in procs[:2]]
-        for p, (out, err) in zip(procs[:2], outputs, strict=True):
+        for p, (_out, err) in zip(procs[:2], outputs, strict=True):
             assert p.returncode == 0, err
         finals = [
             json.loads(out.strip().splitlines()[-1])["final_weights_id"] for out, _ in outputs
