@@ -457,11 +457,19 @@ class RpcChain(Chain):
     kind = "rpc"
 
     def __init__(self, url: str, receipt_timeout: float = 300.0) -> None:
+        from urllib.parse import urlparse
+
+        import requests
         from web3 import HTTPProvider
 
         self.url = self.where = url
-        self._provider = HTTPProvider(url, request_kwargs={"timeout": 60})
+        session = requests.Session()
+        if urlparse(url).hostname in ("127.0.0.1", "localhost", "::1"):
+            # a local node: skip reading proxy settings from the environment per request
+            session.trust_env = False
+        self._provider = HTTPProvider(url, request_kwargs={"timeout": 60}, session=session)
         self.receipt_timeout = receipt_timeout
+        self._sync = True  # until the node says it has no eth_sendRawTransactionSync
         self.chain_id = int(self._rpc("eth_chainId", []), 16)
 
     def _rpc(self, method: str, params: Sequence[Any]) -> Any:
@@ -477,6 +485,18 @@ class RpcChain(Chain):
         return response.get("result")
 
     def send_raw(self, raw: bytes) -> Receipt:
+        if self._sync:
+            # EIP-7966: one round trip that returns the mined receipt (anvil has it)
+            try:
+                got = self._rpc("eth_sendRawTransactionSync", ["0x" + raw.hex()])
+            except _RpcError as exc:
+                if not exc.unsupported():
+                    raise LedgerError(
+                        f"the chain at {self.url} refused the transaction: {exc}"
+                    ) from None
+                self._sync = False
+            else:
+                return self._finish(raw, self._receipt(got))
         try:
             tx_hash = self._rpc("eth_sendRawTransaction", ["0x" + raw.hex()])
         except _RpcError as exc:
@@ -494,7 +514,9 @@ class RpcChain(Chain):
                 )
             time.sleep(delay)
             delay = min(0.5, delay + 0.01)
-        receipt = self._receipt(got)
+        return self._finish(raw, self._receipt(got))
+
+    def _finish(self, raw: bytes, receipt: Receipt) -> Receipt:
         if receipt.status:
             return receipt
         return Receipt(**{**receipt.__dict__, "revert_reason": self._why(raw, receipt)})
@@ -588,6 +610,15 @@ class _RpcError(Exception):
         self.method = method
         self.error = error if isinstance(error, dict) else {"message": str(error)}
         super().__init__(f"{method}: {self.error.get('message')}")
+
+    def unsupported(self) -> bool:
+        """The node does not know the method."""
+        message = str(self.error.get("message") or "").lower()
+        return (
+            self.error.get("code") == -32601
+            or "not found" in message
+            or ("not supported" in message or "unsupported" in message)
+        )
 
     def reason(self) -> str:
         data = self.error.get("data")

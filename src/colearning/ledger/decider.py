@@ -58,6 +58,7 @@ class EvmDecider(Decider):
         self._plan: RoundPlan | None = None
         self._closed: ChainRound | None = None  # the chain's record of a closed round
         self._early: list[ChainEvent] = []  # events of this round's earlier transactions
+        self._open_round: int | None = None  # the chain's open round, when known
         self.receipts: list[Receipt] = []
 
     @property
@@ -87,6 +88,8 @@ class EvmDecider(Decider):
         self._plan = plan
         self._closed = None
         self._early = []
+        if self._open_round == r:
+            return  # the last round's own transaction opened this one: no need to ask
         state = self.client.state()
         if state.index < r:
             raise LedgerError(
@@ -130,7 +133,9 @@ class EvmDecider(Decider):
             # nothing to vote on: the proposer passes (signed by its key), closing the round
             key = self.ledger.keys[proposer]
             sig = self.client.sign_proposal(key, round_index, bytes(32))
+            self._open_round = None
             self.receipts.append(self.client.propose(round_index, bytes(32), sig))
+            self._open_round = round_index + 1
             return
         if self.ledger.vote_mode == "each":
             weights = bytes.fromhex(str(usable[0].weights_id))
@@ -153,11 +158,13 @@ class EvmDecider(Decider):
         check = self.tally.decide(round_index, candidate, votes, eligible)
         weights = bytes.fromhex(candidate.weights_id)
         ballots = self._ballots(votes, eligible)
+        self._open_round = None
         if self._closed is not None:
             decision = self._replayed(round_index, weights, ballots)
         else:
             events = self._send(round_index, weights, ballots)
             decision = self._finalized(round_index, events)
+            self._open_round = round_index + 1
         if (decision.accepted, decision.approvals, decision.eligible) != (
             check.accepted,
             check.approvals,
