@@ -92,7 +92,7 @@ def main() -> None:
                     spent[name] += s
             plain = statistics.median(rounds["no ledger"])
             print(f"{task}: round {plain * 1000:.0f} ms without a ledger")
-            for name, _, ledger in setups[1:]:
+            for name, _, _ in setups[1:]:
                 total = statistics.median(rounds[name])
                 share = [s / t for s, t in zip(spent[name], rounds[name], strict=True)]
                 print(
