@@ -34,10 +34,13 @@ from colearning.core.exceptions import LedgerError
 
 #: The embedded chain's genesis time (2023-11-14); its clock then ticks a second a block.
 GENESIS_TIME = 1_700_000_000
-#: Fees every transaction of this package offers: a fixed cap, no tip. The base fee of
-#: a fresh dev chain starts at 1 gwei and falls while blocks are nearly empty.
+#: Fees on dev chains (the embedded chain, anvil): a fixed cap, no tip. A fresh dev
+#: chain's base fee starts at 1 gwei and falls while blocks are nearly empty. On other
+#: chains the cap is twice the base fee seen when connecting, plus a 1 gwei tip: one
+#: fee look-up per process, none per transaction.
 MAX_FEE_PER_GAS = 3 * 10**9
 PRIORITY_FEE_PER_GAS = 0
+DEV_CHAIN_IDS = (31337, 1337)
 _ERROR_SELECTOR = bytes.fromhex("08c379a0")
 
 
@@ -82,6 +85,9 @@ class Chain(abc.ABC):
     chain_id: int
     #: Where it is, for messages (a URL, or the log file).
     where: str
+    #: The fee cap and tip its transactions offer (wei per gas).
+    max_fee_per_gas: int = MAX_FEE_PER_GAS
+    priority_fee_per_gas: int = PRIORITY_FEE_PER_GAS
 
     @abc.abstractmethod
     def send_raw(self, raw: bytes) -> Receipt:
@@ -471,6 +477,9 @@ class RpcChain(Chain):
         self.receipt_timeout = receipt_timeout
         self._sync = True  # until the node says it has no eth_sendRawTransactionSync
         self.chain_id = int(self._rpc("eth_chainId", []), 16)
+        if self.chain_id not in DEV_CHAIN_IDS:
+            self.priority_fee_per_gas = 10**9
+            self.max_fee_per_gas = 2 * self.base_fee() + self.priority_fee_per_gas
 
     def _rpc(self, method: str, params: Sequence[Any]) -> Any:
         try:

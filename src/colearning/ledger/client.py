@@ -18,7 +18,7 @@ from eth_utils import to_checksum_address
 
 from colearning.core.exceptions import LedgerError
 from colearning.ledger import eip712
-from colearning.ledger.chain import MAX_FEE_PER_GAS, PRIORITY_FEE_PER_GAS, Chain, Log, Receipt
+from colearning.ledger.chain import Chain, Log, Receipt
 from colearning.ledger.contract import MAX_LEARNERS, Artifact, artifact
 from colearning.ledger.eip712 import Signature
 from colearning.ledger.keys import Key
@@ -178,7 +178,7 @@ class LedgerClient:
         if nonce is not None:
             nonces.next[operator.address] = nonce
         use = nonces.take(operator.address)
-        raw = _sign_tx(chain.chain_id, operator, use, None, data, _GAS_DEPLOY + 30_000 * n)
+        raw = _sign_tx(chain, operator, use, None, data, _GAS_DEPLOY + 30_000 * n)
         receipt = chain.send_raw(raw)
         if not receipt.status:
             raise LedgerError(f"deploying the ledger contract failed: {receipt.revert_reason}")
@@ -303,7 +303,7 @@ class LedgerClient:
         own transactions)."""
         for address in addresses:
             nonce = self._nonces.take(self.operator.address)
-            raw = _sign_tx(self.chain.chain_id, self.operator, nonce, address, b"", 21_000, wei)
+            raw = _sign_tx(self.chain, self.operator, nonce, address, b"", 21_000, wei)
             receipt = self.chain.send_raw(raw)
             if not receipt.status:
                 raise LedgerError(f"funding {to_checksum_address(address)} failed")
@@ -314,7 +314,7 @@ class LedgerClient:
         data = self.contract.call_data(name, *args)
         for attempt in (1, 2):
             nonce = self._nonces.take(key.address)
-            raw = _sign_tx(self.chain.chain_id, key, nonce, self.address, data, gas)
+            raw = _sign_tx(self.chain, key, nonce, self.address, data, gas)
             try:
                 receipt = self.chain.send_raw(raw)
                 break
@@ -359,7 +359,7 @@ def _pack(ballots: Sequence[Ballot]) -> tuple[int, int, int, list[bytes]]:
 
 
 def _sign_tx(
-    chain_id: int,
+    chain: Chain,
     key: Key,
     nonce: int,
     to: bytes | None,
@@ -373,10 +373,10 @@ def _sign_tx(
     import rlp
 
     fields = [
-        chain_id,
+        chain.chain_id,
         nonce,
-        PRIORITY_FEE_PER_GAS,
-        MAX_FEE_PER_GAS,
+        chain.priority_fee_per_gas,
+        chain.max_fee_per_gas,
         min(gas, 29_000_000),
         b"" if to is None else bytes(to),
         value,
