@@ -158,6 +158,7 @@ def test_bad_ledger_input_is_one_clear_line(tmp_path, args, message):
     assert "Traceback" not in proc.stderr
     assert message in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "never").exists()
 
 
 def test_verify_of_a_run_without_ledger_is_one_clear_line(tmp_path):

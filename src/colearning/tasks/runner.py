@@ -216,6 +216,10 @@ def run_task(
     """
     config = config.resolved()
     setup = build(config)
+    if config.ledger is not None and config.chain_url:
+        from colearning.ledger.chain import RpcChain
+
+        RpcChain(config.chain_url).close()  # unreachable: refuse before creating `out`
     store = None
     if out is not None:
         store = ExperimentStore.create(out, _stored(config), setup.learner_ids)
