@@ -11,6 +11,7 @@ import sys
 
 import pytest
 
+from colearning.cli.main import main
 from colearning.core.store import opened
 
 pytestmark = pytest.mark.slow
@@ -42,8 +43,15 @@ def copy(ledger_run, tmp_path):
     return target
 
 
-def verify(directory, *extra):
-    return colearn("ledger", "verify", directory, *extra, check=False)
+class Verified:
+    def __init__(self, returncode: int, stdout: str) -> None:
+        self.returncode, self.stdout = returncode, stdout
+
+
+def verify(directory, *extra, capsys):
+    """``colearn ledger verify`` in this process (its exit code and stdout)."""
+    code = main(["ledger", "verify", str(directory), *map(str, extra)])
+    return Verified(code, capsys.readouterr().out)
 
 
 def accepted_round(directory):
@@ -52,7 +60,7 @@ def accepted_round(directory):
 
 
 def test_a_ledger_run_verifies_and_shows(ledger_run):
-    proc = verify(ledger_run)
+    proc = colearn("ledger", "verify", ledger_run, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "verified:" in proc.stdout
     shown = colearn("ledger", "show", ledger_run).stdout
@@ -65,14 +73,14 @@ def test_a_ledger_run_verifies_and_shows(ledger_run):
     assert [r["weights_id"] for r in data["rounds"]] == [r.weights_id for r in records]
 
 
-def test_verify_catches_a_changed_blob(copy):
+def test_verify_catches_a_changed_blob(copy, capsys):
     record = accepted_round(copy)
     wid = record.current_weights_id
     blob = copy / "blobs" / wid[:2] / f"{wid}.safetensors"
     data = bytearray(blob.read_bytes())
     data[-1] ^= 1
     blob.write_bytes(bytes(data))
-    proc = verify(copy)
+    proc = verify(copy, capsys=capsys)
     assert proc.returncode == 3
     assert (
         f"round {record.round_index}: the blob of accepted weights {wid[:12]}... "
@@ -80,13 +88,13 @@ def test_verify_catches_a_changed_blob(copy):
     )
 
 
-def test_verify_catches_a_changed_database_row(copy):
+def test_verify_catches_a_changed_database_row(copy, capsys):
     record = accepted_round(copy)
     with sqlite3.connect(copy / "experiment.sqlite") as conn:
         conn.execute(
             "UPDATE rounds SET status = 'rejected' WHERE round_index = ?", (record.round_index,)
         )
-    proc = verify(copy)
+    proc = verify(copy, capsys=capsys)
     assert proc.returncode == 3
     assert (
         f"round {record.round_index}: the rounds table says rejected, its record says accepted"
@@ -94,7 +102,7 @@ def test_verify_catches_a_changed_database_row(copy):
     )
 
 
-def test_verify_catches_a_changed_vote(copy):
+def test_verify_catches_a_changed_vote(copy, capsys):
     record = accepted_round(copy)
     r = record.round_index
     voter = next(v for v in record.votes if v.ballot.value == "approve")
@@ -113,7 +121,7 @@ def test_verify_catches_a_changed_vote(copy):
             "UPDATE votes SET ballot = 'reject' WHERE round_index = ? AND learner_id = ?",
             (r, voter.learner_id),
         )
-    proc = verify(copy)
+    proc = verify(copy, capsys=capsys)
     assert proc.returncode == 3
     where = f"round {r}, {voter.learner_id}"
     assert f"{where}: the directory's vote is reject, the chain's approve" in proc.stdout
@@ -122,10 +130,10 @@ def test_verify_catches_a_changed_vote(copy):
     )
 
 
-def test_verify_json_lists_discrepancies(copy):
+def test_verify_json_lists_discrepancies(copy, capsys):
     (copy / "blobs").rename(copy / "gone")
     (copy / "blobs").mkdir()
-    proc = verify(copy, "--format", "json")
+    proc = verify(copy, "--format", "json", capsys=capsys)
     assert proc.returncode == 3
     report = json.loads(proc.stdout)
     assert not report["ok"]

@@ -9,7 +9,6 @@ test waits for the process to exit: no timing, no polling.
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
 import sys
@@ -17,8 +16,10 @@ import textwrap
 
 import pytest
 
+from colearning.cli.main import main
 from colearning.core.store import opened
 from colearning.ledger.anvil import Anvil
+from colearning.ledger.audit import load_history, verify
 
 pytestmark = pytest.mark.slow
 
@@ -58,10 +59,12 @@ VICTIM = textwrap.dedent(
 )
 
 
-def colearn(*args):
-    proc = subprocess.run([*COLEARN, *map(str, args)], capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr
-    return proc
+def colearn(*args, capsys=None):
+    """``colearn`` in this process (only the victim needs a process of its own)."""
+    code = main([str(a) for a in args])
+    out = capsys.readouterr().out if capsys is not None else ""
+    assert code == 0
+    return out
 
 
 def killed_run(tmp_path, out, kill_at, window, *extra):
@@ -72,12 +75,17 @@ def killed_run(tmp_path, out, kill_at, window, *extra):
     assert proc.returncode == -signal.SIGKILL, proc.stderr
 
 
-def history(out, *extra):
-    data = json.loads(colearn("ledger", "show", out, "--format", "json", *extra).stdout)
+def history(out, chain_url=None):
+    info, chain, _client, chain_history = load_history(out, chain_url)
+    chain.close()
+    ids = list(info.learners)
+    names = {bytes.fromhex(a[2:]): lid for lid, a in info.learners.items()}
     return [
-        (r["round_index"], r["proposer"], r["status"], r["weights_id"], r["ballots"])
-        for r in data["rounds"]
-    ]
+        (r.round_index, names.get(r.proposer or b""), r.status,
+         None if r.weights is None else r.weights.hex(),
+         {ids[i]: code for i, code in r.ballots.items()})
+        for r in chain_history.rounds
+    ]  # fmt: skip
 
 
 def final(out):
@@ -88,38 +96,40 @@ def final(out):
 @pytest.fixture(scope="module")
 def whole(tmp_path_factory):
     out = tmp_path_factory.mktemp("whole") / "exp"
-    colearn("run", *ARGS, "--out", out)
+    proc = subprocess.run(
+        [*COLEARN, "run", *ARGS, "--out", str(out)], capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
     return out
 
 
 @pytest.mark.parametrize("window", ["after-chain", "after-commit"])
-def test_embedded_chain_resumes_after_sigkill(tmp_path, whole, window):
+def test_embedded_chain_resumes_after_sigkill(tmp_path, whole, window, capsys):
     out = tmp_path / "killed"
     killed_run(tmp_path, out, 3, window)
     committed = final(out)[1]
     assert committed == ([0, 1, 2] if window == "after-chain" else [0, 1, 2, 3])
     if window == "after-chain":
-        proc = subprocess.run(
-            [*COLEARN, "ledger", "verify", str(out)], capture_output=True, text=True
-        )
-        assert proc.returncode == 3
-        assert "round 3: closed on chain" in proc.stdout and "--resume" in proc.stdout
-    resumed = colearn("run", "--resume", out)
-    assert f"resuming at round {len(committed)}" in resumed.stdout
+        report = verify(out)
+        assert not report.ok
+        assert any("round 3: closed on chain" in str(d) and "--resume" in str(d)
+                   for d in report.discrepancies)  # fmt: skip
+    resumed = colearn("run", "--resume", out, capsys=capsys)
+    assert f"resuming at round {len(committed)}" in resumed
     assert final(out) == final(whole)
     assert history(out) == history(whole)
-    assert colearn("ledger", "verify", out).returncode == 0
+    assert verify(out).ok
 
 
-def test_anvil_resumes_after_sigkill_and_a_node_restart(tmp_path, whole):
+def test_anvil_resumes_after_sigkill_and_a_node_restart(tmp_path, whole, capsys):
     state = tmp_path / "anvil-state.json"
     out = tmp_path / "killed"
     with Anvil(state=state) as node:
         killed_run(tmp_path, out, 4, "after-chain", "--chain-url", node.url)
     # the node stopped (SIGTERM saves its state); a new one loads it, on another port
     with Anvil(state=state) as node:
-        resumed = colearn("run", "--resume", out, "--chain-url", node.url)
-        assert "resuming at round 4" in resumed.stdout
+        resumed = colearn("run", "--resume", out, "--chain-url", node.url, capsys=capsys)
+        assert "resuming at round 4" in resumed
         assert final(out) == final(whole)
-        assert history(out, "--chain-url", node.url) == history(whole)
-        assert colearn("ledger", "verify", out, "--chain-url", node.url).returncode == 0
+        assert history(out, node.url) == history(whole)
+        assert verify(out, node.url).ok

@@ -470,10 +470,15 @@ class RpcChain(Chain):
 
         self.url = self.where = url
         session = requests.Session()
+        options: dict[str, Any] = {}
         if urlparse(url).hostname in ("127.0.0.1", "localhost", "::1"):
-            # a local node: skip reading proxy settings from the environment per request
+            # a local node: no proxy settings read from the environment per request, and
+            # a refused connection is an answer (web3 would retry it with back-off)
             session.trust_env = False
-        self._provider = HTTPProvider(url, request_kwargs={"timeout": 60}, session=session)
+            options["exception_retry_configuration"] = None
+        self._provider = HTTPProvider(
+            url, request_kwargs={"timeout": 60}, session=session, **options
+        )
         self.receipt_timeout = receipt_timeout
         self._sync = True  # until the node says it has no eth_sendRawTransactionSync
         self.chain_id = int(self._rpc("eth_chainId", []), 16)
@@ -487,7 +492,7 @@ class RpcChain(Chain):
         except Exception as exc:  # requests' many connection errors
             raise LedgerError(
                 f"cannot reach the chain at {self.url} ({type(exc).__name__}); start a node "
-                "there (e.g. scripts/anvil) or pass the right --chain-url"
+                "there (e.g. colearn ledger anvil) or pass the right --chain-url"
             ) from None
         if response.get("error"):
             raise _RpcError(method, response["error"])
