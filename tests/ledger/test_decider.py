@@ -43,7 +43,7 @@ def test_the_driver_obeys_the_contract_and_records_signed_votes(tmp_path):
         proposer = [v for v in record.votes if v.learner_id == record.proposer_id]
         assert proposer[0].signature is None  # the proposer does not vote
     assert result.final_weights_id == history.current_weights().hex()
-    assert verify(tmp_path / "exp").ok
+    assert verify(tmp_path / "exp", replay=True).ok
 
 
 def test_failed_voters_abstain_and_failed_proposers_pass(tmp_path):
