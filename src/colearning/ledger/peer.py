@@ -46,6 +46,8 @@ _RACES = (
     "nothing proposed yet",
     "voting is still open",  # the chain's clock is behind ours: try again later
     "the proposer still has time",
+    "the proposal deadline passed",  # too late: the round is skipped without us
+    "the vote deadline passed",  # too late: our ballot counts as missing
 )
 
 
