@@ -126,6 +126,13 @@ def format_summary(summary: dict[str, Any], directory: str | None) -> str:
             f"{lid}: privacy spent epsilon {dp['consumed_epsilon']:.3f} of "
             f"{dp['target_epsilon']:.3f} (delta {dp['target_delta']:g})"
         )
+    ledger = summary.get("ledger")
+    if ledger:
+        where = ledger.get("chain_url") or "the embedded chain"
+        lines.append(
+            f"decided by the ledger contract {ledger.get('contract')} on {where}; "
+            f"audit with: colearn ledger verify {directory or 'DIR'}"
+        )
     if directory:
         lines.append(f"experiment saved in {directory}")
     return "\n".join(lines)

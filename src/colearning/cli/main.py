@@ -28,6 +28,7 @@ EPILOG = """examples:
   colearn run --task digits-mlp --learners 5 --processes --out runs/procs
   colearn learner serve --task mnist-cnn --share 2/5 --port 7001 --certs certs
   colearn run --remote host1:7001,host2:7001 --certs certs --out runs/remote
+  colearn run --task digits-mlp --ledger evm --out runs/chain && colearn ledger verify runs/chain
 """
 
 
@@ -81,6 +82,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--resume", metavar="DIR", help="continue the experiment in DIR")
     run.add_argument("--plot", action="store_true", help="also write DIR/plot.png at the end")
     run.add_argument(
+        "--ledger",
+        choices=["evm"],
+        help="evm: a smart contract decides every round, on the embedded chain or --chain-url",
+    )
+    run.add_argument("--chain-url", help="JSON-RPC URL of the chain for --ledger evm (anvil, ...)")
+    run.add_argument(
         "--format",
         choices=["text", "json"],
         default="text",
@@ -111,6 +118,10 @@ def _parser() -> argparse.ArgumentParser:
 
     show = sub.add_parser("show", help="print an experiment's rounds and summary")
     show.add_argument("directory", help="experiment directory")
+
+    from colearning.cli import ledger_cmds
+
+    ledger_cmds.add_parsers(sub)
     return parser
 
 
@@ -120,7 +131,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return exit_codes.USAGE
+    from colearning.cli import ledger_cmds, peer_cmds
+
     handler = {
+        "ledger": ledger_cmds.cmd_ledger,
+        "peer": peer_cmds.cmd_peer,
         "run": cmd_run,
         "tasks": cmd_tasks,
         "plot": cmd_plot,
@@ -171,6 +186,8 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
         "timeout": args.timeout,
         "data_dir": args.data_dir,
         "out": args.out,
+        "ledger": args.ledger,
+        "chain_url": args.chain_url,
     }
     settings.update({k: v for k, v in flags.items() if v is not None})
     if args.no_baselines:

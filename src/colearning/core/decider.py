@@ -30,7 +30,15 @@ class Decider(abc.ABC):
         """A round starts (a ledger opens it on chain)."""
 
     def proposed(self, round_index: int, proposals: Sequence[Proposal]) -> None:  # noqa: B027
-        """The round's proposals are in (a ledger records their ids)."""
+        """The round's proposals are in, usable or not (a ledger records their ids, or
+        that the proposer passed)."""
+
+    def sign_votes(
+        self, round_index: int, candidate: Candidate, votes: tuple[Vote, ...]
+    ) -> tuple[Vote, ...]:
+        """The votes as recorded: a ledger returns them with each eligible voter's
+        ``signature`` set; by default they are returned as they are."""
+        return votes
 
     @abc.abstractmethod
     def decide(

@@ -125,6 +125,7 @@ def play_round(
 
     if not usable:
         proposals = tuple(x.proposal(None) for x in received)
+        decider.proposed(r, proposals)
         watch.proposed(r, proposals)
         return _unvoted(plan, ids, proposals, current_weights_id, t_propose, start, decider)
 
@@ -148,12 +149,13 @@ def play_round(
     votes = tuple(_vote(lid, answers.get(lid), lid in voters, lid in proposers) for lid in ids)
 
     proposals = tuple(x.proposal(ref.weights_id if x is chosen else None) for x in received)
+    candidate = Candidate(ref.weights_id, (chosen.proposer_id,))
+    votes = decider.sign_votes(r, candidate, votes)
     decider.proposed(r, proposals)
     watch.proposed(r, proposals)
     watch.voted(r, votes)
 
     # -- decide -----------------------------------------------------------------------
-    candidate = Candidate(ref.weights_id, (chosen.proposer_id,))
     decision = decider.decide(r, candidate, votes, plan.voters)
     watch.decided(r, decision)
 

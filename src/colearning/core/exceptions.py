@@ -12,6 +12,7 @@ every message names the value, what was expected and the fix::
     ├── DataError            a data set or partition that cannot be used
     ├── StoreError           an experiment directory that cannot be read or resumed
     ├── LearnerError         a learner broke its contract or failed a call
+    ├── LedgerError          a chain or contract refused or failed (names the reason)
     └── MissingExtraError    an optional dependency is not installed (names the pip line)
 """
 
@@ -48,6 +49,10 @@ class StoreError(ColearningError):
 
 class LearnerError(ColearningError):
     """A learner broke the interface contract or failed a call."""
+
+
+class LedgerError(ColearningError):
+    """A ledger chain or contract refused a call or cannot be reached; names why."""
 
 
 class MissingExtraError(ColearningError, ImportError):

@@ -30,14 +30,18 @@ from colearning.tasks.registry import BuildContext, Task, get_task
 
 # Settings that may differ when an experiment is resumed: they do not change what the
 # rounds compute.
-_RESUMABLE_CHANGES = frozenset({"rounds", "baselines"})
+_RESUMABLE_CHANGES = frozenset({"rounds", "baselines", "chain_url"})
+#: ``ledger`` values: ``"evm"`` puts the rounds on an Ethereum chain (colearning.ledger).
+LEDGERS = ("evm",)
 
 
 @dataclass(frozen=True)
 class RunConfig:
     """Everything that defines a run. Unset fields take the task's defaults.
 
-    ``params`` holds the task's own options (see ``colearn tasks``).
+    ``params`` holds the task's own options (see ``colearn tasks``). ``ledger="evm"``
+    has a smart contract decide every round, on the embedded chain or the node at
+    ``chain_url`` (see ``docs/ledger.md``).
     """
 
     task: str
@@ -51,6 +55,8 @@ class RunConfig:
     data_dir: str | None = None
     baselines: bool = True
     params: Mapping[str, Any] = field(default_factory=dict)
+    ledger: str | None = None
+    chain_url: str | None = None
 
     def resolved(self) -> RunConfig:
         """This config with the task's defaults filled in and every value checked."""
@@ -102,6 +108,20 @@ class RunConfig:
         from colearning.data.partition import parse_partition
 
         parse_partition(str(self.partition))
+        self._check_ledger()
+
+    def _check_ledger(self) -> None:
+        if self.ledger is None:
+            if self.chain_url is not None:
+                raise ConfigError("--chain-url needs --ledger evm")
+            return
+        if self.ledger not in LEDGERS:
+            raise ConfigError(f"ledger must be one of {', '.join(LEDGERS)}; got {self.ledger!r}")
+        if self.proposer != "round-robin":
+            raise ConfigError(
+                "the ledger contract chooses proposers round-robin (round_index % n); "
+                f"drop --proposer {self.proposer} or the ledger"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -220,6 +240,10 @@ def run_task(
     """
     config = config.resolved()
     setup = build(config)
+    if config.ledger is not None and config.chain_url:
+        from colearning.ledger.chain import RpcChain
+
+        RpcChain(config.chain_url).close()  # unreachable: refuse before creating `out`
     store = None
     if out is not None:
         store = ExperimentStore.create(out, _stored(config), setup.learner_ids)
@@ -264,7 +288,9 @@ def _merge_resume(stored: RunConfig, given: RunConfig, directory: Path) -> RunCo
                 "Resume with the same settings (only rounds may change), or start a "
                 "new experiment in another directory (--out, or run_task(config, out=...))"
             )
-    return dataclasses.replace(stored, rounds=given.rounds, baselines=given.baselines)
+    return dataclasses.replace(
+        stored, rounds=given.rounds, baselines=given.baselines, chain_url=given.chain_url
+    )
 
 
 def _stored(config: RunConfig) -> dict[str, Any]:
@@ -281,11 +307,19 @@ def _play(
     pool_factory: PoolFactory | None = None,
 ) -> RunOutcome:
     c = setup.config
+    try:
+        decider = _ledger_decider(c, store, setup.learner_ids)
+    except BaseException:
+        if store is not None:
+            store.close()
+        raise
     members: list[MachineLearningInterface] | LearnerPool = setup.learners
     if pool_factory is not None:
         try:
             members = pool_factory(setup)
         except BaseException:
+            if decider is not None:
+                decider.close()
             if store is not None:
                 store.close()
             raise
@@ -298,16 +332,32 @@ def _play(
         store=store,
         learner_ids=setup.learner_ids,
         observers=observers,
+        decider=decider,
     )
     with experiment:
+        if decider is not None:
+            initial_id = store.initial_weights_id if store else None
+            decider.start(initial_id or experiment.current_weights_id)
         if on_start is not None:
             on_start(setup, experiment.next_round)
         initial = _initial_weights(experiment, store)
         result = experiment.run(int(c.rounds or 0))
         summary = summarize(setup, result, initial, experiment)
+        if decider is not None:
+            summary["ledger"] = decider.describe()
         if store is not None:
             store.put_meta("summary", summary)
     return RunOutcome(c, result, summary, store.directory if store else None)
+
+
+def _ledger_decider(c: RunConfig, store: ExperimentStore | None, learner_ids: Sequence[str]) -> Any:
+    """The contract as the decider (``--ledger evm``), or ``None`` for the Python tally."""
+    if c.ledger is None:
+        return None
+    from colearning.ledger import EvmDecider, Ledger
+
+    ledger = Ledger.open(store.directory if store else None, learner_ids, c.chain_url)
+    return EvmDecider(ledger, float(c.vote_threshold or 0.0))
 
 
 def _initial_weights(experiment: Experiment, store: ExperimentStore | None) -> Weights:
