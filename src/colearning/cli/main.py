@@ -122,6 +122,10 @@ def _parser() -> argparse.ArgumentParser:
 
     show = sub.add_parser("show", help="print an experiment's rounds and summary")
     show.add_argument("directory", help="experiment directory")
+
+    from colearning.cli.bench_cmds import add_bench_parser
+
+    add_bench_parser(sub)
     return parser
 
 
@@ -137,6 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "plot": cmd_plot,
         "export": cmd_export,
         "show": cmd_show,
+        "bench": _cmd_bench,
     }[args.command]
     try:
         return handler(args)
@@ -254,6 +259,12 @@ def _stored_config(directory: str) -> Any:
 
 
 # -- the other commands -----------------------------------------------------------------
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from colearning.cli.bench_cmds import cmd_bench
+
+    return cmd_bench(args)
 
 
 def cmd_tasks(args: argparse.Namespace) -> int:

@@ -150,8 +150,9 @@ def play_round(
 
     refs = {x.proposer_id: WeightsRef.of(x.weights) for x in usable if x.weights is not None}
     if encoder is not None and plan.mode != "single":
-        for proposal_ref in refs.values():
-            proposal_ref.start_encoding(encoder)
+        # one job for every proposal's id: a future per proposal cost more than the
+        # hashing itself with 1,000 small proposals
+        encoder.submit(_compute_ids, list(refs.values()))
 
     # -- screen (screened rounds: each proposal voted on by the others first) ---------
     t0 = time.perf_counter()
@@ -257,6 +258,11 @@ def _screen(
     )
     decision = decider.decide(plan.round_index, Candidate(ref.weights_id, (pid,)), votes, eligible)
     return _Screening(votes, decision)
+
+
+def _compute_ids(refs: Sequence[WeightsRef]) -> None:
+    for ref in refs:
+        _ = ref.weights_id  # encodes and hashes, once (a ref's lock guards it)
 
 
 def _proposals(
