@@ -81,6 +81,10 @@ BAD = [
     (["missing.toml"], "config file missing.toml does not exist"),
     (["--task", "cifar10-cnn", "--data-dir", "nowhere"], "no CIFAR-10 batch files in nowhere"),
     (["--task", "mnist-cnn-dp", "-c", "params.epsilon=0"], "epsilon must be a number > 0; got 0"),
+    (["--task", "digits-sgd", "--mode", "aggregate", "--combiner", "avg"], "combiner must be one"),
+    (["--task", "digits-sgd", "--mode", "screened", "--proposer", "random"], "proposers=K"),
+    (["--task", "digits-sgd", "--mode", "aggregate", "--proposers", "0"], "proposers must be"),
+    (["--task", "digits-sgd", "--proposers", "2"], "a single round has one proposer"),
 ]
 if shutil.which("nvidia-smi") is None:  # on a GPU machine device='cuda' is valid input
     BAD.append((["--task", "mnist-cnn", "-c", "params.device=cuda"], "no CUDA GPU is visible"))
@@ -153,7 +157,16 @@ def committed_rounds(directory: Path) -> int:
 
 
 @pytest.mark.slow
-def test_kill_9_mid_run_then_resume_matches_uninterrupted(tmp_path):
+@pytest.mark.parametrize(
+    "mode",
+    [
+        [],
+        ["--mode", "aggregate", "--combiner", "trimmed-mean", "--proposers", "3"],
+        ["--mode", "screened"],
+    ],
+    ids=["single", "aggregate", "screened"],
+)
+def test_kill_9_mid_run_then_resume_matches_uninterrupted(tmp_path, mode):
     args = [
         "--task",
         "digits-mlp",
@@ -166,6 +179,7 @@ def test_kill_9_mid_run_then_resume_matches_uninterrupted(tmp_path):
         "--partition",
         "dirichlet:0.5",
         "--no-baselines",
+        *mode,
     ]
     colearn("run", *args, "--out", tmp_path / "whole")
     expected = snapshot(tmp_path / "whole")["final_weights_id"]
@@ -192,6 +206,45 @@ def test_kill_9_mid_run_then_resume_matches_uninterrupted(tmp_path):
     whole = snapshot(tmp_path / "whole")
     for a, b in zip(resumed["rounds"], whole["rounds"], strict=True):
         assert (a["status"], a["weights_id"]) == (b["status"], b["weights_id"])
+        assert _same_but_seconds(a, b)
+        assert a["candidate"] == b["candidate"]
+    assert {r["mode"] for r in resumed["rounds"]} == {mode[1] if mode else "single"}
+
+
+def _same_but_seconds(a, b):
+    """The same proposals and screening votes, call durations aside."""
+
+    def strip(proposals):
+        return [
+            {
+                **{k: v for k, v in p.items() if k != "seconds"},
+                "screening": [{**v, "seconds": 0} for v in p["screening"]],
+            }
+            for p in proposals
+        ]
+
+    return strip(a["proposals"]) == strip(b["proposals"])
+
+
+def test_aggregate_and_screened_runs_record_their_candidates(tmp_path):
+    out = tmp_path / "agg"
+    proc = colearn(
+        "run", *FAST, "--mode", "aggregate", "--combiner", "median", "--out", out, "--plot"
+    )
+    assert "mode aggregate (median)" in proc.stdout
+    data = snapshot(out)
+    assert data["config"]["mode"] == "aggregate" and data["config"]["combiner"] == "median"
+    for r in data["rounds"]:
+        assert r["mode"] == "aggregate" and len(r["proposals"]) == 3
+        assert r["candidate"]["combiner"] == "median"
+        assert r["decision"]["eligible"] == 3  # every learner votes on the combination
+    assert (out / "plot.png").stat().st_size > 10_000
+    out = tmp_path / "scr"
+    colearn("run", *FAST, "--mode", "screened", "--proposers", "2", "--out", out, "--no-baselines")
+    for r in snapshot(out)["rounds"]:
+        assert len(r["proposals"]) == 2
+        assert all(len(p["screening"]) == 3 for p in r["proposals"])
+        assert all(p["screened"]["eligible"] == 2 for p in r["proposals"])
 
 
 def test_plot_show_and_export(tmp_path):

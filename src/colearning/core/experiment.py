@@ -129,6 +129,9 @@ class Experiment:
         self.rounds: list[RoundRecord] = []
         self._encoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="colearning-encode")
         self._warned: set[str] = set()
+        # learners whose privacy budget ran out, kept as rounds are committed (scanning
+        # every past proposal each round grew with rounds x proposers)
+        self._exhausted: set[str] = set()
         self._start()
 
     @property
@@ -156,7 +159,7 @@ class Experiment:
             raise ConfigError(f"rounds must be an integer >= 0; got {rounds!r}")
         stopped: str | None = None
         for round_index in range(self.next_round, rounds):
-            if len(self._exhausted()) == len(self.learner_ids):
+            if len(self._exhausted) == len(self.learner_ids):
                 stopped = f"every learner's {BUDGET_EXHAUSTED}"
                 break
             plan = self.planner.plan(round_index, self.learner_ids)
@@ -207,6 +210,8 @@ class Experiment:
         if resumed:
             assert self.store is not None
             self.rounds = self.store.rounds()
+            for record in self.rounds:
+                self._note_exhausted(record)
             self._restore_progress()
             initial = decode(self.store.get_blob(str(self.store.initial_weights_id)))
             self.spec = WeightsSpec.of(initial)
@@ -257,8 +262,15 @@ class Experiment:
             assert result.candidate is not None
             self.current = result.candidate
         self.rounds.append(record)
+        self._note_exhausted(record)
         self._warn_failed_proposers(record)
         self.observer.committed(record)
+
+    def _note_exhausted(self, record: RoundRecord) -> None:
+        """Remember learners whose privacy budget ran out (their turns are skipped)."""
+        for p in record.proposals:
+            if p.reason is Reason.BUDGET_EXHAUSTED:
+                self._exhausted.add(p.proposer_id)
 
     def _warn_failed_proposers(self, record: RoundRecord) -> None:
         """A proposer whose calls fail must not fail silently: warn once per learner."""
@@ -271,12 +283,3 @@ class Experiment:
                     ProposerSkippedWarning,
                     stacklevel=3,
                 )
-
-    def _exhausted(self) -> set[str]:
-        """Learners whose privacy budget ran out (their turns are skipped)."""
-        return {
-            p.proposer_id
-            for r in self.rounds
-            for p in r.proposals
-            if p.reason is Reason.BUDGET_EXHAUSTED
-        }
