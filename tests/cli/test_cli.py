@@ -290,3 +290,20 @@ def test_export_onnx_predicts_like_the_final_learner(tmp_path):
     X = build(RunConfig(task="digits-mlp", learners=3, rounds=3)).parts[0].test[0]
     labels = session.run(None, {session.get_inputs()[0].name: X.astype(np.float32)})[0]
     np.testing.assert_array_equal(labels, final_learner(out).predict(X))
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["collaboration", "--flower-python", "nowhere/python"], "no Flower environment at"),
+        (["collaboration", "--no-flower", "--rounds", "0"], "rounds must be a whole number"),
+        ([], "name a benchmark: colearn bench collaboration"),
+    ],
+)
+def test_bench_refuses_bad_input_in_one_line(tmp_path, args, message):
+    out = ["--out", tmp_path / "b"] if args else []
+    proc = colearn("bench", *args, *out, check=False)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr and message in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "b" / "raw").exists()
