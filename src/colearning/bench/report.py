@@ -183,7 +183,8 @@ def plot_accuracy(results: Sequence[Mapping[str, Any]], out: str | os.PathLike[s
             epochs_per = group[0]["ours"]["epochs_per_proposal"]
             pooled = np.mean([g["ours"]["pooled"]["scores"] for g in group], axis=0)
             alone = np.mean([g["ours"]["alone"]["best_by_round"] for g in group], axis=0)
-            curves["pooled data"] = (pooled, x * epochs_per)
+            # one pass over the pooled data is one pass over every party's share
+            curves["pooled data"] = (pooled, x * epochs_per * n)
             curves["best learner alone"] = (alone, x * epochs_per)
             for label, (scores, epochs) in curves.items():
                 style = "--" if label in ("pooled data", "best learner alone") else "-"
@@ -196,9 +197,9 @@ def plot_accuracy(results: Sequence[Mapping[str, Any]], out: str | os.PathLike[s
             ax_r.set_xlabel("round")
             ax_r.set_ylabel("test accuracy (judge)")
             ax_e.set_xscale("log")
-            ax_e.set_xlabel("total local training epochs (all parties)")
+            ax_e.set_xlabel("local epochs, summed over parties (pooled: n per pass)")
             if row == 0:
-                ax_r.legend(fontsize=7)
+                ax_r.legend(fontsize=7, title="aggregate = FedAvg + a vote", title_fontsize=7)
         path = Path(out) / f"accuracy-{task}.png"
         fig.savefig(path, dpi=100)
         plt.close(fig)
