@@ -81,6 +81,10 @@ BAD = [
     (["missing.toml"], "config file missing.toml does not exist"),
     (["--task", "cifar10-cnn", "--data-dir", "nowhere"], "no CIFAR-10 batch files in nowhere"),
     (["--task", "mnist-cnn-dp", "-c", "params.epsilon=0"], "epsilon must be a number > 0; got 0"),
+    (["--task", "digits-sgd", "--mode", "aggregate", "--combiner", "avg"], "combiner must be one"),
+    (["--task", "digits-sgd", "--mode", "screened", "--proposer", "random"], "proposers=K"),
+    (["--task", "digits-sgd", "--mode", "aggregate", "--proposers", "0"], "proposers must be"),
+    (["--task", "digits-sgd", "--proposers", "2"], "a single round has one proposer"),
 ]
 if shutil.which("nvidia-smi") is None:  # on a GPU machine device='cuda' is valid input
     BAD.append((["--task", "mnist-cnn", "-c", "params.device=cuda"], "no CUDA GPU is visible"))
@@ -202,19 +206,41 @@ KILL_ARGS = [
     "dirichlet:0.5",
     "--no-baselines",
 ]
+MODES = {
+    "single": [],
+    "aggregate": ["--mode", "aggregate", "--combiner", "trimmed-mean", "--proposers", "3"],
+    "screened": ["--mode", "screened"],
+}
 
 
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
-    out = tmp_path_factory.mktemp("whole") / "exp"
-    colearn("run", *KILL_ARGS, "--out", out)
-    return snapshot(out)
+    """The uninterrupted run of each mode, made once."""
+    made = {}
+
+    def run(mode):
+        if mode not in made:
+            out = tmp_path_factory.mktemp(f"whole-{mode}") / "exp"
+            colearn("run", *KILL_ARGS, *MODES[mode], "--out", out)
+            made[mode] = snapshot(out)
+        return made[mode]
+
+    return run
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("point", ["round", "validate", "commit"])
-def test_kill_9_mid_run_then_resume_matches_uninterrupted(tmp_path, point, uninterrupted):
-    args, whole = KILL_ARGS, uninterrupted
+@pytest.mark.parametrize(
+    "point, mode",
+    [
+        ("round", "single"),
+        ("validate", "single"),
+        ("commit", "single"),
+        ("validate", "aggregate"),
+        ("commit", "screened"),
+    ],
+)
+def test_kill_9_mid_run_then_resume_matches_uninterrupted(tmp_path, point, mode, uninterrupted):
+    args, whole = [*KILL_ARGS, *MODES[mode]], uninterrupted(mode)
     # the round to kill in: an accepted one, so "commit" stops after its blob is written
     at = next(
         r["round_index"]
@@ -231,6 +257,45 @@ def test_kill_9_mid_run_then_resume_matches_uninterrupted(tmp_path, point, unint
     assert resumed["final_weights_id"] == whole["final_weights_id"]
     for a, b in zip(resumed["rounds"], whole["rounds"], strict=True):
         assert (a["status"], a["weights_id"]) == (b["status"], b["weights_id"])
+        assert _same_but_seconds(a, b)
+        assert a["candidate"] == b["candidate"]
+    assert {r["mode"] for r in resumed["rounds"]} == {mode}
+
+
+def _same_but_seconds(a, b):
+    """The same proposals and screening votes, call durations aside."""
+
+    def strip(proposals):
+        return [
+            {
+                **{k: v for k, v in p.items() if k != "seconds"},
+                "screening": [{**v, "seconds": 0} for v in p["screening"]],
+            }
+            for p in proposals
+        ]
+
+    return strip(a["proposals"]) == strip(b["proposals"])
+
+
+def test_aggregate_and_screened_runs_record_their_candidates(tmp_path):
+    out = tmp_path / "agg"
+    proc = colearn(
+        "run", *FAST, "--mode", "aggregate", "--combiner", "median", "--out", out, "--plot"
+    )
+    assert "mode aggregate (median)" in proc.stdout
+    data = snapshot(out)
+    assert data["config"]["mode"] == "aggregate" and data["config"]["combiner"] == "median"
+    for r in data["rounds"]:
+        assert r["mode"] == "aggregate" and len(r["proposals"]) == 3
+        assert r["candidate"]["combiner"] == "median"
+        assert r["decision"]["eligible"] == 3  # every learner votes on the combination
+    assert (out / "plot.png").stat().st_size > 10_000
+    out = tmp_path / "scr"
+    colearn("run", *FAST, "--mode", "screened", "--proposers", "2", "--out", out, "--no-baselines")
+    for r in snapshot(out)["rounds"]:
+        assert len(r["proposals"]) == 2
+        assert all(len(p["screening"]) == 3 for p in r["proposals"])
+        assert all(p["screened"]["eligible"] == 2 for p in r["proposals"])
 
 
 def test_plot_show_and_export(tmp_path):
@@ -276,3 +341,20 @@ def test_export_onnx_predicts_like_the_final_learner(tmp_path):
     X = build(RunConfig(task="digits-mlp", learners=3, rounds=3)).parts[0].test[0]
     labels = session.run(None, {session.get_inputs()[0].name: X.astype(np.float32)})[0]
     np.testing.assert_array_equal(labels, final_learner(out).predict(X))
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["collaboration", "--flower-python", "nowhere/python"], "no Flower environment at"),
+        (["collaboration", "--no-flower", "--rounds", "0"], "rounds must be a whole number"),
+        ([], "name a benchmark: colearn bench collaboration"),
+    ],
+)
+def test_bench_refuses_bad_input_in_one_line(tmp_path, args, message):
+    out = ["--out", tmp_path / "b"] if args else []
+    proc = colearn("bench", *args, *out, check=False)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr and message in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "b" / "raw").exists()

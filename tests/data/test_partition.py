@@ -299,3 +299,18 @@ def test_dirichlet_on_regression_data_is_a_config_error():
 def test_bad_min_rows(digits, min_rows):
     with pytest.raises(ConfigError, match="min_rows must be"):
         partition_dataset(digits, 2, "iid", seed=0, min_rows=min_rows)
+
+
+@pytest.mark.parametrize("spec", ["iid", "dirichlet:0.5", "shards:2"])
+def test_partition_indices_are_the_rows_partition_dataset_gives(spec):
+    from colearning.data import load_dataset, partition_dataset, partition_indices
+
+    dataset = load_dataset("digits")
+    parts = partition_dataset(dataset, 7, spec, seed=3)
+    rows = partition_indices(dataset, 7, spec, seed=3)
+    for part, (train, vote, test) in zip(parts, rows, strict=True):
+        for (X, y), idx in ((part.train, train), (part.vote, vote), (part.test, test)):
+            np.testing.assert_array_equal(X, dataset.X[idx])
+            np.testing.assert_array_equal(y, dataset.y[idx])
+    every = np.concatenate([np.concatenate(r) for r in rows])
+    assert sorted(every.tolist()) == list(range(len(dataset)))

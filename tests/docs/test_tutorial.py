@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 DOCS = Path(__file__).resolve().parents[2]
-PAGES = ["docs/tutorial.md", "docs/data.md", "README.md"]
+PAGES = ["docs/tutorial.md", "docs/data.md", "docs/modes.md", "README.md"]
 
 
 def blocks(page: Path) -> list[str]:

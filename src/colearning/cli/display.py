@@ -81,12 +81,16 @@ class RoundTable:
         if self.out is not None:
             self.bar.clear()
             self.header()
-            voters = [v for v in record.votes if v.learner_id != record.proposer_id]
+            voters = [v for v in record.votes if v.vote is not None]
             votes = "-" if record.status == "skipped" else f"{record.approvals}/{record.eligible}"
+            proposer = record.proposer_id
+            if record.mode != "single":  # several proposals: how many were combined
+                used = len(record.candidate.sources) if record.candidate else 0
+                proposer = f"{used} of {len(record.proposals)}"
             self.out.write(
                 ROW.format(
                     record.round_index,
-                    record.proposer_id,
+                    proposer,
                     record.status,
                     votes,
                     _fmt(_mean([v.vote_score for v in voters])),

@@ -64,6 +64,24 @@ def _parser() -> argparse.ArgumentParser:
         help="proposer policy (default round-robin)",
     )
     run.add_argument("--timeout", type=float, help="seconds each learner call may take")
+    run.add_argument(
+        "--mode",
+        choices=["single", "aggregate", "screened"],
+        help="round mode: single (one proposer, the default), aggregate (proposals "
+        "combined, then voted on) or screened (each proposal voted on first); see docs/modes.md",
+    )
+    run.add_argument(
+        "--combiner",
+        help="how aggregate and screened rounds combine proposals: mean (weighted by "
+        "train rows, the default), median, trimmed-mean or trimmed-mean:TRIM",
+    )
+    run.add_argument(
+        "--proposers",
+        type=int,
+        metavar="K",
+        help="learners proposing in an aggregate or screened round: a sample of K, "
+        "seeded per round (default: every learner)",
+    )
     run.add_argument("--data-dir", help="directory with data files, for tasks that read them")
     run.add_argument(
         "--no-baselines",
@@ -122,6 +140,9 @@ def _parser() -> argparse.ArgumentParser:
     from colearning.cli import ledger_cmds
 
     ledger_cmds.add_parsers(sub)
+    from colearning.cli.bench_cmds import add_bench_parser
+
+    add_bench_parser(sub)
     return parser
 
 
@@ -143,6 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "show": cmd_show,
         "learner": _network("cmd_learner"),
         "certs": _network("cmd_certs"),
+        "bench": _cmd_bench,
     }[args.command]
     try:
         return handler(args)
@@ -184,6 +206,9 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
         "seed": args.seed,
         "proposer": args.proposer,
         "timeout": args.timeout,
+        "mode": args.mode,
+        "combiner": args.combiner,
+        "proposers": args.proposers,
         "data_dir": args.data_dir,
         "out": args.out,
         "ledger": args.ledger,
@@ -212,7 +237,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             sizes = [p.sizes for p in setup.parts]
             print(
                 f"{c.task}: {c.learners} learners, {c.rounds} rounds, threshold "
-                f"{c.vote_threshold}, partition {c.partition}, seed {c.seed}; "
+                f"{c.vote_threshold}, partition {c.partition}, seed {c.seed}"
+                + (f", mode {c.mode} ({c.combiner})" if c.mode != "single" else "")
+                + "; "
                 f"rows per learner (train/vote/test) from {min(sizes)} to {max(sizes)}"
                 + (f"; resuming at round {first_round}" if first_round else "")
             )
@@ -271,6 +298,12 @@ def _stored_config(directory: str) -> Any:
 
 
 # -- the other commands -----------------------------------------------------------------
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from colearning.cli.bench_cmds import cmd_bench
+
+    return cmd_bench(args)
 
 
 def cmd_tasks(args: argparse.Namespace) -> int:

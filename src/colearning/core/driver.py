@@ -2,17 +2,23 @@
 
 A round, top to bottom (see :func:`play_round`):
 
-1. **propose**: the plan's proposers train on their data and return weights. A proposer
+1. **propose**: the plan's proposers train on their data and return weights (in
+   parallel, all from the same current model, when there are several). A proposer
    that fails, answers garbage or reports an exhausted privacy budget brings nothing
    usable (recorded with its reason code).
 2. **check**: a proposal must have the shared model's names, shapes and dtypes and no
    NaN/Inf; a malformed proposal is refused without asking anyone.
-3. **validate**: the plan's testers score the candidate in parallel; only the plan's
+3. **screen** (``screened`` rounds only): each usable proposal is scored by the testers
+   and decided by the voters other than its proposer; only approved ones go on.
+4. **combine** (``aggregate`` and ``screened`` rounds): the plan's combiner turns the
+   proposals into one candidate (:mod:`colearning.core.combiners`). In a ``single``
+   round the one proposal is the candidate.
+5. **validate**: the plan's testers score the candidate in parallel; only the plan's
    voters' ballots count. Meanwhile the candidate is encoded and hashed off the
    critical path.
-4. **decide**: the decider (the Python tally by default, a contract with a ledger)
+6. **decide**: the decider (the Python tally by default, a contract with a ledger)
    decides from the votes; failures count as not approving.
-5. **accept**: on approval every learner adopts the candidate, in parallel.
+7. **accept**: on approval every learner adopts the candidate, in parallel.
 
 The driver builds new values at each step; a learner's own answer is never changed.
 """
@@ -78,7 +84,7 @@ class _Received:
     detail: str | None
     outcome: Outcome[Weights]
 
-    def proposal(self, weights_id: str | None) -> Proposal:
+    def proposal(self, weights_id: str | None, screening: _Screening | None = None) -> Proposal:
         summary = self.weights.training_summary if self.weights is not None else None
         value = self.outcome.value
         if summary is None and isinstance(value, Weights):
@@ -90,7 +96,17 @@ class _Received:
             detail=self.detail,
             dp_budget=summary.dp_budget if summary is not None else None,
             seconds=self.outcome.seconds,
+            screening=() if screening is None else screening.votes,
+            screened=None if screening is None else screening.decision,
         )
+
+
+@dataclass(frozen=True)
+class _Screening:
+    """The votes on one proposal alone, in a screened round, and their decision."""
+
+    votes: tuple[Vote, ...]
+    decision: Decision
 
 
 def play_round(
@@ -107,8 +123,14 @@ def play_round(
     """Play one round of ``plan`` over ``pool`` and return what happened; never raises
     for a learner's failure.
 
-    ``encoder`` computes the candidate's id while validators work; without it the id
-    is computed after validation. ``observer`` sees each step.
+    The plan's ``mode`` says what is voted on: ``"single"``, the one proposal as it is;
+    ``"aggregate"``, the usable proposals combined by the plan's combiner;
+    ``"screened"``, the proposals that passed their own vote first (by the plan's voters
+    other than their proposer), combined. Whatever the mode, the candidate is adopted
+    only when the decider approves it.
+
+    ``encoder`` computes ids while validators work; without it an id is computed when
+    first needed. ``observer`` sees each step.
     """
     watch = observer or RoundObserver()
     ids = list(pool.learner_ids)
@@ -129,16 +151,45 @@ def play_round(
         watch.proposed(r, proposals)
         return _unvoted(plan, ids, proposals, current_weights_id, t_propose, start, decider)
 
-    if plan.mode != "single" or len(usable) != 1:
-        raise ConfigError(
-            f"round {r}: plan mode {plan.mode!r} with {len(usable)} usable proposals needs a "
-            "combiner; only the 'single' mode is played by play_round"
-        )
-    chosen = usable[0]
-    assert chosen.weights is not None
-    ref = WeightsRef.of(chosen.weights)
+    refs = {x.proposer_id: WeightsRef.of(x.weights) for x in usable if x.weights is not None}
+    if encoder is not None and plan.mode != "single":
+        # one job for every proposal's id: a future per proposal cost more than the
+        # hashing itself with 1,000 small proposals
+        encoder.submit(_compute_ids, list(refs.values()))
+
+    # -- screen (screened rounds: each proposal voted on by the others first) ---------
+    t0 = time.perf_counter()
+    screening: dict[str, _Screening] = {}
+    sources = usable
+    if plan.mode == "screened":
+        for x in usable:
+            screening[x.proposer_id] = _screen(pool, plan, x, refs[x.proposer_id], decider, timeout)
+        sources = [x for x in usable if screening[x.proposer_id].decision.accepted]
+    t_screen = time.perf_counter() - t0
+    if not sources:
+        proposals = _proposals(received, refs, screening)
+        decider.proposed(r, proposals)
+        watch.proposed(r, proposals)
+        return _screened_out(plan, ids, proposals, current_weights_id, t_propose, start, decider)
+
+    # -- combine (aggregate and screened rounds) --------------------------------------
+    t0 = time.perf_counter()
+    combiner_name: str | None = None
+    if plan.mode == "single":
+        ref = refs[sources[0].proposer_id]
+    else:
+        combiner = plan.combiner
+        combiner_name = combiner.spec
+        try:
+            combined = combiner.combine(
+                [(x.proposer_id, refs[x.proposer_id].weights) for x in sources]
+            )
+        except WeightsError as exc:  # an encoded model: the mode does not fit the learner
+            raise ConfigError(f"round {r}: mode {plan.mode!r} cannot combine: {exc}") from exc
+        ref = WeightsRef.of(combined)
     if encoder is not None:
         ref.start_encoding(encoder)
+    t_combine = time.perf_counter() - t0
 
     # -- validate (in parallel; the id is computed meanwhile) -------------------------
     t0 = time.perf_counter()
@@ -148,8 +199,8 @@ def play_round(
     proposers = set(plan.proposers)
     votes = tuple(_vote(lid, answers.get(lid), lid in voters, lid in proposers) for lid in ids)
 
-    proposals = tuple(x.proposal(ref.weights_id if x is chosen else None) for x in received)
-    candidate = Candidate(ref.weights_id, (chosen.proposer_id,))
+    proposals = _proposals(received, refs, screening)
+    candidate = Candidate(ref.weights_id, tuple(x.proposer_id for x in sources), combiner_name)
     votes = decider.sign_votes(r, candidate, votes)
     decider.proposed(r, proposals)
     watch.proposed(r, proposals)
@@ -169,6 +220,9 @@ def play_round(
     t_accept = time.perf_counter() - t0
 
     status: RoundStatus = "accepted" if decision.accepted else "rejected"
+    extra: dict[str, Any] = {"accept_errors": accept_errors} if accept_errors else {}
+    if plan.mode != "single":
+        extra["timings"] = {"screen": t_screen, "combine": t_combine}
     record = RoundRecord(
         round_index=r,
         status=status,
@@ -178,16 +232,87 @@ def play_round(
         candidate=candidate,
         previous_weights_id=current_weights_id,
         current_weights_id=candidate.weights_id if decision.accepted else current_weights_id,
-        timings=_timings(t_propose, t_validate, t_accept, start),
+        timings=_timings(t_propose, t_screen + t_validate, t_accept, start),
         mode=plan.mode,
         committee=plan.committee,
-        extra={"accept_errors": accept_errors} if accept_errors else {},
+        extra=extra,
     )
-    verdicts = tuple(_verdict(v, ref.weights, v.learner_id in proposers) for v in votes)
+    verdicts = tuple(_verdict(v, ref.weights, v.learner_id not in voters) for v in votes)
     return RoundResult(record, ref, verdicts)
 
 
 # -- steps --------------------------------------------------------------------------------
+
+
+def _screen(
+    pool: LearnerPool,
+    plan: RoundPlan,
+    received: _Received,
+    ref: WeightsRef,
+    decider: Decider,
+    timeout: float | None,
+) -> _Screening:
+    """One proposal put to the vote of the plan's voters other than its proposer."""
+    pid = received.proposer_id
+    eligible = tuple(v for v in plan.voters if v != pid)
+    counted = set(eligible)
+    answers = pool.test(plan.testers, ref, timeout)
+    votes = tuple(
+        _vote(lid, answers.get(lid), lid in counted, lid == pid) for lid in pool.learner_ids
+    )
+    decision = decider.decide(plan.round_index, Candidate(ref.weights_id, (pid,)), votes, eligible)
+    return _Screening(votes, decision)
+
+
+def _compute_ids(refs: Sequence[WeightsRef]) -> None:
+    for ref in refs:
+        _ = ref.weights_id  # encodes and hashes, once (a ref's lock guards it)
+
+
+def _proposals(
+    received: Sequence[_Received],
+    refs: Mapping[str, WeightsRef],
+    screening: Mapping[str, _Screening],
+) -> tuple[Proposal, ...]:
+    """The round's proposals as recorded: each usable one with its id (and its
+    screening votes, in a screened round)."""
+    return tuple(
+        x.proposal(
+            refs[x.proposer_id].weights_id if x.proposer_id in refs else None,
+            screening.get(x.proposer_id),
+        )
+        for x in received
+    )
+
+
+def _screened_out(
+    plan: RoundPlan,
+    ids: Sequence[str],
+    proposals: tuple[Proposal, ...],
+    current_weights_id: str,
+    t_propose: float,
+    start: float,
+    decider: Decider,
+) -> RoundResult:
+    """A screened round in which no proposal passed its own vote: nothing is combined
+    and nothing put to the final vote; the round is rejected."""
+    decision = Decision(False, 0, len(plan.voters), decider.threshold, decided_by="screening")
+    votes = tuple(Vote(lid, Ballot.ABSTAIN, reason=Reason.NOT_ASKED) for lid in ids)
+    record = RoundRecord(
+        round_index=plan.round_index,
+        status="rejected",
+        proposals=proposals,
+        votes=votes,
+        decision=decision,
+        candidate=None,
+        previous_weights_id=current_weights_id,
+        current_weights_id=current_weights_id,
+        timings=_timings(t_propose, time.perf_counter() - start - t_propose, 0.0, start),
+        mode=plan.mode,
+        committee=plan.committee,
+    )
+    verdicts = tuple(ProposedWeights(None, None, None, None) for _ in ids)
+    return RoundResult(record, None, verdicts)
 
 
 def _receive(
@@ -338,10 +463,10 @@ def _read_answer(answer: object) -> tuple[str, float | None, float | None]:
     return "", scores[0], scores[1]
 
 
-def _verdict(vote: Vote, weights: Weights, is_proposer: bool) -> ProposedWeights:
+def _verdict(vote: Vote, weights: Weights, ineligible: bool) -> ProposedWeights:
     """Colearn's view of one entry; a failed voter has ``vote=False`` and its reason."""
     if vote.reason is not None and vote.reason.is_failure:
-        return ProposedWeights(weights, None, None, None if is_proposer else False, vote.detail)
+        return ProposedWeights(weights, None, None, None if ineligible else False, vote.detail)
     return ProposedWeights(weights, vote.vote_score, vote.test_score, vote.vote, vote.detail)
 
 

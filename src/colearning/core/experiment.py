@@ -11,12 +11,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from colearning.core.codec import WeightsSpec, decode
+from colearning.core.combiners import Combiner
 from colearning.core.decider import Decider, TallyDecider
 from colearning.core.driver import BUDGET_EXHAUSTED, ProposerSkippedWarning, RoundResult, play_round
 from colearning.core.exceptions import ConfigError, LearnerError, StoreError
 from colearning.core.interface import MachineLearningInterface, Weights
 from colearning.core.observers import Observers, RoundObserver
-from colearning.core.plans import PROPOSER_POLICIES, Planner, choose_proposer, planner_for
+from colearning.core.plans import PROPOSER_POLICIES, Planner, choose_proposer, planner_for_mode
 from colearning.core.pool import LearnerPool, LocalPool
 from colearning.core.protocol import Reason
 from colearning.core.records import RoundRecord, proposals_made
@@ -59,7 +60,20 @@ class Experiment:
         ``"round-robin"`` (``round_index % n``), ``"random"`` (seeded per round), or a
         :class:`~colearning.core.plans.Planner`.
     seed
-        Seed of the random proposer policy.
+        Seed of the random proposer policy and of the proposer sample.
+    mode
+        ``"single"`` (one proposer a round, DESIGN.md's protocol), ``"aggregate"``
+        (``proposers`` learners propose, their proposals are combined into one
+        candidate that every learner votes on) or ``"screened"`` (each proposal is
+        voted on by the others first, and only approved ones are combined). See
+        ``docs/modes.md``.
+    combiner
+        How an aggregate or screened round combines proposals: ``"mean"`` (weighted
+        by data size when the :class:`~colearning.core.combiners.Combiner` knows the
+        sizes), ``"median"``, ``"trimmed-mean"`` or ``"trimmed-mean:TRIM"``.
+    proposers
+        How many learners propose in an aggregate or screened round: every learner
+        (``None``) or a sample of that many, seeded by ``(seed, round_index)``.
     timeout
         Seconds each learner call may take; a call past it counts as not approving.
     store
@@ -92,9 +106,12 @@ class Experiment:
         learner_ids: Sequence[str] | None = None,
         observers: Sequence[ObserverLike] = (),
         decider: Decider | None = None,
+        mode: str = "single",
+        combiner: str | Combiner = "mean",
+        proposers: int | None = None,
     ) -> None:
         self.decider = decider or TallyDecider(vote_threshold)
-        self.planner = planner_for(proposer, seed)
+        self.planner = planner_for_mode(mode, proposer, seed, combiner, proposers)
         if timeout is not None and not timeout > 0:
             raise ConfigError(f"timeout must be > 0 seconds; got {timeout}")
         if isinstance(learners, Sequence):
@@ -112,6 +129,9 @@ class Experiment:
         self.rounds: list[RoundRecord] = []
         self._encoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="colearning-encode")
         self._warned: set[str] = set()
+        # learners whose privacy budget ran out, kept as rounds are committed (scanning
+        # every past proposal each round grew with rounds x proposers)
+        self._exhausted: set[str] = set()
         self._start()
 
     @property
@@ -139,7 +159,7 @@ class Experiment:
             raise ConfigError(f"rounds must be an integer >= 0; got {rounds!r}")
         stopped: str | None = None
         for round_index in range(self.next_round, rounds):
-            if len(self._exhausted()) == len(self.learner_ids):
+            if len(self._exhausted) == len(self.learner_ids):
                 stopped = f"every learner's {BUDGET_EXHAUSTED}"
                 break
             plan = self.planner.plan(round_index, self.learner_ids)
@@ -190,6 +210,8 @@ class Experiment:
         if resumed:
             assert self.store is not None
             self.rounds = self.store.rounds()
+            for record in self.rounds:
+                self._note_exhausted(record)
             self._restore_progress()
             initial = decode(self.store.get_blob(str(self.store.initial_weights_id)))
             self.spec = WeightsSpec.of(initial)
@@ -240,8 +262,15 @@ class Experiment:
             assert result.candidate is not None
             self.current = result.candidate
         self.rounds.append(record)
+        self._note_exhausted(record)
         self._warn_failed_proposers(record)
         self.observer.committed(record)
+
+    def _note_exhausted(self, record: RoundRecord) -> None:
+        """Remember learners whose privacy budget ran out (their turns are skipped)."""
+        for p in record.proposals:
+            if p.reason is Reason.BUDGET_EXHAUSTED:
+                self._exhausted.add(p.proposer_id)
 
     def _warn_failed_proposers(self, record: RoundRecord) -> None:
         """A proposer whose calls fail must not fail silently: warn once per learner."""
@@ -254,12 +283,3 @@ class Experiment:
                     ProposerSkippedWarning,
                     stacklevel=3,
                 )
-
-    def _exhausted(self) -> set[str]:
-        """Learners whose privacy budget ran out (their turns are skipped)."""
-        return {
-            p.proposer_id
-            for r in self.rounds
-            for p in r.proposals
-            if p.reason is Reason.BUDGET_EXHAUSTED
-        }

@@ -13,6 +13,7 @@ from colearning.data.partition import (
     parse_partition,
     partition,
     partition_dataset,
+    partition_indices,
     split_learner_data,
     split_sizes,
 )
@@ -31,6 +32,7 @@ __all__ = [
     "parse_partition",
     "partition",
     "partition_dataset",
+    "partition_indices",
     "pool_data",
     "split_learner_data",
     "split_sizes",

@@ -270,6 +270,25 @@ def min_rows_for(fractions: Sequence[float] = DEFAULT_FRACTIONS) -> int:
     return n
 
 
+def split_indices(
+    indices: Array,
+    seed: int | Sequence[int] | np.random.SeedSequence,
+    fractions: Sequence[float] = DEFAULT_FRACTIONS,
+) -> tuple[Array, Array, Array]:
+    """The train, vote and test rows of one learner's ``indices`` (shuffled with
+    ``np.random.default_rng(seed)``, sizes by :func:`split_sizes`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> [len(s) for s in split_indices(np.arange(10), seed=0)]
+    [6, 2, 2]
+    """
+    n_train, n_vote, _ = split_sizes(len(indices), fractions)
+    order = np.random.default_rng(seed).permutation(np.asarray(indices, dtype=np.int64))
+    return order[:n_train], order[n_train : n_train + n_vote], order[n_train + n_vote :]
+
+
 def split_learner_data(
     X: Array,
     y: Array,
@@ -304,11 +323,12 @@ def split_learner_data(
     >>> split_learner_data(X, y, np.arange(10), seed=0).sizes
     (6, 2, 2)
     """
-    n_train, n_vote, _ = split_sizes(len(indices), fractions)
-    order = np.random.default_rng(seed).permutation(np.asarray(indices, dtype=np.int64))
-    train = order[:n_train]
-    vote = order[n_train : n_train + n_vote]
-    test = order[n_train + n_vote :]
+    return learner_data(X, y, split_indices(indices, seed, fractions))
+
+
+def learner_data(X: Array, y: Array, rows: tuple[Array, Array, Array]) -> LearnerData:
+    """The :class:`LearnerData` of ``(train, vote, test)`` row indices into ``X, y``."""
+    train, vote, test = rows
     return LearnerData(train=(X[train], y[train]), vote=(X[vote], y[vote]), test=(X[test], y[test]))
 
 
@@ -327,7 +347,8 @@ def partition_dataset(
     fractions: Sequence[float] = DEFAULT_FRACTIONS,
     min_rows: int = DEFAULT_MIN_ROWS,
 ) -> list[LearnerData]:
-    """Share ``dataset`` out among ``n_learners`` and split each share.
+    """Share ``dataset`` out among ``n_learners`` and split each share (the rows of
+    :func:`partition_indices`).
 
     Parameters
     ----------
@@ -366,6 +387,31 @@ def partition_dataset(
     >>> [p.sizes for p in parts]
     [(30, 10, 10), (30, 10, 10), (30, 10, 10)]
     """
+    return [
+        learner_data(dataset.X, dataset.y, rows)
+        for rows in partition_indices(dataset, n_learners, spec, seed, fractions, min_rows)
+    ]
+
+
+def partition_indices(
+    dataset: Dataset,
+    n_learners: int,
+    spec: str | PartitionSpec,
+    seed: int,
+    fractions: Sequence[float] = DEFAULT_FRACTIONS,
+    min_rows: int = DEFAULT_MIN_ROWS,
+) -> list[tuple[Array, Array, Array]]:
+    """The ``(train, vote, test)`` row indices :func:`partition_dataset` gives each
+    learner, so that another program can read the very same shares (the benchmark
+    against Flower writes them to a file). Same arguments and errors.
+
+    Examples
+    --------
+    >>> from colearning.data.datasets import load_dataset
+    >>> rows = partition_indices(load_dataset("iris"), 3, "iid", seed=0)
+    >>> [len(r) for r in rows[0]]
+    [30, 10, 10]
+    """
     parsed = parse_partition(spec)
     _check_n_learners(n_learners)
     _check_seed(seed)
@@ -386,8 +432,6 @@ def partition_dataset(
                 f"{need} each learner needs; {_fix(parsed)}"
             )
     return [
-        split_learner_data(
-            dataset.X, dataset.y, rows, np.random.SeedSequence(seed, spawn_key=(i,)), fractions
-        )
+        split_indices(rows, np.random.SeedSequence(seed, spawn_key=(i,)), fractions)
         for i, rows in enumerate(parts)
     ]

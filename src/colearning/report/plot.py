@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from colearning.core.exceptions import require_extra
+from colearning.core.protocol import Reason
 from colearning.core.records import RoundRecord
 from colearning.core.store import opened
 
@@ -22,14 +23,16 @@ CELL_COLORS = ["#f4f4f4", "#d9534f", "#5cb85c", "#9e9e9e", "#ffffff"]
 
 
 def vote_matrix(rounds: Sequence[RoundRecord], learner_ids: Sequence[str]) -> np.ndarray:
-    """Learner x round codes: approve, reject, abstain (failed/timed out), not asked
-    (skipped rounds, malformed proposals) or proposer."""
+    """Learner x round codes of the votes on each round's candidate: approve, reject,
+    abstain (failed/timed out), not asked (skipped rounds, malformed proposals, screened
+    rounds with nothing left to combine) or proposer (the single proposer, who scores
+    its own proposal without voting; in aggregate and screened rounds proposers vote)."""
     index = {lid: i for i, lid in enumerate(learner_ids)}
     matrix = np.full((len(learner_ids), len(rounds)), NOT_ASKED, dtype=np.int8)
     for col, record in enumerate(rounds):
         for vote in record.votes:
             row = index[vote.learner_id]
-            if vote.learner_id == record.proposer_id:
+            if vote.reason is Reason.PROPOSER:
                 matrix[row, col] = PROPOSER
             elif vote.error is not None and record.status != "skipped":
                 matrix[row, col] = ABSTAIN
@@ -124,7 +127,7 @@ def plot_rounds(
     handles.append(Line2D([], [], marker="o", color="black", linestyle="", label="accepted round"))
     ax_s.legend(handles=handles, fontsize=7, ncol=2, loc="best")
     metric = (summary or {}).get("metric", "score")
-    ax_s.set_ylabel(f"{metric} of the round's proposal")
+    ax_s.set_ylabel(f"{metric} of the round's candidate")
     ax_s.set_xlabel("round")
     ax_s.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax_s.set_title(title or "scores per round (dotted: vote set, solid: test set)")
@@ -140,19 +143,42 @@ def plot_rounds(
         aspect="auto",
         interpolation="nearest",
     )
+    rows = {lid: i for i, lid in enumerate(learner_ids)}
+    combined = False
     for col, record in enumerate(rounds):
-        row = list(learner_ids).index(record.proposer_id)
-        if record.status == "accepted":
-            ax_v.plot(col, row, marker="*", color="#1f5fbf", markersize=11)
-        elif record.status == "rejected":
-            ax_v.plot(col, row, marker="X", color="black", markersize=8)
-        else:
-            ax_v.plot(col, row, marker="s", color="#f0ad4e", markersize=7)
+        status_marker = {"accepted": ("*", "#1f5fbf", 11), "rejected": ("X", "black", 8)}.get(
+            record.status, ("s", "#f0ad4e", 7)
+        )
+        if record.mode == "single":
+            marker, color, size = status_marker
+            ax_v.plot(col, rows[record.proposer_id], marker=marker, color=color, markersize=size)
+            continue
+        # several proposals: a dot for each one combined into the candidate, a cross for
+        # each left out (screened out, failed, malformed); the round's fate above the grid
+        combined = True
+        sources = set(record.candidate.sources) if record.candidate else set()
+        for p in record.proposals:
+            kept = p.proposer_id in sources
+            ax_v.plot(
+                col,
+                rows[p.proposer_id],
+                marker="o" if kept else "x",
+                color="#1f5fbf" if kept else "black",
+                markersize=4 if n <= 40 else 2,
+            )
+        marker, color, size = status_marker
+        ax_v.plot(col, -1, marker=marker, color=color, markersize=size, clip_on=False)
+    ax_v.set_ylim(n - 0.5, -1.6 if combined else -0.5)
     ax_v.set_yticks(range(n), list(learner_ids) if n <= 40 else [""] * n)
     step = max(1, r // 25)
     ax_v.set_xticks(range(0, r, step), [str(v) for v in x[::step]])
     ax_v.set_xlabel("round")
-    ax_v.set_title("votes (proposer: star accepted, X rejected, square skipped)", loc="left")
+    ax_v.set_title(
+        "votes (star accepted, X rejected, square skipped"
+        + ("; o combined, x left out" if combined else "")
+        + ")",
+        loc="left",
+    )
     ax_v.legend(
         handles=[
             Patch(color=CELL_COLORS[APPROVE], label="approve"),

@@ -17,10 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from colearning.core.combiners import Combiner
 from colearning.core.exceptions import ConfigError, StoreError, require_extra
 from colearning.core.experiment import Experiment, ExperimentResult, ObserverLike
 from colearning.core.interface import MachineLearningInterface, Weights
 from colearning.core.pool import LearnerPool
+from colearning.core.plans import planner_for_mode
 from colearning.core.records import RoundRecord
 from colearning.core.store import ExperimentStore
 from colearning.core.tally import threshold_fraction
@@ -42,6 +44,8 @@ class RunConfig:
     ``params`` holds the task's own options (see ``colearn tasks``). ``ledger="evm"``
     has a smart contract decide every round, on the embedded chain or the node at
     ``chain_url`` (see ``docs/ledger.md``).
+    ``params`` holds the task's own options (see ``colearn tasks``). ``mode``,
+    ``combiner`` and ``proposers`` choose the round mode (``docs/modes.md``).
     """
 
     task: str
@@ -57,6 +61,9 @@ class RunConfig:
     params: Mapping[str, Any] = field(default_factory=dict)
     ledger: str | None = None
     chain_url: str | None = None
+    mode: str = "single"
+    combiner: str = "mean"
+    proposers: int | None = None
 
     def resolved(self) -> RunConfig:
         """This config with the task's defaults filled in and every value checked."""
@@ -91,6 +98,7 @@ class RunConfig:
         threshold_fraction(self.vote_threshold)  # type: ignore[arg-type]
         if self.proposer not in ("round-robin", "random"):
             raise ConfigError(f"proposer must be 'round-robin' or 'random'; got {self.proposer!r}")
+        planner_for_mode(self.mode, self.proposer, self.seed, self.combiner, self.proposers)
         if self.timeout is not None and not (
             isinstance(self.timeout, (int, float))
             and math.isfinite(self.timeout)
@@ -167,6 +175,11 @@ class Setup:
     @property
     def learner_ids(self) -> list[str]:
         return [f"learner-{i}" for i in range(len(self.learners))]
+
+    @property
+    def train_rows(self) -> list[int]:
+        """Each learner's train rows, in learner order."""
+        return [p.sizes[0] for p in self.parts]
 
     def context(self, learner_index: int) -> BuildContext:
         c = self.config
@@ -333,6 +346,12 @@ def _play(
         learner_ids=setup.learner_ids,
         observers=observers,
         decider=decider,
+        mode=c.mode,
+        # the weighted mean weighs each proposal by its learner's train rows
+        combiner=Combiner.parse(
+            c.combiner, dict(zip(setup.learner_ids, setup.train_rows, strict=True))
+        ),
+        proposers=c.proposers,
     )
     with experiment:
         if decider is not None:

@@ -51,7 +51,7 @@ _TRAIN_PARAMS: Mapping[str, Any] = {
     "lr": 1e-3,
     "device": "cpu",
     "num_batches": 0,
-    "vote_metric": "accuracy",
+    "vote_metric": "loss",  # continuous; accuracy of a small vote set ties (docs/modes.md)
 }
 _DP_PARAMS: Mapping[str, Any] = {
     **_TRAIN_PARAMS,

@@ -1,0 +1,300 @@
+"""How an aggregate round turns several proposals into one candidate: pure functions.
+
+Each combiner takes the proposals' named arrays (in the plan's proposer order) and
+returns one set of named arrays of the same names, shapes and dtypes:
+
+``mean``
+    The data-size-weighted mean (FedAvg's rule): proposal ``i`` counts in proportion
+    to its learner's train rows (equal weights where sizes are not known). Not robust:
+    one poisoned proposal moves it anywhere, and a learner that overstates its size
+    steers it.
+``median``
+    The coordinate-wise median. Each coordinate is the median of the proposals'
+    values, so fewer than half of the proposals cannot move it outside the range of
+    the others' values.
+``trimmed-mean`` (``trimmed-mean:TRIM``, default ``TRIM = 0.2``)
+    The coordinate-wise trimmed mean: at each coordinate the ``c = ceil(TRIM * k)``
+    largest and ``c`` smallest of the ``k`` values are cut (never so many that nothing
+    is left: ``c <= (k - 1) // 2``) and the rest averaged. With ``k >= 3`` it tolerates
+    at least one poisoned proposal, and ``c`` of them in general.
+
+The robust combiners ignore data sizes: a claim about one's data is exactly what a
+robust rule must not trust. Floats are combined in float64 and cast back to the
+proposals' dtype; the sums run in a fixed order with NumPy's element-wise arithmetic
+(no BLAS), so the same proposals give the same bits, and so the same weights id, on
+every run. Integer arrays (counters such as batch norm's ``num_batches_tracked``)
+take the lower coordinate-wise median whatever the combiner, so they stay integers and
+one proposal cannot inflate them. A ``uint8`` encoded model (a booster, a forest) is not
+a set of coordinates: combining one is refused.
+
+Nothing here imports anything beyond NumPy; these are the functions a ledger or another
+party can re-run to check a candidate.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from colearning.core.exceptions import ConfigError, WeightsError
+from colearning.core.interface import Array, Weights
+
+#: The names ``colearn run --combiner`` takes (``trimmed-mean:TRIM`` sets the trim).
+COMBINERS = ("mean", "median", "trimmed-mean")
+DEFAULT_TRIM = 0.2
+
+Arrays = Mapping[str, Array]
+
+
+# -- the pure functions -------------------------------------------------------------------
+
+
+def weighted_mean(
+    proposals: Sequence[Arrays], sizes: Sequence[float] | None = None
+) -> dict[str, Array]:
+    """The mean of ``proposals`` weighted by ``sizes`` (equal weights if ``None``).
+
+    >>> import numpy as np
+    >>> weighted_mean([{"w": np.array([0.0])}, {"w": np.array([3.0])}], [2, 1])["w"]
+    array([1.])
+    """
+    names = _check(proposals)
+    share = _shares(len(proposals), sizes)
+    out: dict[str, Array] = {}
+    for name in names:
+        first = proposals[0][name]
+        if first.dtype.kind != "f":
+            out[name] = _lower_median([p[name] for p in proposals])
+            continue
+        acc = np.zeros(first.shape, np.float64)
+        for p, s in zip(proposals, share, strict=True):
+            acc += s * p[name].astype(np.float64)
+        out[name] = _as(acc, first)
+    return out
+
+
+def coordinate_median(proposals: Sequence[Arrays]) -> dict[str, Array]:
+    """The coordinate-wise median (the mean of the two middle values for even ``k``).
+
+    >>> import numpy as np
+    >>> ps = [{"w": np.array(v)} for v in ([1.0, 5.0], [2.0, 6.0], [1e9, -1e9])]
+    >>> coordinate_median(ps)["w"]
+    array([2., 5.])
+    """
+    names = _check(proposals)
+    out: dict[str, Array] = {}
+    for name in names:
+        first = proposals[0][name]
+        if first.dtype.kind != "f":
+            out[name] = _lower_median([p[name] for p in proposals])
+            continue
+        stacked = _sorted_stack([p[name] for p in proposals])
+        k = len(proposals)
+        middle = (stacked[(k - 1) // 2] + stacked[k // 2]) / 2.0
+        out[name] = _as(middle, first)
+    return out
+
+
+def trimmed_mean(proposals: Sequence[Arrays], trim: float = DEFAULT_TRIM) -> dict[str, Array]:
+    """The coordinate-wise mean after cutting ``trim_count(trim, k)`` values from each end.
+
+    >>> import numpy as np
+    >>> ps = [{"w": np.array([v])} for v in (1.0, 2.0, 3.0, 4.0, 1e9)]
+    >>> trimmed_mean(ps, 0.2)["w"]
+    array([3.])
+    """
+    names = _check(proposals)
+    cut = trim_count(trim, len(proposals))
+    out: dict[str, Array] = {}
+    for name in names:
+        first = proposals[0][name]
+        if first.dtype.kind != "f":
+            out[name] = _lower_median([p[name] for p in proposals])
+            continue
+        kept = _sorted_stack([p[name] for p in proposals])[cut : len(proposals) - cut]
+        acc = np.zeros(first.shape, np.float64)
+        for row in kept:  # a fixed order, element-wise: the same bits every run
+            acc += row
+        out[name] = _as(acc / len(kept), first)
+    return out
+
+
+def trim_count(trim: float, k: int) -> int:
+    """Values cut from each end by the trimmed mean of ``k`` values: ``ceil(trim * k)``,
+    but never so many that nothing is left.
+
+    >>> [trim_count(0.2, k) for k in (1, 2, 3, 5, 10, 11)]
+    [0, 0, 1, 1, 2, 3]
+    """
+    _check_trim(trim)
+    return min(math.ceil(trim * k - 1e-12), (k - 1) // 2)
+
+
+# -- the combiner a plan carries ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Combiner:
+    """A named combiner with its settings, as a plan carries it.
+
+    ``sizes`` maps learner ids to their train rows, for the weighted mean; a learner
+    missing from it counts as the mean of the known sizes (equal weights if none is
+    known).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from colearning.core.interface import Weights
+    >>> c = Combiner.parse("trimmed-mean:0.25")
+    >>> c.name, c.trim, c.spec
+    ('trimmed-mean', 0.25, 'trimmed-mean:0.25')
+    >>> w = c.combine([("a", Weights({"w": np.ones(2)})), ("b", Weights({"w": np.ones(2)}))])
+    >>> w.arrays["w"]
+    array([1., 1.])
+    """
+
+    name: str = "mean"
+    trim: float = DEFAULT_TRIM
+    sizes: Mapping[str, float] | None = None
+
+    def __post_init__(self) -> None:
+        if self.name not in COMBINERS:
+            raise ConfigError(
+                f"combiner must be one of {', '.join(COMBINERS)} (trimmed-mean:TRIM sets the "
+                f"share trimmed from each end); got {self.name!r}"
+            )
+        _check_trim(self.trim)
+        if self.sizes is not None:
+            bad = {k: v for k, v in self.sizes.items() if not _is_positive(v)}
+            if bad:
+                key = next(iter(bad))
+                raise ConfigError(f"data sizes must be numbers > 0; got {bad[key]!r} for {key!r}")
+
+    @classmethod
+    def parse(cls, spec: str | Combiner, sizes: Mapping[str, float] | None = None) -> Combiner:
+        """``"mean"``, ``"median"``, ``"trimmed-mean"`` or ``"trimmed-mean:TRIM"``."""
+        if isinstance(spec, Combiner):
+            return spec if sizes is None else cls(spec.name, spec.trim, sizes)
+        if not isinstance(spec, str):
+            raise ConfigError(
+                f"combiner must be a name such as 'mean' or 'trimmed-mean:0.2'; got {spec!r}"
+            )
+        name, _, arg = spec.strip().partition(":")
+        trim = DEFAULT_TRIM
+        if arg:
+            if name != "trimmed-mean":
+                raise ConfigError(
+                    f"only trimmed-mean takes a setting (trimmed-mean:TRIM); got {spec!r}"
+                )
+            try:
+                trim = float(arg)
+            except ValueError:
+                raise ConfigError(
+                    f"trimmed-mean:TRIM needs a number TRIM in [0, 0.5); got {spec!r}"
+                ) from None
+        return cls(name, trim, sizes)
+
+    @property
+    def spec(self) -> str:
+        """The name as ``parse`` takes it (``trimmed-mean:0.25`` with its trim)."""
+        return f"trimmed-mean:{self.trim:g}" if self.name == "trimmed-mean" else self.name
+
+    def combine(self, proposals: Sequence[tuple[str, Weights]]) -> Weights:
+        """One candidate from ``(learner_id, weights)`` pairs, in the given order; the
+        candidate keeps the first proposal's layout (a torch ``state_dict`` stays one)."""
+        if not proposals:
+            raise ConfigError("a combiner needs at least one proposal; got none")
+        arrays = [w.arrays for _, w in proposals]
+        if self.name == "mean":
+            combined = weighted_mean(arrays, self._sizes([lid for lid, _ in proposals]))
+        elif self.name == "median":
+            combined = coordinate_median(arrays)
+        else:
+            combined = trimmed_mean(arrays, self.trim)
+        return Weights.from_arrays(combined, proposals[0][1].layout)
+
+    def describe(self) -> dict[str, object]:
+        return {"combiner": self.spec}
+
+    def _sizes(self, learner_ids: Sequence[str]) -> list[float] | None:
+        if not self.sizes:
+            return None
+        known = [float(self.sizes[i]) for i in learner_ids if i in self.sizes]
+        fill = sum(known) / len(known) if known else 1.0
+        return [float(self.sizes.get(i, fill)) for i in learner_ids]
+
+
+# -- checks ---------------------------------------------------------------------------------
+
+
+def _check(proposals: Sequence[Arrays]) -> tuple[str, ...]:
+    if not proposals:
+        raise ConfigError("a combiner needs at least one proposal; got none")
+    names = tuple(proposals[0])
+    for i, p in enumerate(proposals[1:], start=1):
+        if tuple(p) != names:
+            raise WeightsError(
+                f"proposal {i} has arrays {list(p)}; proposal 0 has {list(names)}. "
+                "Proposals are combined name by name and must hold the same arrays"
+            )
+    for name in names:
+        first = proposals[0][name]
+        if first.dtype == np.uint8 and first.ndim == 1:
+            raise WeightsError(
+                f"array {name!r} is an encoded model (1-D uint8); an encoded model such as "
+                "a booster or a forest cannot be averaged coordinate by coordinate. Use the "
+                "single round mode for this learner"
+            )
+        for i, p in enumerate(proposals[1:], start=1):
+            if p[name].shape != first.shape or p[name].dtype != first.dtype:
+                raise WeightsError(
+                    f"array {name!r} of proposal {i} is {p[name].dtype}{list(p[name].shape)}; "
+                    f"proposal 0's is {first.dtype}{list(first.shape)}. Proposals must "
+                    "fit the same model"
+                )
+    return names
+
+
+def _shares(k: int, sizes: Sequence[float] | None) -> list[float]:
+    if sizes is None:
+        return [1.0 / k] * k
+    if len(sizes) != k:
+        raise ConfigError(f"got {len(sizes)} data sizes for {k} proposals")
+    if not all(_is_positive(s) for s in sizes):
+        raise ConfigError(f"data sizes must be numbers > 0; got {list(sizes)}")
+    total = float(sum(float(s) for s in sizes))
+    return [float(s) / total for s in sizes]
+
+
+def _check_trim(trim: float) -> None:
+    if isinstance(trim, bool) or not isinstance(trim, (int, float)) or not 0 <= trim < 0.5:
+        raise ConfigError(
+            f"trim must be a share in [0, 0.5) cut from each end; got {trim!r} (0.2 cuts "
+            "the highest and lowest fifth of the values at each coordinate)"
+        )
+
+
+def _is_positive(value: object) -> bool:
+    return (
+        isinstance(value, (int, float, np.integer, np.floating))
+        and not isinstance(value, bool)
+        and math.isfinite(float(value))
+        and float(value) > 0
+    )
+
+
+def _sorted_stack(arrays: Sequence[Array]) -> Array:
+    return np.sort(np.stack([a.astype(np.float64) for a in arrays]), axis=0)
+
+
+def _lower_median(arrays: Sequence[Array]) -> Array:
+    stacked = np.sort(np.stack(arrays), axis=0)
+    return _as(stacked[(len(arrays) - 1) // 2], arrays[0])
+
+
+def _as(values: Array, like: Array) -> Array:
+    """``values`` as a fresh array of ``like``'s dtype and shape (0-d stays 0-d)."""
+    return np.array(values, dtype=like.dtype).reshape(like.shape)

@@ -1,0 +1,127 @@
+"""The benchmark against Flower, this project's side: partition files, the grid's
+bookkeeping, the tables. (Flower's side runs in .venv-bench, outside the test suite.)"""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from colearning.bench.collaboration import Cell, ours_speed, run_grid, tree_rss
+from colearning.bench.partitions import (
+    POOLED,
+    build_learners,
+    learner_shares,
+    read_partition,
+    write_partition,
+)
+from colearning.bench.report import accuracy_table, fedavg_at_epochs, summarize_cell
+from colearning.data import load_dataset, partition_dataset
+
+
+def test_a_partition_file_gives_back_the_shares_colearn_run_uses(tmp_path):
+    path = tmp_path / "p.json"
+    write_partition(path, "digits-sgd", 4, "dirichlet:0.5", seed=2)
+    spec = read_partition(path)
+    expected = partition_dataset(load_dataset("digits"), 4, "dirichlet:0.5", seed=2)
+    for got, want in zip(learner_shares(spec), expected, strict=True):
+        for a, b in ((got.train, want.train), (got.vote, want.vote), (got.test, want.test)):
+            np.testing.assert_array_equal(a[0], b[0])
+            np.testing.assert_array_equal(a[1], b[1])
+    assert [p["train_rows"] for p in spec.parts] == [p.sizes[0] for p in expected]
+    judge = build_learners(spec, [POOLED])[0]
+    assert judge.mli_test_weights(judge.mli_get_current_weights()).test_score is not None
+
+
+def test_fedavg_at_equal_epochs_reads_the_last_round_within_them():
+    flower = {"scores": [0.1, 0.5, 0.7, 0.8], "epochs_per_round": 10}
+    assert fedavg_at_epochs(flower, 0) == 0.1
+    assert fedavg_at_epochs(flower, 19) == 0.5
+    assert fedavg_at_epochs(flower, 20) == 0.7
+    assert fedavg_at_epochs(flower, 1000) == 0.8
+
+
+def fake_cell(seed, single, aggregate, fedavg, pooled, alone):
+    def mode(final, epochs_per_round):
+        return {
+            "scores": [0.1, final],
+            "epochs": [0, epochs_per_round],
+            "accepted": 1,
+            "proposals": 2,
+        }
+
+    return {
+        "cell": {"task": "t", "learners": 2, "partition": "iid", "seed": seed, "rounds": 1},
+        "ours": {
+            "modes": {"single": mode(single, 5), "aggregate": mode(aggregate, 10)},
+            "alone": {"final": [alone, alone - 0.1], "best_by_round": [0.1, alone]},
+            "pooled": {"scores": [0.1, pooled]},
+            "peak_rss_mib": 100.0,
+            "epochs_per_proposal": 5,
+        },
+        "flower": {"scores": [0.1, fedavg], "epochs_per_round": 10, "peak_rss_mib": 900.0},
+    }
+
+
+def test_the_table_averages_seeds_and_checks_each_goal():
+    cells = [fake_cell(0, 0.80, 0.90, 0.88, 0.91, 0.85), fake_cell(1, 0.82, 0.94, 0.90, 0.93, 0.87)]
+    row = summarize_cell(cells[0])
+    assert row["modes"]["single"]["fedavg_at_epochs"] == 0.1  # 5 epochs < one FedAvg round
+    assert row["modes"]["aggregate"]["fedavg_at_epochs"] == 0.88
+    table = accuracy_table(cells)
+    line = table.splitlines()[2]
+    assert "| t | 2 | iid | 1 | 0,1 | 0.810 | 0.920 | 0.860 | 0.920 | 0.890 |" in line
+    assert "| aggregate | yes yes yes yes |" in line
+    worse = [fake_cell(0, 0.80, 0.86, 0.88, 0.91, 0.87)]
+    assert "| aggregate | NO NO NO NO |" in accuracy_table(worse).splitlines()[2]
+
+
+def test_a_cell_that_cannot_be_partitioned_is_recorded_not_run(tmp_path):
+    cell = Cell("digits-sgd", 400, "iid", 0, 2)
+    results = run_grid([cell], tmp_path, flower_python=None, log=lambda line: None)
+    assert "fewer than the 10 each learner needs" in results[0]["error"]
+    assert "not run" in accuracy_table(results)
+    # the grid resumes: a cell on disk is not played again
+    again = run_grid([cell], tmp_path, flower_python=None, log=pytest.fail)
+    assert again == results
+
+
+def test_the_speed_job_times_every_round_of_every_mode():
+    for settings in ({"mode": "single"}, {"mode": "screened", "proposers": 2}):
+        job = {"learners": 4, "rounds": 3, "settings": settings, "store": True, "launched": 0.0}
+        got = ours_speed(job)
+        assert len(got["round_seconds"]) == 2 and got["first_round_end"] > 0
+
+
+def test_tree_rss_counts_children_too():
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import sys, numpy; x = numpy.ones(2**24); sys.stdin.read()"],
+        stdin=subprocess.PIPE,
+    )
+    try:
+        alone = tree_rss(child.pid)
+        for _ in range(200):  # until the child has its 128 MiB
+            if (alone := tree_rss(child.pid)) > 2**27:
+                break
+            __import__("time").sleep(0.05)
+        assert tree_rss(os.getpid()) >= alone > 2**27
+    finally:
+        child.communicate(b"")
+
+
+@pytest.mark.slow
+def test_a_small_grid_cell_plays_every_mode_and_the_baselines(tmp_path):
+    cell = Cell("digits-sgd", 3, "iid", 0, 2)
+    (result,) = run_grid([cell], tmp_path, flower_python=None, log=lambda line: None)
+    ours = result["ours"]
+    assert set(ours["modes"]) == {"single", "aggregate", "screened"}
+    assert ours["modes"]["single"]["epochs"] == [0, 5, 10]
+    assert ours["modes"]["aggregate"]["epochs"] == [0, 15, 30]
+    for m in ours["modes"].values():
+        assert len(m["scores"]) == 3 and all(0 <= s <= 1 for s in m["scores"])
+    assert len(ours["alone"]["final"]) == 3 and len(ours["pooled"]["scores"]) == 3
+    assert ours["peak_rss_mib"] > 10
+    saved = json.loads((tmp_path / "raw" / f"{cell.key}.json").read_text())
+    assert saved["ours"]["modes"] == ours["modes"]
