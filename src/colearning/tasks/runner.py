@@ -21,8 +21,8 @@ from colearning.core.combiners import Combiner
 from colearning.core.exceptions import ConfigError, StoreError, require_extra
 from colearning.core.experiment import Experiment, ExperimentResult, ObserverLike
 from colearning.core.interface import MachineLearningInterface, Weights
-from colearning.core.pool import LearnerPool
 from colearning.core.plans import planner_for_mode
+from colearning.core.pool import LearnerPool
 from colearning.core.records import RoundRecord
 from colearning.core.store import ExperimentStore
 from colearning.core.tally import threshold_fraction
