@@ -74,7 +74,8 @@ def test_each_task_builds_learners_that_keep_the_contract(name):
     assert dataset.name == DATASETS[name]
     data = partition_dataset(dataset, 3, "iid", seed=0)[0]
     learner = task.make_learner(data, BuildContext(0, 0, dataset, params={"epochs": 1}))
-    assert isinstance(learner.inner, SKLearnLearner)  # votes on log loss, tests on accuracy
+    assert isinstance(learner, SKLearnLearner)  # votes on log loss, tests on accuracy
+    assert (learner.vote_metric, learner.test_metric) == ("log_loss", "accuracy")
     check_learner(learner)
 
 
@@ -82,21 +83,21 @@ def test_votes_are_on_log_loss_and_test_scores_are_accuracy_by_default(digits_ta
     task, dataset = digits_task
     data = partition_dataset(dataset, 3, "iid", seed=0)[0]
     learner = task.make_learner(data, BuildContext(0, 0, dataset))
-    assert learner.inner.metric == "log_loss" and task.params["vote_metric"] == "log_loss"
+    assert learner.vote_metric == "log_loss" and task.params["vote_metric"] == "log_loss"
     learner.mli_set_round(0)
     verdict = learner.mli_test_weights(learner.mli_propose_weights())
     rows = len(data.test[1])
     assert verdict.test_score * rows == pytest.approx(round(verdict.test_score * rows))
     assert verdict.vote_score > 0  # a loss, not a share of rows right
-    assert verdict.vote_score < learner.inner.current_vote_score  # one proposal lowers it
+    assert verdict.vote_score < learner.current_vote_score()  # one proposal lowers it
     assert verdict.vote is True
 
 
-def test_vote_metric_accuracy_gives_the_plain_learner_and_a_typo_is_refused(digits_task):
+def test_vote_metric_accuracy_is_taken_and_a_typo_is_refused(digits_task):
     task, dataset = digits_task
     data = partition_dataset(dataset, 3, "iid", seed=0)[0]
     plain = task.make_learner(data, BuildContext(0, 0, dataset, params={"vote_metric": "accuracy"}))
-    assert isinstance(plain, SKLearnLearner) and plain.metric == "accuracy"
+    assert isinstance(plain, SKLearnLearner) and plain.vote_metric == "accuracy"
     with pytest.raises(ConfigError, match="vote_metric must be one of log_loss.*got 'rmse'"):
         task.make_learner(data, BuildContext(0, 0, dataset, params={"vote_metric": "rmse"}))
 

@@ -30,9 +30,10 @@ def vote_matrix(rounds: Sequence[RoundRecord], learner_ids: Sequence[str]) -> np
     index = {lid: i for i, lid in enumerate(learner_ids)}
     matrix = np.full((len(learner_ids), len(rounds)), NOT_ASKED, dtype=np.int8)
     for col, record in enumerate(rounds):
+        single_proposer = record.proposer_id if record.mode == "single" else None
         for vote in record.votes:
             row = index[vote.learner_id]
-            if vote.reason is Reason.PROPOSER:
+            if vote.reason is Reason.PROPOSER or vote.learner_id == single_proposer:
                 matrix[row, col] = PROPOSER
             elif vote.error is not None and record.status != "skipped":
                 matrix[row, col] = ABSTAIN
