@@ -157,7 +157,9 @@ def test_damaged_transfers_are_refused_and_the_model_is_unchanged(serve):
     big = encode(Weights({"w": np.zeros(1000)}))
 
     def accept(messages):
-        reply = stub.Accept(iter(messages), metadata=META, timeout=10)
+        # the plain generated stub, protobuf messages: any client of the schema works
+        as_pb = [pb.WeightsMessage.FromString(m) if isinstance(m, bytes) else m for m in messages]
+        reply = stub.Accept(iter(as_pb), metadata=META, timeout=10)
         assert reply.HasField("failure")
         return reply.failure.message
 

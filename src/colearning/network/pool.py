@@ -63,11 +63,13 @@ from colearning.network.transfer import (
     DEFAULT_MAX_BYTES,
     RemoteFailureError,
     TransferError,
+    learner_stub,
     receive_weights,
     send_weights,
 )
 
 T = TypeVar("T")
+Blob = bytes | memoryview
 
 #: gRPC's reconnection backoff towards a learner that went away (milliseconds).
 RECONNECT_OPTIONS: list[tuple[str, Any]] = [
@@ -177,7 +179,7 @@ class GrpcPool:
         self._ids = ids
         self._members = {lid: self._member(lid, addr) for lid, addr in pairs}
         self._shared: WeightsRef | None = None
-        self._received: OrderedDict[int, tuple[Weights, str, bytes]] = OrderedDict()
+        self._received: OrderedDict[int, tuple[Weights, str, Blob]] = OrderedDict()
         self._received_lock = threading.Lock()
         self._round = -1
         self._closed = False
@@ -195,7 +197,7 @@ class GrpcPool:
             channel = grpc.secure_channel(address, self.credentials.grpc(), options=options)
         else:
             channel = grpc.insecure_channel(address, options=options)
-        return _Member(learner_id, address, channel, pb_grpc.LearnerStub(channel))
+        return _Member(learner_id, address, channel, learner_stub(channel))
 
     # -- connecting ---------------------------------------------------------------------------
 
@@ -428,7 +430,7 @@ class GrpcPool:
         return weights
 
     def _test_one(
-        self, m: _Member, wid: str, blob: Callable[[], bytes], dl: _Deadline, batch: int
+        self, m: _Member, wid: str, blob: Callable[[], Blob], dl: _Deadline, batch: int
     ) -> ProposedWeights:
         def send(by_id: bool) -> pb.TestReply:
             msgs = send_weights(wid, None if by_id else blob(), round_index=self._round)
@@ -448,7 +450,7 @@ class GrpcPool:
         return verdict_from_proto(reply)
 
     def _accept_one(
-        self, m: _Member, wid: str, blob: Callable[[], bytes], dl: _Deadline, batch: int
+        self, m: _Member, wid: str, blob: Callable[[], Blob], dl: _Deadline, batch: int
     ) -> None:
         def send(by_id: bool) -> pb.AcceptReply:
             msgs = send_weights(wid, None if by_id else blob(), round_index=self._round)
@@ -486,7 +488,7 @@ class GrpcPool:
 
     # -- machinery ----------------------------------------------------------------------------
 
-    def _remember(self, weights: Weights, wid: str, blob: bytes) -> None:
+    def _remember(self, weights: Weights, wid: str, blob: Blob) -> None:
         """Keep the bytes of weights received from a learner, so that when the driver
         hands the same object back (to test or accept) it is not encoded again."""
         with self._received_lock:
@@ -494,7 +496,7 @@ class GrpcPool:
             while len(self._received) > 4:
                 self._received.popitem(last=False)
 
-    def _resolve(self, ref: WeightsRef) -> tuple[str, Callable[[], bytes]]:
+    def _resolve(self, ref: WeightsRef) -> tuple[str, Callable[[], Blob]]:
         """The id of ``ref`` and a way to get its bytes (only asked for when a learner
         does not hold them)."""
         with self._received_lock:

@@ -55,6 +55,7 @@ from colearning.network.transfer import (
     Received,
     RemoteFailureError,
     TransferError,
+    add_learner_service,
     receive_weights,
     send_weights,
 )
@@ -257,7 +258,7 @@ class LearnerService(pb_grpc.LearnerServicer):  # type: ignore[misc]
 
     def Propose(
         self, request: pb.ProposeRequest, context: grpc.ServicerContext
-    ) -> Iterator[pb.WeightsMessage]:
+    ) -> Iterator[pb.WeightsMessage | bytes]:
         meta = self._check_peer(context, "propose")
         r = int(request.round_index)
         start = time.perf_counter()
@@ -365,7 +366,7 @@ class LearnerService(pb_grpc.LearnerServicer):  # type: ignore[misc]
 
     def CurrentWeights(
         self, request: pb.CurrentWeightsRequest, context: grpc.ServicerContext
-    ) -> Iterator[pb.WeightsMessage]:
+    ) -> Iterator[pb.WeightsMessage | bytes]:
         meta = self._check_peer(context, "current weights")
         try:
             with self._locked(context, meta):
@@ -485,7 +486,7 @@ class LearnerServer:
             ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="colearning-serve"),
             options=SERVER_OPTIONS,
         )
-        pb_grpc.add_LearnerServicer_to_server(self.service, self._server)
+        add_learner_service(self.service, self._server)
         from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
         self._health = health.HealthServicer()
