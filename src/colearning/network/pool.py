@@ -278,6 +278,8 @@ class GrpcPool:
                 f"{where}: it does not speak the colearning.v1 learner protocol (another "
                 "program on that port, or an incompatible colearning version)"
             )
+        if code is grpc.StatusCode.PERMISSION_DENIED:
+            return f"{where}: it refused this coordinator: {details}"
         low = details.lower()
         if self.credentials is not None and any(
             s in low for s in ("handshake", "certificate", "peer name", "ssl", "tls")
