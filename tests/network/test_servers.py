@@ -113,6 +113,14 @@ def test_mutual_tls_refuses_an_untrusted_client_and_a_wrong_identity(serve, cert
         )
     with pytest.raises(NetworkError, match="pass --certs here too"):
         GrpcPool([("learner-0", s0.address)], connect_timeout=2)  # plaintext to a TLS server
+    # another party, with a certificate from the same CA, is not the coordinator
+    with pytest.raises(NetworkError, match="takes calls only from 'coordinator'.*'learner-1'"):
+        GrpcPool(
+            [("learner-0", s0.address)],
+            credentials=tls.client_credentials(d, "learner-1"),
+            connect_timeout=10,
+        )
+
     # a learner presenting learner-1's certificate where learner-0 is expected
     s1 = serve(
         "--factory",
@@ -131,7 +139,8 @@ def test_mutual_tls_refuses_an_untrusted_client_and_a_wrong_identity(serve, cert
         GrpcPool(
             [("learner-0", s1.address)], credentials=tls.client_credentials(d), connect_timeout=2
         )
-    assert "mutual TLS" in s0.log.read_text()
+    log = s0.log.read_text()
+    assert "mutual TLS" in log and "its certificate names ['learner-1'], not 'coordinator'" in log
 
 
 def test_a_learner_may_name_the_coordinators_it_takes(certs):
