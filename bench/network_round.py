@@ -17,6 +17,7 @@ without pipelining, against in-process learners, in one run.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -54,23 +55,25 @@ def overhead(reps: int, rounds: int = 30) -> None:
             for i in range(5)
         ]
         procs = LearnerProcesses(cmds).start()
+        phases = ("propose", "validate", "accept", "total")
         try:
             got = procs.wait_ready(ports)
-            medians = []
+            medians: dict[str, list[float]] = {k: [] for k in phases}
             for _ in range(reps):
                 pool = GrpcPool([(f"learner-{i}", f"127.0.0.1:{p}") for i, p in enumerate(got)])
-                times: list[float] = []
-                record = times.append
-                with Experiment(pool, observers=[lambda r, add=record: add(r.timings.total)]) as e:
+                records: list = []  # type: ignore[type-arg]
+                with Experiment(pool, observers=[records.append]) as e:
                     e.run(rounds)
-                medians.append(statistics.median(times[3:]))
+                for k in phases:  # the first 3 rounds warm the channels up
+                    medians[k].append(statistics.median(getattr(r.timings, k) for r in records[3:]))
         finally:
             procs.stop()
             procs.cleanup()
+    split = ", ".join(f"{k} {1000 * statistics.median(medians[k]):.1f}" for k in phases[:3])
     print(
         f"round overhead, 5 learner processes, no learner compute: "
-        f"{1000 * statistics.median(medians):.1f} ms per round (median of {reps} runs of "
-        f"{rounds} rounds)"
+        f"{1000 * statistics.median(medians['total']):.1f} ms per round ({split} ms; median "
+        f"of {reps} runs of {rounds} rounds; load {os.getloadavg()[0]:.1f})"
     )
     del LearnerServer
 

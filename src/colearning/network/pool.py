@@ -20,6 +20,8 @@ in-process ones. What it adds is the network's part:
 
 from __future__ import annotations
 
+import functools
+import queue
 import threading
 import time
 from collections import OrderedDict
@@ -42,7 +44,6 @@ from colearning.core.pool import Outcome
 from colearning.core.protocol import Reason
 from colearning.core.weights_ref import WeightsRef
 from colearning.network._proto import colearning_pb2 as pb
-from colearning.network._proto import colearning_pb2_grpc as pb_grpc
 from colearning.network.convert import (
     PROTOCOL_VERSION,
     LearnerDescription,
@@ -61,8 +62,10 @@ from colearning.network.server import (
 from colearning.network.tls import ClientCredentials
 from colearning.network.transfer import (
     DEFAULT_MAX_BYTES,
+    LearnerStub,
     RemoteFailureError,
     TransferError,
+    by_id_message,
     learner_stub,
     receive_weights,
     send_weights,
@@ -95,7 +98,7 @@ class _Member:
     learner_id: str
     address: str
     channel: grpc.Channel
-    stub: pb_grpc.LearnerStub
+    stub: LearnerStub
     description: LearnerDescription | None = None
     holds: set[str] = field(default_factory=set)
     suspect: bool = False  # unreachable or restarted: check before the next call
@@ -104,6 +107,43 @@ class _Member:
 
 class _Restarted(Exception):
     pass
+
+
+class _Threads:
+    """Daemon threads for a pool's parallel calls, kept from call to call (starting
+    five threads for each phase of a round cost about 0.3 ms of a 12 ms round). A
+    thread is added whenever none is idle, so a call stuck in a learner never holds up
+    another; daemon threads, so a hung learner never blocks the interpreter's exit."""
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self._idle = 0
+        self._lock = threading.Lock()
+
+    def run(self, job: Callable[[], None]) -> None:
+        with self._lock:
+            if self._idle:
+                self._idle -= 1
+            else:
+                threading.Thread(target=self._work, name="colearning-grpc", daemon=True).start()
+        self._jobs.put(job)
+
+    def _work(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            job()
+            del job  # nothing of the call stays referenced while this thread waits
+            with self._lock:
+                self._idle += 1
+
+    def close(self) -> None:
+        """End the idle threads (a busy one goes idle and waits: it is a daemon)."""
+        with self._lock:
+            idle, self._idle = self._idle, 0
+        for _ in range(idle):
+            self._jobs.put(None)
 
 
 class _Deadline:
@@ -183,6 +223,7 @@ class GrpcPool:
         self._received_lock = threading.Lock()
         self._round = -1
         self._closed = False
+        self._threads = _Threads()
         try:
             self._connect(connect_timeout)
         except BaseException:
@@ -405,6 +446,7 @@ class GrpcPool:
         self._closed = True
         for m in self._members.values():
             m.channel.close()
+        self._threads.close()
 
     def __enter__(self) -> GrpcPool:
         return self
@@ -435,10 +477,14 @@ class GrpcPool:
         self, m: _Member, wid: str, blob: Callable[[], Blob], dl: _Deadline, batch: int
     ) -> ProposedWeights:
         def send(by_id: bool) -> pb.TestReply:
-            msgs = send_weights(wid, None if by_id else blob(), round_index=self._round)
-            reply: pb.TestReply = m.stub.Test(
-                msgs, timeout=dl.left(), metadata=self._metadata(m, batch)
-            )
+            meta = self._metadata(m, batch)
+            reply: pb.TestReply
+            if by_id:  # one message: a unary call (see transfer.LearnerStub)
+                msg = by_id_message(wid, round_index=self._round)
+                reply = m.stub.TestById(msg, timeout=dl.left(), metadata=meta)
+            else:
+                msgs = send_weights(wid, blob(), round_index=self._round)
+                reply = m.stub.Test(msgs, timeout=dl.left(), metadata=meta)
             return reply
 
         reply = send(wid in m.holds)
@@ -455,10 +501,14 @@ class GrpcPool:
         self, m: _Member, wid: str, blob: Callable[[], Blob], dl: _Deadline, batch: int
     ) -> None:
         def send(by_id: bool) -> pb.AcceptReply:
-            msgs = send_weights(wid, None if by_id else blob(), round_index=self._round)
-            reply: pb.AcceptReply = m.stub.Accept(
-                msgs, timeout=dl.left(), metadata=self._metadata(m, batch)
-            )
+            meta = self._metadata(m, batch)
+            reply: pb.AcceptReply
+            if by_id:  # one message: a unary call (see transfer.LearnerStub)
+                msg = by_id_message(wid, round_index=self._round)
+                reply = m.stub.AcceptById(msg, timeout=dl.left(), metadata=meta)
+            else:
+                msgs = send_weights(wid, blob(), round_index=self._round)
+                reply = m.stub.Accept(msgs, timeout=dl.left(), metadata=meta)
             return reply
 
         reply = send(wid in m.holds)
@@ -522,14 +572,21 @@ class GrpcPool:
         def run(m: _Member) -> None:
             results[m.learner_id] = self._call(m, call, timeout)
 
-        if len(members) == 1:
+        # the others on the pool's threads, the first on this one
+        done = threading.Semaphore(0)
+
+        def other(m: _Member) -> None:
+            try:
+                run(m)
+            finally:
+                done.release()
+
+        for m in members[1:]:
+            self._threads.run(functools.partial(other, m))
+        if members:
             run(members[0])
-        else:
-            threads = [threading.Thread(target=run, args=(m,), daemon=True) for m in members]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
+        for _ in members[1:]:
+            done.acquire()
         return {lid: results[lid] for lid in learner_ids}
 
     def _call(

@@ -144,35 +144,61 @@ _WEIGHTS_IN = ("Test", "Accept")
 _WEIGHTS_OUT = ("Propose", "CurrentWeights")
 
 
-def learner_stub(channel: grpc.Channel) -> pb_grpc.LearnerStub:
+class LearnerStub(pb_grpc.LearnerStub):  # type: ignore[misc]
     """The generated client stub, its weights streams using :func:`chunk_message` and
-    :func:`parse_message`."""
-    stub = pb_grpc.LearnerStub(channel)
-    replies = {"Test": pb.TestReply, "Accept": pb.AcceptReply}
-    requests = {"Propose": pb.ProposeRequest, "CurrentWeights": pb.CurrentWeightsRequest}
-    for name in _WEIGHTS_IN:
-        setattr(
-            stub,
-            name,
-            channel.stream_unary(
-                f"/{_SERVICE}/{name}",
-                request_serializer=serialize_message,
-                response_deserializer=replies[name].FromString,
-                _registered_method=True,
-            ),
-        )
-    for name in _WEIGHTS_OUT:
-        setattr(
-            stub,
-            name,
-            channel.unary_stream(
-                f"/{_SERVICE}/{name}",
-                request_serializer=requests[name].SerializeToString,
-                response_deserializer=parse_message,
-                _registered_method=True,
-            ),
-        )
-    return stub
+    :func:`parse_message`, and two more callables for a transfer by id.
+
+    ``TestById`` and ``AcceptById`` call ``Test`` and ``Accept`` with their one message
+    as a unary call: on the wire a client stream of one message and a unary request are
+    the same frames, and gRPC's Python client runs a thread per streaming call to read
+    its request iterator (half its cost, here, for a call that sends only an id).
+    """
+
+    def __init__(self, channel: grpc.Channel) -> None:
+        super().__init__(channel)
+        replies = {"Test": pb.TestReply, "Accept": pb.AcceptReply}
+        requests = {"Propose": pb.ProposeRequest, "CurrentWeights": pb.CurrentWeightsRequest}
+        for name in _WEIGHTS_IN:
+            path = f"/{_SERVICE}/{name}"
+            setattr(
+                self,
+                name,
+                channel.stream_unary(
+                    path,
+                    request_serializer=serialize_message,
+                    response_deserializer=replies[name].FromString,
+                    _registered_method=True,
+                ),
+            )
+            setattr(
+                self,
+                f"{name}ById",
+                channel.unary_unary(
+                    path,
+                    request_serializer=serialize_message,
+                    response_deserializer=replies[name].FromString,
+                    _registered_method=True,
+                ),
+            )
+        for name in _WEIGHTS_OUT:
+            setattr(
+                self,
+                name,
+                channel.unary_stream(
+                    f"/{_SERVICE}/{name}",
+                    request_serializer=requests[name].SerializeToString,
+                    response_deserializer=parse_message,
+                    _registered_method=True,
+                ),
+            )
+
+    TestById: Any
+    AcceptById: Any
+
+
+def learner_stub(channel: grpc.Channel) -> LearnerStub:
+    """A :class:`LearnerStub` on ``channel``."""
+    return LearnerStub(channel)
 
 
 def add_learner_service(servicer: Any, server: grpc.Server) -> None:
@@ -220,6 +246,16 @@ def add_learner_service(servicer: Any, server: grpc.Server) -> None:
     server.add_registered_method_handlers(_SERVICE, handlers)
 
 
+def by_id_message(
+    weights_id: str, *, training_summary: TrainingSummary | None = None, round_index: int = -1
+) -> bytes:
+    """The one wire message of a transfer by id."""
+    data: bytes = header_message(
+        weights_id, 0, by_id=True, training_summary=training_summary, round_index=round_index
+    ).SerializeToString()
+    return data
+
+
 def send_weights(
     weights_id: str,
     blob: bytes | memoryview | None,
@@ -230,9 +266,7 @@ def send_weights(
 ) -> Iterator[bytes]:
     """The wire messages of one transfer; ``blob=None`` sends the id only."""
     if blob is None:
-        yield header_message(
-            weights_id, 0, by_id=True, training_summary=training_summary, round_index=round_index
-        ).SerializeToString()
+        yield by_id_message(weights_id, training_summary=training_summary, round_index=round_index)
         return
     view = memoryview(blob).cast("B")
     yield header_message(
