@@ -161,6 +161,19 @@ def test_a_remote_run_killed_and_resumed_ends_with_the_in_process_weights(
     assert final_id(out) == reference_id
     assert "tested" in servers[0].log.read_text()
 
+    # the coordinator rebuilds the task's learner to export the verified final weights
+    import numpy as np
+    import onnxruntime as ort
+
+    from colearning.tasks.export import final_learner
+    from colearning.tasks.runner import RunConfig, build
+
+    colearn("export", out, "--format", "onnx", "-o", tmp_path / "model.onnx")
+    session = ort.InferenceSession(str(tmp_path / "model.onnx"))
+    X = build(RunConfig(task="digits-sgd", learners=3)).parts[0].test[0].astype(np.float32)
+    labels = session.run(None, {session.get_inputs()[0].name: X})[0]
+    np.testing.assert_array_equal(labels, final_learner(out).predict(X))
+
 
 @pytest.mark.slow
 def test_no_server_outlives_a_failed_interrupted_or_killed_coordinator(tmp_path):
