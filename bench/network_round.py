@@ -143,8 +143,9 @@ def mnist(reps: int, rounds: int) -> None:
     }
     per_round: dict[str, list[float]] = {k: [] for k in variants}
     ids: dict[str, set[str]] = {k: set() for k in variants}
-    used: list[float] = []
-    for _ in range(reps):
+    used: dict[str, list[float]] = {k: [] for k in variants}
+    load = [os.getloadavg()[0]]
+    for rep in range(reps):
         for name, run in variants.items():
             with tempfile.TemporaryDirectory() as tmp:
                 outcome = run(Path(tmp) / "e")
@@ -153,16 +154,26 @@ def mnist(reps: int, rounds: int) -> None:
             ids[name].add(outcome.result.final_weights_id)
             pipe = outcome.summary.get("pipeline")
             if pipe:
-                used.append(pipe["used"] / max(1, rounds - 1))
+                used[name].append(pipe["used"] / max(1, rounds - 1))
+            print(
+                f"  rep {rep + 1} {name:<28} {per_round[name][-1]:6.3f} s/round"
+                + (f", early proposals used {pipe['used']}/{rounds - 1}" if pipe else ""),
+                flush=True,
+            )
+        load.append(os.getloadavg()[0])
     base = statistics.median(per_round["in process"])
     print(
-        f"mnist-cnn, 5 learners, dirichlet:0.5, {rounds} rounds; median s/round over {reps} "
-        "interleaved repetitions:"
+        f"mnist-cnn, 5 learners, dirichlet:0.5, {rounds} rounds; median s/round (round 0 left "
+        f"out) over {reps} interleaved repetitions; load {min(load):.1f}-{max(load):.1f}:"
     )
     for name, values in per_round.items():
         m = statistics.median(values)
-        print(f"  {name:<28} {m:6.3f} s/round   x{m / base:.2f} of in process")
-    print(f"  rounds whose early proposal was used: {100 * statistics.median(used):.0f}%")
+        share = (
+            f"   early proposal used in {100 * statistics.median(used[name]):.0f}% of rounds"
+            if used[name]
+            else ""
+        )
+        print(f"  {name:<28} {m:6.3f} s/round   x{m / base:.2f} of in process{share}")
     every = set().union(*ids.values())
     print(f"  final weights ids: {'all equal' if len(every) == 1 else every}")
 
