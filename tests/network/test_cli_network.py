@@ -115,12 +115,30 @@ def test_processes_over_mutual_tls_end_with_the_in_process_weights(tmp_path, ref
     assert final_id(tmp_path / "procs") == reference_id
     assert survivors(mark) == []  # success leaves nothing behind
 
+    # a missing certificate is found before anything starts; a broken one, by its server
     (certs / "learner-2.pem").unlink()
+    (certs / "learner-1.pem").write_text("not a certificate")
     missing = colearn(
         "run", *FAST, "--processes", "--certs", certs, "--out", tmp_path / "x", check=False
     )
     assert missing.returncode == 2
     assert "colearn certs issue" in missing.stderr and "learner-2" in missing.stderr
+    colearn("certs", "issue", certs, "learner-2")
+    broken = colearn(
+        "run",
+        *FAST,
+        "--processes",
+        "--certs",
+        certs,
+        "--out",
+        tmp_path / "y",
+        check=False,
+        environ=environ,
+    )
+    assert broken.returncode == 2, broken.stderr
+    assert "learner-1's server exited with code 2 before it was ready" in broken.stderr
+    assert len(broken.stderr.strip().splitlines()) == 1
+    assert wait_gone(mark) == []
 
 
 @pytest.mark.slow

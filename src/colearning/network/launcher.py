@@ -146,7 +146,7 @@ class ForkedLearners:
                 code = self.proc.wait()
                 raise ConfigError(
                     f"the learner servers' launcher exited with code {code} before they were "
-                    f"ready:\n{self.tail('launcher')}"
+                    f"ready: {self.last_line('launcher')}"
                 ) from None
             for line in lines:
                 word, *rest = line.split()
@@ -155,11 +155,19 @@ class ForkedLearners:
                 elif word == "exited":
                     i, code = int(rest[0]), int(rest[1])
                     raise ConfigError(
-                        f"learner-{i}'s server exited with code {code} before it was ready:\n"
-                        + self.tail(f"learner-{i}")
+                        f"learner-{i}'s server exited with code {code} before it was ready: "
+                        + self.last_line(f"learner-{i}")
                     )
         self.ports = [ports[i] for i in range(self.count)]
         return self.ports
+
+    def last_line(self, name: str) -> str:
+        """The last line a process logged (its error, as a rule)."""
+        lines = [line for line in self.tail(name).splitlines() if line.strip()]
+        if not lines:
+            return "it logged nothing"
+        last = lines[-1]
+        return last.split(": error: ", 1)[-1] if "error: " in last else last
 
     def tail(self, name: str, lines: int = 15) -> str:
         try:
