@@ -17,6 +17,7 @@ without pipelining, against in-process learners, in one run.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -54,23 +55,25 @@ def overhead(reps: int, rounds: int = 30) -> None:
             for i in range(5)
         ]
         procs = LearnerProcesses(cmds).start()
+        phases = ("propose", "validate", "accept", "total")
         try:
             got = procs.wait_ready(ports)
-            medians = []
+            medians: dict[str, list[float]] = {k: [] for k in phases}
             for _ in range(reps):
                 pool = GrpcPool([(f"learner-{i}", f"127.0.0.1:{p}") for i, p in enumerate(got)])
-                times: list[float] = []
-                record = times.append
-                with Experiment(pool, observers=[lambda r, add=record: add(r.timings.total)]) as e:
+                records: list = []  # type: ignore[type-arg]
+                with Experiment(pool, observers=[records.append]) as e:
                     e.run(rounds)
-                medians.append(statistics.median(times[3:]))
+                for k in phases:  # the first 3 rounds warm the channels up
+                    medians[k].append(statistics.median(getattr(r.timings, k) for r in records[3:]))
         finally:
             procs.stop()
             procs.cleanup()
+    split = ", ".join(f"{k} {1000 * statistics.median(medians[k]):.1f}" for k in phases[:3])
     print(
         f"round overhead, 5 learner processes, no learner compute: "
-        f"{1000 * statistics.median(medians):.1f} ms per round (median of {reps} runs of "
-        f"{rounds} rounds)"
+        f"{1000 * statistics.median(medians['total']):.1f} ms per round ({split} ms; median "
+        f"of {reps} runs of {rounds} rounds; load {os.getloadavg()[0]:.1f})"
     )
     del LearnerServer
 
@@ -140,8 +143,9 @@ def mnist(reps: int, rounds: int) -> None:
     }
     per_round: dict[str, list[float]] = {k: [] for k in variants}
     ids: dict[str, set[str]] = {k: set() for k in variants}
-    used: list[float] = []
-    for _ in range(reps):
+    used: dict[str, list[float]] = {k: [] for k in variants}
+    load = [os.getloadavg()[0]]
+    for rep in range(reps):
         for name, run in variants.items():
             with tempfile.TemporaryDirectory() as tmp:
                 outcome = run(Path(tmp) / "e")
@@ -150,16 +154,26 @@ def mnist(reps: int, rounds: int) -> None:
             ids[name].add(outcome.result.final_weights_id)
             pipe = outcome.summary.get("pipeline")
             if pipe:
-                used.append(pipe["used"] / max(1, rounds - 1))
+                used[name].append(pipe["used"] / max(1, rounds - 1))
+            print(
+                f"  rep {rep + 1} {name:<28} {per_round[name][-1]:6.3f} s/round"
+                + (f", early proposals used {pipe['used']}/{rounds - 1}" if pipe else ""),
+                flush=True,
+            )
+        load.append(os.getloadavg()[0])
     base = statistics.median(per_round["in process"])
     print(
-        f"mnist-cnn, 5 learners, dirichlet:0.5, {rounds} rounds; median s/round over {reps} "
-        "interleaved repetitions:"
+        f"mnist-cnn, 5 learners, dirichlet:0.5, {rounds} rounds; median s/round (round 0 left "
+        f"out) over {reps} interleaved repetitions; load {min(load):.1f}-{max(load):.1f}:"
     )
     for name, values in per_round.items():
         m = statistics.median(values)
-        print(f"  {name:<28} {m:6.3f} s/round   x{m / base:.2f} of in process")
-    print(f"  rounds whose early proposal was used: {100 * statistics.median(used):.0f}%")
+        share = (
+            f"   early proposal used in {100 * statistics.median(used[name]):.0f}% of rounds"
+            if used[name]
+            else ""
+        )
+        print(f"  {name:<28} {m:6.3f} s/round   x{m / base:.2f} of in process{share}")
     every = set().union(*ids.values())
     print(f"  final weights ids: {'all equal' if len(every) == 1 else every}")
 

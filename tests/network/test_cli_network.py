@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import COLEARN, env
+from .conftest import COLEARN, HERE, env
 
 FAST = [
     "--task",
@@ -40,6 +40,15 @@ def final_id(directory):
 
     with opened(directory) as store:
         return store.current_weights_id()
+
+
+@pytest.fixture(scope="module")
+def reference_id():
+    """The in-process run's final weights id for FAST (played here, in this process)."""
+    from colearning.tasks.runner import RunConfig, run_task
+
+    config = RunConfig(task="digits-sgd", learners=3, rounds=3, partition="iid", baselines=False)
+    return run_task(config).result.final_weights_id
 
 
 def marked():
@@ -73,18 +82,71 @@ def wait_gone(mark):
     return survivors(mark)
 
 
+def first_round(proc):
+    """Read ``proc``'s table until round 0 is committed."""
+    for line in proc.stdout:
+        if line.strip().startswith("0  learner-0"):
+            return
+    raise AssertionError("the run ended before its first round")
+
+
 @pytest.mark.slow
-def test_processes_remote_and_in_process_runs_end_with_the_same_weights(tmp_path, serve):
-    colearn("run", *FAST, "--out", tmp_path / "local")
-    want = final_id(tmp_path / "local")
-
+def test_processes_over_mutual_tls_end_with_the_in_process_weights(tmp_path, reference_id):
+    """--processes with --certs: servers forked by the launcher, each with its own
+    certificate, checking the coordinator's; the same final weights id as in process
+    (pipelined, the default; unpipelined runs end alike: tests/core/test_pipeline.py)."""
+    certs = tmp_path / "certs"
+    colearn("certs", "init", certs)
+    colearn("certs", "issue", certs, "learner-0", "learner-1", "learner-2", "coordinator")
     mark, environ = marked()
-    colearn("run", *FAST, "--processes", "--out", tmp_path / "procs", environ=environ)
-    assert final_id(tmp_path / "procs") == want
+    proc = colearn(
+        "run",
+        *FAST,
+        "--processes",
+        "--certs",
+        certs,
+        "--out",
+        tmp_path / "procs",
+        "--format",
+        "json",
+        environ=environ,
+    )
+    assert json.loads(proc.stdout)["summary"]["pipeline"]["started"] >= 1
+    assert final_id(tmp_path / "procs") == reference_id
     assert survivors(mark) == []  # success leaves nothing behind
-    colearn("run", *FAST, "--processes", "--no-pipeline", "--out", tmp_path / "plain")
-    assert final_id(tmp_path / "plain") == want
 
+    # a missing certificate is found before anything starts; a broken one, by its server
+    (certs / "learner-2.pem").unlink()
+    (certs / "learner-1.pem").write_text("not a certificate")
+    missing = colearn(
+        "run", *FAST, "--processes", "--certs", certs, "--out", tmp_path / "x", check=False
+    )
+    assert missing.returncode == 2
+    assert "colearn certs issue" in missing.stderr and "learner-2" in missing.stderr
+    colearn("certs", "issue", certs, "learner-2")
+    broken = colearn(
+        "run",
+        *FAST,
+        "--processes",
+        "--certs",
+        certs,
+        "--out",
+        tmp_path / "y",
+        check=False,
+        environ=environ,
+    )
+    assert broken.returncode == 2, broken.stderr
+    assert "learner-1's server exited with code 2 before it was ready" in broken.stderr
+    assert len(broken.stderr.strip().splitlines()) == 1
+    assert wait_gone(mark) == []
+
+
+@pytest.mark.slow
+def test_a_remote_run_killed_and_resumed_ends_with_the_in_process_weights(
+    tmp_path, serve, reference_id
+):
+    """Real `colearn learner serve` processes driven with --remote; the coordinator is
+    SIGKILLed after a committed round and resumed against the same learners."""
     servers = [
         serve(
             "--task",
@@ -101,146 +163,93 @@ def test_processes_remote_and_in_process_runs_end_with_the_same_weights(tmp_path
         for i in range(3)
     ]
     remote = ",".join(s.address for s in servers)
-    proc = colearn(
-        "run",
-        "--remote",
-        remote,
-        "--insecure",
-        "--rounds",
-        "3",
-        "--out",
-        tmp_path / "remote",
-        "--format",
-        "json",
-    )
-    data = json.loads(proc.stdout)
-    assert data["summary"]["final_weights_id"] == want
-    assert final_id(tmp_path / "remote") == want
-    assert "tested" in servers[0].log.read_text()
-
-
-@pytest.mark.slow
-def test_a_killed_coordinator_resumes_against_the_same_learners(tmp_path, serve):
-    colearn(
-        "run",
-        *FAST[:4],
-        "--rounds",
-        "6",
-        "--partition",
-        "iid",
-        "--no-baselines",
-        "--out",
-        tmp_path / "whole",
-    )
-    want = final_id(tmp_path / "whole")
-    servers = [
-        serve(
-            "--task",
-            "digits-sgd",
-            "--share",
-            f"{i}/3",
-            "--partition",
-            "iid",
-            "--insecure",
-            name=f"learner-{i}",
-        )
-        for i in range(3)
-    ]
-    remote = ",".join(s.address for s in servers)
     out = tmp_path / "remote"
     coordinator = subprocess.Popen(
-        [*COLEARN, "run", "--remote", remote, "--insecure", "--rounds", "6", "--out", str(out)],
+        [*COLEARN, "run", "--remote", remote, "--insecure", "--rounds", "3", "--out", str(out)],
         stdout=subprocess.PIPE,
         text=True,
         env=env(),
     )
-    for line in coordinator.stdout:  # wait for a committed round, then kill it
-        if line.strip().startswith("1  learner-1"):
-            break
+    first_round(coordinator)  # committed: now kill it
     coordinator.kill()
     coordinator.wait()
-    colearn("run", "--resume", out, "--insecure")
-    assert final_id(out) == want
+    proc = colearn("run", "--resume", out, "--insecure", "--format", "json")
+    data = json.loads(proc.stdout)
+    assert data["summary"]["final_weights_id"] == reference_id
+    assert final_id(out) == reference_id
+    assert "tested" in servers[0].log.read_text()
+
+    # the coordinator rebuilds the task's learner to export the verified final weights
+    import numpy as np
+    import onnxruntime as ort
+
+    from colearning.tasks.export import final_learner
+    from colearning.tasks.runner import RunConfig, build
+
+    colearn("export", out, "--format", "onnx", "-o", tmp_path / "model.onnx")
+    session = ort.InferenceSession(str(tmp_path / "model.onnx"))
+    X = build(RunConfig(task="digits-sgd", learners=3)).parts[0].test[0].astype(np.float32)
+    labels = session.run(None, {session.get_inputs()[0].name: X})[0]
+    np.testing.assert_array_equal(labels, final_learner(out).predict(X))
 
 
 @pytest.mark.slow
-def test_processes_are_gone_after_a_failure_and_after_ctrl_c(tmp_path):
+def test_no_server_outlives_a_failed_interrupted_or_killed_coordinator(tmp_path):
+    """The launcher and its servers end with the coordinator: when it fails after they
+    started, on Ctrl-C (exit 130, with the --resume hint) and on SIGKILL."""
     mark, environ = marked()
-    proc = colearn(
+    failed = colearn(
         "run",
         "--task",
-        "digits-sgd",
+        "mnist-cnn",
+        "--data-dir",
+        tmp_path / "none",
         "--learners",
         "2",
         "--processes",
         "--out",
         tmp_path / "x",
-        "-c",
-        "params.epochs=0",
         check=False,
         environ=environ,
     )
-    assert proc.returncode == 2 and "epochs" in proc.stderr
+    assert failed.returncode == 2 and "Traceback" not in failed.stderr, failed.stderr
     assert wait_gone(mark) == []
 
-    mark, environ = marked()
-    coordinator = subprocess.Popen(
-        [
-            *COLEARN,
-            "run",
-            "--task",
-            "digits-sgd",
-            "--learners",
-            "3",
-            "--rounds",
-            "500",
-            "--processes",
-            "--out",
-            str(tmp_path / "y"),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=environ,
-    )
-    for line in coordinator.stdout:
-        if line.strip().startswith("0  learner-0"):
-            break
-    assert len(survivors(mark)) == 4  # the coordinator and its three servers
-    coordinator.send_signal(signal.SIGINT)
-    _, err = coordinator.communicate(timeout=120)
-    assert coordinator.returncode == 130, err
+    def start(mark_env, out):
+        return subprocess.Popen(
+            [
+                *COLEARN,
+                "run",
+                "--task",
+                "digits-sgd",
+                "--learners",
+                "2",
+                "--rounds",
+                "500",
+                "--processes",
+                "--out",
+                str(out),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=mark_env,
+        )
+
+    int_mark, int_env = marked()
+    kill_mark, kill_env = marked()
+    interrupted, killed = start(int_env, tmp_path / "y"), start(kill_env, tmp_path / "z")
+    first_round(interrupted)
+    first_round(killed)
+    assert len(survivors(int_mark)) == 4  # the coordinator, the launcher and 2 servers
+    interrupted.send_signal(signal.SIGINT)
+    killed.kill()
+    _, err = interrupted.communicate(timeout=120)
+    killed.communicate(timeout=120)
+    assert interrupted.returncode == 130, err
     assert "--resume" in err
-    assert wait_gone(mark) == []
-
-
-@pytest.mark.slow
-def test_servers_die_with_a_coordinator_killed_by_sigkill(tmp_path):
-    mark, environ = marked()
-    coordinator = subprocess.Popen(
-        [
-            *COLEARN,
-            "run",
-            "--task",
-            "digits-sgd",
-            "--learners",
-            "2",
-            "--rounds",
-            "500",
-            "--processes",
-            "--out",
-            str(tmp_path / "z"),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-        env=environ,
-    )
-    for line in coordinator.stdout:
-        if line.strip().startswith("0  learner-0"):
-            break
-    coordinator.kill()
-    coordinator.wait()
-    assert wait_gone(mark) == []
+    assert wait_gone(int_mark) == []
+    assert wait_gone(kill_mark) == []
 
 
 @pytest.mark.parametrize(
@@ -290,20 +299,49 @@ def test_servers_die_with_a_coordinator_killed_by_sigkill(tmp_path):
             "with --remote the learners hold",
         ),
         (["certs", "issue", "/nonexistent", "bad name"], "a certificate name must be"),
+        (
+            ["learner", "serve", "--task", "digits-sgd", "--insecure", "--coordinator-name", "a"],
+            "--coordinator-name checks the client's certificate; it needs --certs DIR",
+        ),
+        (
+            [
+                "learner",
+                "serve",
+                "--task",
+                "digits-sgd",
+                "--id",
+                "x",
+                "--certs",
+                "c",
+                "--coordinator-name",
+                "no good",
+            ],
+            "a certificate name must be",
+        ),
     ],
 )
-def test_bad_input_is_refused_in_one_line(tmp_path, args, message):
-    proc = colearn(*args, check=False, cwd=tmp_path)
-    assert proc.returncode == 2, proc.stderr
-    assert message in proc.stderr
-    assert "Traceback" not in proc.stderr
+def test_bad_input_is_refused_in_one_line(tmp_path, monkeypatch, capsys, args, message):
+    # in this process (colearn's main, as the console script calls it): a refusal comes
+    # before anything is loaded, and eleven interpreters would cost more than the checks
+    from colearning.cli.main import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(HERE))  # the factories module
+    code = main(args)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert message in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
 
-def test_certs_init_and_issue(tmp_path):
+def test_certs_init_and_issue(tmp_path, capsys):
+    from colearning.cli.main import main
+
     d = tmp_path / "certs"
-    colearn("certs", "init", d)
-    colearn("certs", "issue", d, "learner-0", "coordinator")
+    assert main(["certs", "init", str(d)]) == 0
+    assert main(["certs", "issue", str(d), "learner-0", "coordinator"]) == 0
     assert {p.name for p in d.iterdir()} >= {"ca.pem", "learner-0.pem", "coordinator.key"}
     assert oct((d / "learner-0.key").stat().st_mode & 0o777) == "0o600"
-    again = colearn("certs", "init", d, check=False)
-    assert again.returncode == 2 and "already holds a CA" in again.stderr
+    capsys.readouterr()
+    assert main(["certs", "init", str(d)]) == 2
+    assert "already holds a CA" in capsys.readouterr().err

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from colearning.core.codec import encode
+from colearning.core.exceptions import ConfigError
 from colearning.core.experiment import Experiment
 from colearning.core.interface import Weights
 from colearning.core.protocol import Ballot, Reason
@@ -112,6 +113,13 @@ def test_mutual_tls_refuses_an_untrusted_client_and_a_wrong_identity(serve, cert
         )
     with pytest.raises(NetworkError, match="pass --certs here too"):
         GrpcPool([("learner-0", s0.address)], connect_timeout=2)  # plaintext to a TLS server
+    # another party, with a certificate from the same CA, is not the coordinator
+    with pytest.raises(NetworkError, match="takes calls only from 'coordinator'.*'learner-1'"):
+        GrpcPool(
+            [("learner-0", s0.address)],
+            credentials=tls.client_credentials(d, "learner-1"),
+            connect_timeout=10,
+        )
 
     # a learner presenting learner-1's certificate where learner-0 is expected
     s1 = serve(
@@ -131,7 +139,34 @@ def test_mutual_tls_refuses_an_untrusted_client_and_a_wrong_identity(serve, cert
         GrpcPool(
             [("learner-0", s1.address)], credentials=tls.client_credentials(d), connect_timeout=2
         )
-    assert "mutual TLS" in s0.log.read_text()
+    log = s0.log.read_text()
+    assert "mutual TLS" in log and "its certificate names ['learner-1'], not 'coordinator'" in log
+
+
+def test_a_learner_may_name_the_coordinators_it_takes(certs):
+    """``coordinators`` (``colearn learner serve --coordinator-name``): the names a
+    client certificate must carry; every other call is refused, Describe included."""
+    from colearning.network import LearnerServer
+
+    d, _ = certs
+    tls.issue(d, "ops")
+    server = LearnerServer(
+        QuadraticLearner(target=[1.0, 2.0]),
+        "learner-0",
+        credentials=tls.server_credentials(d, "learner-0"),
+        coordinators=("ops",),
+    ).start()
+    try:
+        with GrpcPool(
+            [("learner-0", server.address)], credentials=tls.client_credentials(d, "ops")
+        ) as pool:
+            assert pool.current_weights("learner-0", 10).ok
+        with pytest.raises(NetworkError, match="refused this coordinator.*only from 'ops'"):
+            GrpcPool([("learner-0", server.address)], credentials=tls.client_credentials(d))
+    finally:
+        server.stop(grace=0)
+    with pytest.raises(ConfigError, match="only with TLS"):
+        LearnerServer(QuadraticLearner(target=[1.0]), "learner-0", coordinators=("ops",))
 
 
 def _stub(server):
@@ -157,7 +192,9 @@ def test_damaged_transfers_are_refused_and_the_model_is_unchanged(serve):
     big = encode(Weights({"w": np.zeros(1000)}))
 
     def accept(messages):
-        reply = stub.Accept(iter(messages), metadata=META, timeout=10)
+        # the plain generated stub, protobuf messages: any client of the schema works
+        as_pb = [pb.WeightsMessage.FromString(m) if isinstance(m, bytes) else m for m in messages]
+        reply = stub.Accept(iter(as_pb), metadata=META, timeout=10)
         assert reply.HasField("failure")
         return reply.failure.message
 

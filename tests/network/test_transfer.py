@@ -10,7 +10,9 @@ from colearning.core.interface import Weights
 from colearning.network._proto import colearning_pb2 as pb
 from colearning.network.transfer import (
     TransferError,
+    chunk_message,
     header_message,
+    parse_message,
     receive_weights,
     send_weights,
 )
@@ -21,9 +23,35 @@ WID = hashlib.sha256(BLOB).hexdigest()
 
 def test_round_trip_in_chunks():
     msgs = list(send_weights(WID, BLOB))
-    assert len(msgs) == 1 + 3 and all(len(m.chunk) <= 1 << 20 for m in msgs[1:])
+    chunks = [parse_message(m) for m in msgs[1:]]
+    assert len(msgs) == 1 + 3 and all(len(c) <= 1 << 20 for c in chunks)
     got = receive_weights(msgs, max_bytes=len(BLOB))
     assert got.blob == BLOB and got.weights_id == WID
+    assert got.blob.readonly
+
+
+@pytest.mark.parametrize("n", [0, 1, 127, 128, 16383, 16384, 1 << 20, 3 << 20])
+def test_chunks_on_the_wire_are_exactly_protobufs(n):
+    data = bytes(range(256)) * (n // 256) + bytes(n % 256)
+    wire = pb.WeightsMessage(chunk=data).SerializeToString()
+    assert chunk_message(data) == wire == chunk_message(memoryview(data))
+    parsed = parse_message(wire)
+    assert isinstance(parsed, memoryview) and parsed == data  # a view, no protobuf copy
+
+
+def test_any_other_encoding_is_read_by_protobuf():
+    header = pb.WeightsMessage(header=pb.WeightsHeader(weights_id=WID, size=3))
+    assert parse_message(header.SerializeToString()) == header
+    # a chunk followed by an unknown field is still a valid WeightsMessage
+    odd = pb.WeightsMessage(chunk=b"abc").SerializeToString() + b"\x18\x01"
+    parsed = parse_message(odd)
+    assert isinstance(parsed, pb.WeightsMessage) and parsed.chunk == b"abc"
+    assert (
+        receive_weights(
+            [header_message(hashlib.sha256(b"abc").hexdigest(), 3), odd], max_bytes=3
+        ).blob
+        == b"abc"
+    )
 
 
 def test_by_id_carries_no_bytes():
@@ -66,3 +94,45 @@ def test_a_stream_without_a_header_or_with_a_bad_id_is_refused():
         receive_weights(send_weights("nothex", BLOB), max_bytes=1 << 30)
     with pytest.raises(TransferError, match="empty"):
         receive_weights([], max_bytes=10)
+
+
+@pytest.mark.slow
+def test_a_receiver_holds_one_payload_not_two(tmp_path):
+    """Over real gRPC, into a fresh process: receiving and decoding 128 MB raises the
+    receiver's peak memory by about one payload (chunks are written into one buffer,
+    decoding makes views of it); joining chunks, or safetensors' copying load, would
+    add another. A size announced but not sent allocates nothing."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import grpc
+
+    from colearning.network.server import CHANNEL_OPTIONS
+    from colearning.network.transfer import learner_stub
+
+    payload = 128 << 20
+    blob = encode(Weights({"w": np.random.default_rng(0).random(payload // 8)}))
+    wid = hashlib.sha256(blob).hexdigest()
+    receiver = subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("memory_receiver.py"))],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        port = int(receiver.stdout.readline())
+        with grpc.insecure_channel(f"127.0.0.1:{port}", options=CHANNEL_OPTIONS) as channel:
+            accept = learner_stub(channel).Accept
+            accept(send_weights(wid, blob), timeout=300)
+            growth, outcome = receiver.stdout.readline().split(" ", 1)
+            assert outcome.strip() == "decoded 1 arrays"
+            assert payload <= int(growth) < payload + (64 << 20), int(growth) / payload
+
+            announced = [header_message(WID, 4 << 30), chunk_message(b"x" * (1 << 20))]
+            accept(iter(announced), timeout=60)
+            growth, outcome = receiver.stdout.readline().split(" ", 1)
+            assert "truncated" in outcome and int(growth) < 16 << 20
+    finally:
+        receiver.stdin.close()
+        receiver.wait(60)

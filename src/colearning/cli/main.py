@@ -133,6 +133,19 @@ def _parser() -> argparse.ArgumentParser:
         "onnx: the final model, exported by the task's learner",
     )
     export.add_argument("-o", "--output", help="file to write (default: stdout for json)")
+    export.add_argument(
+        "--data-dir",
+        help="with --format onnx: the task's data, where the model is rebuilt from files "
+        "(a --remote run's coordinator holds none)",
+    )
+    export.add_argument(
+        "-c",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="params.KEY=VALUE",
+        help="with --format onnx: a task option the learners served (repeatable)",
+    )
 
     show = sub.add_parser("show", help="print an experiment's rounds and summary")
     show.add_argument("directory", help="experiment directory")
@@ -349,10 +362,19 @@ def cmd_export(args: argparse.Namespace) -> int:
     from colearning.core.store import opened
 
     if args.format == "onnx":
+        from colearning.cli.config import apply_override
         from colearning.core.interface import ModelFormat
         from colearning.tasks.export import export_model, write_model
 
-        model = export_model(args.directory)
+        settings: dict[str, Any] = {}
+        for text in args.overrides:
+            apply_override(settings, text)
+        if set(settings) - {"params"}:
+            raise ConfigError(
+                "export takes task options only (-c params.KEY=VALUE); got "
+                f"{sorted(set(settings) - {'params'})[0]!r}"
+            )
+        model = export_model(args.directory, data_dir=args.data_dir, params=settings.get("params"))
         if model.model_format is not ModelFormat.ONNX:
             raise ConfigError(
                 f"this task's learner exports {getattr(model.model_format, 'value', None)}, "
@@ -363,6 +385,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         print(f"final model written to {path} (ONNX)")
         return exit_codes.OK
 
+    if args.data_dir or args.overrides:
+        raise ConfigError("--data-dir and -c rebuild the model: they go with --format onnx")
     with opened(args.directory) as store:
         if args.format == "json":
             text = json.dumps(store.to_json(), indent=1) + "\n"

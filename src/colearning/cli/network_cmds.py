@@ -9,10 +9,6 @@ naming the ``pip install``.
 from __future__ import annotations
 
 import argparse
-import logging
-import signal
-import sys
-import threading
 from typing import Any
 
 from colearning.cli import exit_codes
@@ -110,6 +106,15 @@ def add_parsers(sub: Any) -> None:
         "--insecure", action="store_true", help="plaintext, no TLS (binds 127.0.0.1 unless --host)"
     )
     serve.add_argument(
+        "--coordinator-name",
+        dest="coordinator_names",
+        action="append",
+        metavar="NAME",
+        help="with --certs: the certificate name a client must present to call this "
+        "learner (default coordinator; repeat to allow several). Other parties' "
+        "certificates from the same CA are refused",
+    )
+    serve.add_argument(
         "--max-bytes",
         type=int,
         help="largest weights transfer accepted, in bytes (default 8 GiB)",
@@ -174,6 +179,11 @@ def cmd_learner(args: argparse.Namespace) -> int:
         )
     if args.certs and args.insecure:
         raise ConfigError("give --certs DIR or --insecure, not both")
+    if args.coordinator_names and not args.certs:
+        raise ConfigError(
+            "--coordinator-name checks the client's certificate; it needs --certs DIR "
+            "(plaintext clients have no identity)"
+        )
     if not 0 <= args.port < 65536:
         raise ConfigError(f"--port must be in 0-65535; got {args.port}")
     if args.max_bytes is not None and args.max_bytes < 1:
@@ -181,6 +191,8 @@ def cmd_learner(args: argparse.Namespace) -> int:
 
     from colearning.network import serving, tls
 
+    for name in args.coordinator_names or ():
+        tls.check_name(name)
     credentials = None
     if args.certs:  # read first: a missing file should not wait for the data to load
         name = args.cert_name or args.learner_id
@@ -214,41 +226,32 @@ def cmd_learner(args: argparse.Namespace) -> int:
     return _serve(args, served, credentials)
 
 
+def _coordinators(args: argparse.Namespace, credentials: Any) -> tuple[str, ...] | None:
+    """The client identities a TLS learner accepts (``None``: plaintext, no identity)."""
+    if credentials is None:
+        return None
+    from colearning.network.tls import COORDINATOR
+
+    return tuple(args.coordinator_names or (COORDINATOR,))
+
+
 def _serve(args: argparse.Namespace, served: Any, credentials: Any) -> int:
     from colearning.network.processes import write_port_file
-    from colearning.network.server import LearnerServer
+    from colearning.network.serving import serve
     from colearning.network.transfer import DEFAULT_MAX_BYTES
 
-    logging.basicConfig(
-        level=logging.WARNING if args.quiet else logging.INFO,
-        format="%(asctime)s %(levelname)s " + served.learner_id + ": %(message)s",
-        stream=sys.stderr,
-    )
-    host = args.host or ("0.0.0.0" if credentials is not None else "127.0.0.1")
-    server = LearnerServer(
-        served.learner,
-        served.learner_id,
-        host=host,
+    port_file = args.port_file
+    serve(
+        served,
+        host=args.host or ("0.0.0.0" if credentials is not None else "127.0.0.1"),
         port=args.port,
         credentials=credentials,
-        task=served.task,
-        metric=served.metric,
-        higher_is_better=served.higher_is_better,
         max_bytes=args.max_bytes or DEFAULT_MAX_BYTES,
         share_cores=args.share_cores,
+        quiet=args.quiet,
+        coordinators=_coordinators(args, credentials),
+        ready=(lambda port: write_port_file(port_file, port)) if port_file else None,
     )
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    server.start()
-    if args.port_file:
-        write_port_file(args.port_file, server.port)
-    try:
-        while not stop.wait(0.5):
-            pass
-    finally:
-        logging.getLogger("colearning.network.server").info("stopping")
-        server.stop(grace=1.0)
     return exit_codes.OK
 
 

@@ -8,6 +8,12 @@ Incoming weights are checked against what the receiver expects with
 :func:`check_weights`: the same names in the same order, the same dtypes and shapes
 (a 1-D ``uint8`` array is an encoded model, such as a boosted-tree booster, whose length
 may change), and no NaN or Inf.
+
+:func:`decode` reads the safetensors layout itself (a JSON header, then the arrays'
+bytes back to back), with safetensors' own checks, and gives arrays that are read-only
+views of the bytes: decoding a received model needs no second copy of it (safetensors'
+``load`` copies every array, and takes only ``bytes``, so a receive buffer would have
+been copied twice).
 """
 
 from __future__ import annotations
@@ -79,11 +85,13 @@ def id_of(weights: Weights) -> str:
     return weights_id(encode(weights))
 
 
-def decode(blob: bytes, expected: Weights | WeightsSpec | None = None) -> Weights:
+def decode(blob: Buffer, expected: Weights | WeightsSpec | None = None) -> Weights:
     """Parse safetensors bytes into :class:`Weights`, optionally checking them.
 
     The weights come back in the form they were encoded from (a list stays a list,
-    PyTorch tensors are rebuilt as tensors where PyTorch is installed).
+    PyTorch tensors are rebuilt as tensors where PyTorch is installed). ``blob`` may
+    be any buffer (``bytes``, a ``bytearray``, a ``memoryview``); the arrays are
+    read-only views of it, so it is not copied.
 
     Raises
     ------
@@ -91,16 +99,14 @@ def decode(blob: bytes, expected: Weights | WeightsSpec | None = None) -> Weight
         If the bytes are not a safetensors blob, their layout header is malformed, or
         they do not match ``expected``.
     """
-    from safetensors.numpy import load
-
     try:
-        arrays = load(bytes(blob))
-    except Exception as exc:
+        header, arrays = _read_safetensors(blob)
+    except _NotSafetensors as exc:
         raise WeightsError(
-            f"these {len(blob)} bytes are not safetensors-encoded weights ({exc}); "
+            f"these {len(memoryview(blob))} bytes are not safetensors-encoded weights ({exc}); "
             "send weights encoded with colearning.core.codec.encode"
-        ) from exc
-    layout = _read_layout(blob, sorted(arrays))
+        ) from None
+    layout = _read_layout(header, sorted(arrays))
     scalars = set(layout["scalars"])
     ordered = {
         name: arrays[name].reshape(())
@@ -120,10 +126,126 @@ _CONTAINERS = ("dict", "OrderedDict", "list", "tuple", "value")
 _ELEMENTS = ("numpy", "torch", "python")
 
 
-def _read_layout(blob: bytes, stored: list[str]) -> dict[str, Any]:
+#: safetensors' dtype names and the NumPy dtypes they are (little-endian, as the format).
+_DTYPES: dict[str, np.dtype[Any]] = {
+    name: np.dtype(code)
+    for name, code in {
+        "F64": "<f8",
+        "F32": "<f4",
+        "F16": "<f2",
+        "I64": "<i8",
+        "U64": "<u8",
+        "I32": "<i4",
+        "U32": "<u4",
+        "I16": "<i2",
+        "U16": "<u2",
+        "I8": "i1",
+        "U8": "u1",
+        "BOOL": "?",
+        "C64": "<c8",
+    }.items()
+}
+#: safetensors' own ceiling on the JSON header (its MAX_HEADER_SIZE).
+_MAX_HEADER = 100_000_000
+
+#: What :func:`decode` reads: any buffer.
+Buffer = bytes | bytearray | memoryview
+
+
+class _NotSafetensors(Exception):
+    pass
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        names = [k for k, _ in pairs]
+        raise _NotSafetensors(
+            f"the header names {sorted({n for n in names if names.count(n) > 1})} twice"
+        )
+    return out
+
+
+def _read_safetensors(blob: Buffer) -> tuple[dict[str, Any], dict[str, Array]]:
+    """The header and the arrays (read-only views of ``blob``), with the checks
+    safetensors' ``deserialize`` makes: a header that fits, a JSON object of entries
+    with a known dtype, a shape and offsets; each entry's bytes exactly its shape's;
+    the entries back to back from the start of the data to its end, none overlapping."""
+    view = memoryview(blob).cast("B").toreadonly()
+    if len(view) < 8:
+        raise _NotSafetensors("shorter than the 8-byte header length")
+    n = int.from_bytes(view[:8], "little")
+    if n > _MAX_HEADER:
+        raise _NotSafetensors(f"a header of {n} bytes is over safetensors' limit")
+    if 8 + n > len(view):
+        raise _NotSafetensors(f"the header length {n} runs past the end")
+    raw = bytes(view[8 : 8 + n])
+    if not raw.startswith(b"{"):
+        raise _NotSafetensors("the header is not a JSON object")
+    try:
+        header = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise _NotSafetensors(f"the header is not JSON: {exc}") from None
+    if not isinstance(header, dict):
+        raise _NotSafetensors("the header is not a JSON object")
+    meta = header.get("__metadata__")
+    if meta is not None and (
+        not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values())
+    ):
+        raise _NotSafetensors("__metadata__ must map names to strings")
+    data = view[8 + n :]
+    entries = []
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        if not isinstance(info, dict) or set(info) != {"dtype", "shape", "data_offsets"}:
+            raise _NotSafetensors(f"entry {name!r} must hold exactly dtype, shape, data_offsets")
+        dtype = _DTYPES.get(info["dtype"]) if isinstance(info["dtype"], str) else None
+        if dtype is None:
+            raise _NotSafetensors(
+                f"entry {name!r} has dtype {info['dtype']!r}, not one of {sorted(_DTYPES)}"
+            )
+        shape, offsets = info["shape"], info["data_offsets"]
+        if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
+            raise _NotSafetensors(f"entry {name!r} has shape {shape!r}, not a list of sizes")
+        if (
+            not isinstance(offsets, list)
+            or len(offsets) != 2
+            or not all(type(o) is int and o >= 0 for o in offsets)
+            or offsets[0] > offsets[1]
+        ):
+            raise _NotSafetensors(f"entry {name!r} has offsets {offsets!r}")
+        count = 1
+        for d in shape:
+            count *= d
+        if count * dtype.itemsize != offsets[1] - offsets[0]:
+            raise _NotSafetensors(
+                f"entry {name!r} holds {offsets[1] - offsets[0]} bytes; its shape needs "
+                f"{count * dtype.itemsize}"
+            )
+        entries.append((offsets[0], offsets[1], name, dtype, tuple(shape), count))
+    entries.sort(key=lambda e: (e[0], e[1]))
+    end = 0
+    for start, stop, name, *_ in entries:
+        if start != end:
+            raise _NotSafetensors(
+                f"entry {name!r} starts at {start}, not where the last ended ({end})"
+            )
+        end = stop
+    if end != len(data):
+        raise _NotSafetensors(f"the entries cover {end} bytes of the {len(data)} after the header")
+    arrays: dict[str, Array] = {}
+    for start, _, name, dtype, shape, count in entries:
+        array = np.frombuffer(data, dtype=dtype, count=count, offset=start).reshape(shape)
+        if not array.flags.aligned:  # a sender's odd layout: copy, so every consumer can use it
+            array = array.copy()
+            array.flags.writeable = False
+        arrays[name] = array
+    return header, arrays
+
+
+def _read_layout(header: dict[str, Any], stored: list[str]) -> dict[str, Any]:
     """The header's layout, checked key by key (absent in plain safetensors files)."""
-    header_len = int.from_bytes(bytes(blob[:8]), "little")
-    header = json.loads(bytes(blob[8 : 8 + header_len]))
     meta = header.get("__metadata__") or {}
     raw = meta.get(_META_KEY) if isinstance(meta, dict) else None
 

@@ -58,6 +58,15 @@ class PipelineStats:
     def used_share(self) -> float:
         return self.used / self.started if self.started else 0.0
 
+    def as_dict(self) -> dict[str, Any]:
+        """What a run's summary records (``summary["pipeline"]``)."""
+        return {
+            "started": self.started,
+            "used": self.used,
+            "discarded": self.discarded,
+            "rounds": list(self.rounds),
+        }
+
 
 class PipelinedPool:
     """A pool that trains each round's proposal early (see the module docstring).

@@ -20,6 +20,8 @@ in-process ones. What it adds is the network's part:
 
 from __future__ import annotations
 
+import functools
+import queue
 import threading
 import time
 from collections import OrderedDict
@@ -42,7 +44,6 @@ from colearning.core.pool import Outcome
 from colearning.core.protocol import Reason
 from colearning.core.weights_ref import WeightsRef
 from colearning.network._proto import colearning_pb2 as pb
-from colearning.network._proto import colearning_pb2_grpc as pb_grpc
 from colearning.network.convert import (
     PROTOCOL_VERSION,
     LearnerDescription,
@@ -61,13 +62,17 @@ from colearning.network.server import (
 from colearning.network.tls import ClientCredentials
 from colearning.network.transfer import (
     DEFAULT_MAX_BYTES,
+    LearnerStub,
     RemoteFailureError,
     TransferError,
+    by_id_message,
+    learner_stub,
     receive_weights,
     send_weights,
 )
 
 T = TypeVar("T")
+Blob = bytes | memoryview
 
 #: gRPC's reconnection backoff towards a learner that went away (milliseconds).
 RECONNECT_OPTIONS: list[tuple[str, Any]] = [
@@ -93,7 +98,7 @@ class _Member:
     learner_id: str
     address: str
     channel: grpc.Channel
-    stub: pb_grpc.LearnerStub
+    stub: LearnerStub
     description: LearnerDescription | None = None
     holds: set[str] = field(default_factory=set)
     suspect: bool = False  # unreachable or restarted: check before the next call
@@ -102,6 +107,43 @@ class _Member:
 
 class _Restarted(Exception):
     pass
+
+
+class _Threads:
+    """Daemon threads for a pool's parallel calls, kept from call to call (starting
+    five threads for each phase of a round cost about 0.3 ms of a 12 ms round). A
+    thread is added whenever none is idle, so a call stuck in a learner never holds up
+    another; daemon threads, so a hung learner never blocks the interpreter's exit."""
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self._idle = 0
+        self._lock = threading.Lock()
+
+    def run(self, job: Callable[[], None]) -> None:
+        with self._lock:
+            if self._idle:
+                self._idle -= 1
+            else:
+                threading.Thread(target=self._work, name="colearning-grpc", daemon=True).start()
+        self._jobs.put(job)
+
+    def _work(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            job()
+            del job  # nothing of the call stays referenced while this thread waits
+            with self._lock:
+                self._idle += 1
+
+    def close(self) -> None:
+        """End the idle threads (a busy one goes idle and waits: it is a daemon)."""
+        with self._lock:
+            idle, self._idle = self._idle, 0
+        for _ in range(idle):
+            self._jobs.put(None)
 
 
 class _Deadline:
@@ -177,10 +219,11 @@ class GrpcPool:
         self._ids = ids
         self._members = {lid: self._member(lid, addr) for lid, addr in pairs}
         self._shared: WeightsRef | None = None
-        self._received: OrderedDict[int, tuple[Weights, str, bytes]] = OrderedDict()
+        self._received: OrderedDict[int, tuple[Weights, str, Blob]] = OrderedDict()
         self._received_lock = threading.Lock()
         self._round = -1
         self._closed = False
+        self._threads = _Threads()
         try:
             self._connect(connect_timeout)
         except BaseException:
@@ -195,7 +238,7 @@ class GrpcPool:
             channel = grpc.secure_channel(address, self.credentials.grpc(), options=options)
         else:
             channel = grpc.insecure_channel(address, options=options)
-        return _Member(learner_id, address, channel, pb_grpc.LearnerStub(channel))
+        return _Member(learner_id, address, channel, learner_stub(channel))
 
     # -- connecting ---------------------------------------------------------------------------
 
@@ -276,6 +319,8 @@ class GrpcPool:
                 f"{where}: it does not speak the colearning.v1 learner protocol (another "
                 "program on that port, or an incompatible colearning version)"
             )
+        if code is grpc.StatusCode.PERMISSION_DENIED:
+            return f"{where}: it refused this coordinator: {details}"
         low = details.lower()
         if self.credentials is not None and any(
             s in low for s in ("handshake", "certificate", "peer name", "ssl", "tls")
@@ -401,6 +446,7 @@ class GrpcPool:
         self._closed = True
         for m in self._members.values():
             m.channel.close()
+        self._threads.close()
 
     def __enter__(self) -> GrpcPool:
         return self
@@ -428,13 +474,17 @@ class GrpcPool:
         return weights
 
     def _test_one(
-        self, m: _Member, wid: str, blob: Callable[[], bytes], dl: _Deadline, batch: int
+        self, m: _Member, wid: str, blob: Callable[[], Blob], dl: _Deadline, batch: int
     ) -> ProposedWeights:
         def send(by_id: bool) -> pb.TestReply:
-            msgs = send_weights(wid, None if by_id else blob(), round_index=self._round)
-            reply: pb.TestReply = m.stub.Test(
-                msgs, timeout=dl.left(), metadata=self._metadata(m, batch)
-            )
+            meta = self._metadata(m, batch)
+            reply: pb.TestReply
+            if by_id:  # one message: a unary call (see transfer.LearnerStub)
+                msg = by_id_message(wid, round_index=self._round)
+                reply = m.stub.TestById(msg, timeout=dl.left(), metadata=meta)
+            else:
+                msgs = send_weights(wid, blob(), round_index=self._round)
+                reply = m.stub.Test(msgs, timeout=dl.left(), metadata=meta)
             return reply
 
         reply = send(wid in m.holds)
@@ -448,13 +498,17 @@ class GrpcPool:
         return verdict_from_proto(reply)
 
     def _accept_one(
-        self, m: _Member, wid: str, blob: Callable[[], bytes], dl: _Deadline, batch: int
+        self, m: _Member, wid: str, blob: Callable[[], Blob], dl: _Deadline, batch: int
     ) -> None:
         def send(by_id: bool) -> pb.AcceptReply:
-            msgs = send_weights(wid, None if by_id else blob(), round_index=self._round)
-            reply: pb.AcceptReply = m.stub.Accept(
-                msgs, timeout=dl.left(), metadata=self._metadata(m, batch)
-            )
+            meta = self._metadata(m, batch)
+            reply: pb.AcceptReply
+            if by_id:  # one message: a unary call (see transfer.LearnerStub)
+                msg = by_id_message(wid, round_index=self._round)
+                reply = m.stub.AcceptById(msg, timeout=dl.left(), metadata=meta)
+            else:
+                msgs = send_weights(wid, blob(), round_index=self._round)
+                reply = m.stub.Accept(msgs, timeout=dl.left(), metadata=meta)
             return reply
 
         reply = send(wid in m.holds)
@@ -486,7 +540,7 @@ class GrpcPool:
 
     # -- machinery ----------------------------------------------------------------------------
 
-    def _remember(self, weights: Weights, wid: str, blob: bytes) -> None:
+    def _remember(self, weights: Weights, wid: str, blob: Blob) -> None:
         """Keep the bytes of weights received from a learner, so that when the driver
         hands the same object back (to test or accept) it is not encoded again."""
         with self._received_lock:
@@ -494,7 +548,7 @@ class GrpcPool:
             while len(self._received) > 4:
                 self._received.popitem(last=False)
 
-    def _resolve(self, ref: WeightsRef) -> tuple[str, Callable[[], bytes]]:
+    def _resolve(self, ref: WeightsRef) -> tuple[str, Callable[[], Blob]]:
         """The id of ``ref`` and a way to get its bytes (only asked for when a learner
         does not hold them)."""
         with self._received_lock:
@@ -518,14 +572,21 @@ class GrpcPool:
         def run(m: _Member) -> None:
             results[m.learner_id] = self._call(m, call, timeout)
 
-        if len(members) == 1:
+        # the others on the pool's threads, the first on this one
+        done = threading.Semaphore(0)
+
+        def other(m: _Member) -> None:
+            try:
+                run(m)
+            finally:
+                done.release()
+
+        for m in members[1:]:
+            self._threads.run(functools.partial(other, m))
+        if members:
             run(members[0])
-        else:
-            threads = [threading.Thread(target=run, args=(m,), daemon=True) for m in members]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
+        for _ in members[1:]:
+            done.acquire()
         return {lid: results[lid] for lid in learner_ids}
 
     def _call(

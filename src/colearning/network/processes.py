@@ -1,12 +1,13 @@
-"""Learner servers as subprocesses on 127.0.0.1 (``colearn run --processes``).
+"""Learner servers as subprocesses on 127.0.0.1, each a ``colearn learner serve``
+command of its own (``colearn run --processes`` forks its servers from one launcher
+instead: :mod:`colearning.network.launcher`).
 
-Each learner is a real ``colearn learner serve`` process on a free port. Readiness is
-awaited, never guessed: a server writes its port to a file once it listens (renamed
-into place, so a reader never sees half a number), and the pool then waits for each
-to answer. The processes go away with the coordinator whatever happens:
-:meth:`LearnerProcesses.stop` (called on success, on failure and on Ctrl-C) ends
-them and reaps them, and on Linux each child also asks the kernel to kill it if its
-parent dies (``PR_SET_PDEATHSIG``), which covers a coordinator killed with SIGKILL.
+Readiness is awaited, never guessed: a server writes its port to a file once it
+listens (renamed into place, so a reader never sees half a number), and the pool then
+waits for each to answer. The processes go away with their parent whatever happens:
+:meth:`LearnerProcesses.stop` ends them and reaps them, and on Linux each child also
+asks the kernel to end it if its parent dies (``PR_SET_PDEATHSIG``), which covers a
+parent killed with SIGKILL.
 """
 
 from __future__ import annotations
@@ -19,72 +20,19 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from colearning.core.exceptions import ConfigError
 
 _PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:  # runs in the child, between fork and exec
+def _die_with_parent(sig: int = signal.SIGTERM) -> None:
+    """Ask the kernel to send ``sig`` to this process when its parent dies (Linux; runs
+    in the child, between fork and exec, or in a forked server)."""
     with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
-def serve_command(
-    task: str,
-    index: int,
-    count: int,
-    *,
-    partition: str,
-    seed: int,
-    data_dir: str | None = None,
-    params: Mapping[str, Any] | None = None,
-    port_file: str,
-    certs: str | None = None,
-    extra: Sequence[str] = (),
-) -> list[str]:
-    """The ``colearn learner serve`` command line of learner ``index`` of ``count``."""
-    cmd = [
-        sys.executable,
-        "-m",
-        "colearning.cli.main",
-        "learner",
-        "serve",
-        "--task",
-        task,
-        "--share",
-        f"{index}/{count}",
-        "--partition",
-        partition,
-        "--seed",
-        str(seed),
-        "--port",
-        "0",
-        "--port-file",
-        port_file,
-        "--share-cores",
-    ]
-    if data_dir:
-        cmd += ["--data-dir", data_dir]
-    for key, value in (params or {}).items():
-        cmd += ["-c", f"params.{key}={_toml(value)}"]
-    cmd += ["--certs", certs] if certs else ["--insecure"]
-    return [*cmd, *extra]
-
-
-def _toml(value: Any) -> str:
-    import json
-
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return json.dumps(value)
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_toml(v) for v in value) + "]"
-    return repr(value)
+        ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, int(sig))
 
 
 class LearnerProcesses:

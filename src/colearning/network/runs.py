@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from colearning.core.exceptions import ConfigError, StoreError
 from colearning.core.experiment import Experiment, ObserverLike
@@ -23,10 +23,12 @@ from colearning.core.plans import planner_for
 from colearning.core.pool import LearnerPool
 from colearning.core.store import ExperimentStore
 from colearning.core.weights_ref import WeightsRef
-from colearning.network.pool import GrpcPool
-from colearning.network.processes import LearnerProcesses, serve_command
+from colearning.network.launcher import ForkedLearners, launch_spec
 from colearning.network.tls import ClientCredentials
 from colearning.tasks.runner import RunConfig, RunOutcome, Setup, resume_task, run_task
+
+if TYPE_CHECKING:
+    from colearning.network.pool import GrpcPool
 
 #: Settings a remote experiment stores (and may not change on resume, but rounds).
 REMOTE_SETTINGS = ("rounds", "vote_threshold", "proposer", "seed", "timeout")
@@ -47,10 +49,7 @@ def pipelined(
 
 def pipeline_stats(experiment: Experiment) -> dict[str, Any] | None:
     pool = experiment.pool
-    if not isinstance(pool, PipelinedPool):
-        return None
-    s = pool.stats
-    return {"started": s.started, "used": s.used, "discarded": s.discarded, "rounds": s.rounds}
+    return pool.stats.as_dict() if isinstance(pool, PipelinedPool) else None
 
 
 # -- --processes ------------------------------------------------------------------------------
@@ -79,39 +78,36 @@ def run_processes(
         config = stored if overrides is None else overrides
     config = config.resolved()
     n = int(config.learners or 0)
-    procs = LearnerProcesses([], log_dir)
-    port_files = [str(procs.tmp / f"learner-{i}.port") for i in range(n)]
     certs_dir = credentials[0] if credentials else None
-    procs.commands = [
-        serve_command(
-            config.task,
-            i,
-            n,
-            partition=str(config.partition),
-            seed=config.seed,
-            data_dir=config.data_dir,
-            params=config.params,
-            port_file=port_files[i],
-            certs=certs_dir,
-        )
-        for i in range(n)
-    ]
-    procs.start()  # the servers start while the coordinator builds its own setup
-    stats: dict[str, Any] = {}
+    if certs_dir is not None:  # a missing certificate is one line here, not a server's log
+        from colearning.network.tls import server_credentials
+
+        for i in range(n):
+            server_credentials(certs_dir, f"learner-{i}")
+    spec = launch_spec(
+        config.task,
+        n,
+        partition=str(config.partition),
+        seed=config.seed,
+        data_dir=config.data_dir,
+        params=config.params,
+        certs=certs_dir,
+        coordinator=credentials[1].name if credentials else None,
+    )
+    # the servers start (one launcher, forking them) while the coordinator builds its
+    # own setup: the two run side by side
+    procs = ForkedLearners(spec, log_dir).start()
 
     def factory(setup: Setup) -> LearnerPool:
-        try:
-            ports = procs.wait_ready(port_files, ready_timeout)
-        except ConfigError:
-            raise
+        from colearning.network.pool import GrpcPool  # gRPC loads while the servers start
+
+        ports = procs.wait_ready(ready_timeout)
         pool = GrpcPool(
             [(f"learner-{i}", f"127.0.0.1:{p}") for i, p in enumerate(ports)],
             credentials=credentials[1] if credentials else None,
         )
         c = setup.config
-        wrapped = pipelined(pool, c.proposer, c.seed, int(c.rounds or 0), pipeline)
-        stats["pool"] = wrapped
-        return wrapped
+        return pipelined(pool, c.proposer, c.seed, int(c.rounds or 0), pipeline)
 
     try:
         if resume is not None:
@@ -125,15 +121,7 @@ def run_processes(
     finally:
         procs.stop()
         procs.cleanup()
-    pool = stats.get("pool")
-    if isinstance(pool, PipelinedPool):
-        outcome.summary["pipeline"] = _stats_dict(pool)
-    return outcome
-
-
-def _stats_dict(pool: PipelinedPool) -> dict[str, Any]:
-    s = pool.stats
-    return {"started": s.started, "used": s.used, "discarded": s.discarded, "rounds": s.rounds}
+    return outcome  # the summary holds the pipeline's figures (tasks.runner.summarize)
 
 
 # -- --remote ---------------------------------------------------------------------------------
@@ -152,6 +140,8 @@ def run_remote(
 ) -> RunOutcome:
     """Drive learner servers at ``endpoints`` for ``settings`` (rounds, vote_threshold,
     proposer, seed, timeout), committing every round to ``out``."""
+    from colearning.network.pool import GrpcPool
+
     _check_remote_settings(settings)
     pool = GrpcPool(endpoints, credentials=credentials, connect_timeout=connect_timeout)
     try:
@@ -178,6 +168,8 @@ def resume_remote(
 ) -> RunOutcome:
     """Continue a ``--remote`` experiment against the learners it was run with (only
     ``rounds`` may change)."""
+    from colearning.network.pool import GrpcPool
+
     store = ExperimentStore.open(directory)
     try:
         network = store.get_meta("network") or {}

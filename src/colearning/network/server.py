@@ -26,7 +26,7 @@ import time
 import traceback
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
@@ -48,13 +48,14 @@ from colearning.network.convert import (
     read_verdict,
     verdict_to_proto,
 )
-from colearning.network.tls import ServerCredentials, peer_identity
+from colearning.network.tls import ServerCredentials, peer_identity, peer_names
 from colearning.network.transfer import (
     CHUNK,
     DEFAULT_MAX_BYTES,
     Received,
     RemoteFailureError,
     TransferError,
+    add_learner_service,
     receive_weights,
     send_weights,
 )
@@ -114,6 +115,7 @@ class LearnerService(pb_grpc.LearnerServicer):  # type: ignore[misc]
         max_bytes: int = DEFAULT_MAX_BYTES,
         share_cores: bool = False,
         cache_size: int = 4,
+        coordinators: Sequence[str] | None = None,
     ) -> None:
         if not isinstance(learner, MachineLearningInterface):
             raise ConfigError(
@@ -128,6 +130,8 @@ class LearnerService(pb_grpc.LearnerServicer):  # type: ignore[misc]
         self.higher_is_better = higher_is_better
         self.max_bytes = max_bytes
         self.share_cores = share_cores
+        # who may call (certificate names); None: nobody is checked (plaintext)
+        self.coordinators = tuple(coordinators) if coordinators is not None else None
         self.instance_id = uuid.uuid4().hex
         self._lock = threading.Lock()
         self._cache: OrderedDict[str, Weights] = OrderedDict()
@@ -171,8 +175,33 @@ class LearnerService(pb_grpc.LearnerServicer):  # type: ignore[misc]
             max_bytes=self.max_bytes,
         )
 
+    def _check_caller(self, context: grpc.ServicerContext, call: str) -> None:
+        """Refuse a client whose certificate names none of the allowed coordinators
+        (another party with a certificate from the same CA, say)."""
+        if self.coordinators is None:
+            return
+        names = peer_names(context)
+        if any(n in self.coordinators for n in names):
+            return
+        allowed = ", ".join(repr(c) for c in self.coordinators)
+        log.warning(
+            "refused %s from %s: its certificate names %s, not %s",
+            call,
+            context.peer(),
+            names or "nobody",
+            allowed,
+        )
+        context.abort(
+            grpc.StatusCode.PERMISSION_DENIED,
+            f"{self.learner_id} takes calls only from {allowed}; this client's certificate "
+            f"names {', '.join(repr(n) for n in names) or 'nobody'}. Connect with the "
+            "certificate the learner expects (colearn run --cert-name NAME), or the learner "
+            "allows it with colearn learner serve --coordinator-name NAME",
+        )
+
     def _check_peer(self, context: grpc.ServicerContext, call: str) -> dict[str, str]:
         """Refuse calls from another protocol version or meant for a previous instance."""
+        self._check_caller(context, call)
         meta = {k: v for k, v in context.invocation_metadata() if isinstance(v, str)}
         theirs = meta.get(META_PROTOCOL)
         if theirs != str(PROTOCOL_VERSION):
@@ -244,6 +273,7 @@ class LearnerService(pb_grpc.LearnerServicer):  # type: ignore[misc]
     def Describe(
         self, request: pb.DescribeRequest, context: grpc.ServicerContext
     ) -> pb.Description:
+        self._check_caller(context, "describe")
         meta = {k: v for k, v in context.invocation_metadata() if isinstance(v, str)}
         who = peer_identity(context)
         log.info(
@@ -257,7 +287,7 @@ class LearnerService(pb_grpc.LearnerServicer):  # type: ignore[misc]
 
     def Propose(
         self, request: pb.ProposeRequest, context: grpc.ServicerContext
-    ) -> Iterator[pb.WeightsMessage]:
+    ) -> Iterator[pb.WeightsMessage | bytes]:
         meta = self._check_peer(context, "propose")
         r = int(request.round_index)
         start = time.perf_counter()
@@ -365,7 +395,7 @@ class LearnerService(pb_grpc.LearnerServicer):  # type: ignore[misc]
 
     def CurrentWeights(
         self, request: pb.CurrentWeightsRequest, context: grpc.ServicerContext
-    ) -> Iterator[pb.WeightsMessage]:
+    ) -> Iterator[pb.WeightsMessage | bytes]:
         meta = self._check_peer(context, "current weights")
         try:
             with self._locked(context, meta):
@@ -477,6 +507,11 @@ class LearnerServer:
         **service_options: Any,
     ) -> None:
         share_malloc_arena()
+        if credentials is None and service_options.get("coordinators") is not None:
+            raise ConfigError(
+                "a learner server checks its coordinator's certificate only with TLS "
+                "credentials; plaintext clients have no identity"
+            )
         self.service = LearnerService(learner, learner_id, **service_options)
         self.host = host
         self._requested_port = port
@@ -485,7 +520,7 @@ class LearnerServer:
             ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="colearning-serve"),
             options=SERVER_OPTIONS,
         )
-        pb_grpc.add_LearnerServicer_to_server(self.service, self._server)
+        add_learner_service(self.service, self._server)
         from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
         self._health = health.HealthServicer()

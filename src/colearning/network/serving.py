@@ -5,13 +5,17 @@ a user's own learner from a factory."""
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from colearning.core.exceptions import ConfigError
 from colearning.core.interface import MachineLearningInterface
+
+if TYPE_CHECKING:
+    from colearning.network.tls import ServerCredentials
+    from colearning.tasks.runner import Setup
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,49 @@ def parse_share(text: str) -> tuple[int, int]:
     return i, n
 
 
+def task_setup(
+    task_name: str,
+    count: int,
+    *,
+    partition: str | None = None,
+    seed: int = 0,
+    data_dir: str | None = None,
+    params: Mapping[str, Any] | None = None,
+) -> Setup:
+    """A task's data set shared out ``count`` ways by ``partition`` and ``seed``, as
+    ``colearn run --learners count`` shares it (no learner built yet)."""
+    from colearning.core.exceptions import require_extra
+    from colearning.data.partition import partition_dataset
+    from colearning.tasks.registry import get_task
+    from colearning.tasks.runner import RunConfig, Setup, _module_of_extra
+
+    config = RunConfig(
+        task=task_name,
+        learners=count,
+        partition=partition,
+        seed=seed,
+        data_dir=data_dir,
+        params=dict(params or {}),
+    ).resolved()
+    task = get_task(config.task)
+    require_extra(_module_of_extra(task.extra), task.extra, f"task {task.name!r}")
+    dataset = task.load_dataset(Path(data_dir) if data_dir else None, config.params)
+    parts = partition_dataset(dataset, count, str(config.partition), config.seed)
+    return Setup(config, task, dataset, parts)
+
+
+def served_from(setup: Setup, index: int, learner_id: str | None = None) -> Served:
+    """Learner ``index`` of ``setup``, ready to serve."""
+    task = setup.task
+    return Served(
+        setup.make_learner(setup.parts[index], index),
+        learner_id or f"learner-{index}",
+        task.name,
+        task.metric,
+        task.higher_is_better,
+    )
+
+
 def task_learner(
     task_name: str,
     *,
@@ -54,33 +101,11 @@ def task_learner(
     """A task's learner. With ``share=(i, n)`` it holds share ``i`` of the task's data set
     split ``n`` ways by ``partition`` and ``seed``, as ``colearn run --learners n`` builds
     learner ``i``; without, it holds the whole data set found in ``data_dir``."""
-    from colearning.core.exceptions import require_extra
-    from colearning.data.partition import partition_dataset
-    from colearning.tasks.registry import get_task
-    from colearning.tasks.runner import RunConfig, Setup, _module_of_extra
-
     index, count = share if share is not None else (0, 1)
-    config = RunConfig(
-        task=task_name,
-        learners=count,
-        partition=partition,
-        seed=seed,
-        data_dir=data_dir,
-        params=dict(params or {}),
-    ).resolved()
-    task = get_task(config.task)
-    require_extra(_module_of_extra(task.extra), task.extra, f"task {task.name!r}")
-    dataset = task.load_dataset(Path(data_dir) if data_dir else None, config.params)
-    parts = partition_dataset(dataset, count, str(config.partition), config.seed)
-    setup = Setup(config, task, dataset, parts, [])
-    learner = setup.make_learner(parts[index], index)
-    return Served(
-        learner,
-        learner_id or f"learner-{index}",
-        task.name,
-        task.metric,
-        task.higher_is_better,
+    setup = task_setup(
+        task_name, count, partition=partition, seed=seed, data_dir=data_dir, params=params
     )
+    return served_from(setup, index, learner_id)
 
 
 def factory_learner(spec: str, learner_id: str) -> Served:
@@ -113,3 +138,59 @@ def factory_learner(spec: str, learner_id: str) -> Served:
             "colearning.MachineLearningInterface"
         )
     return Served(learner, learner_id, f"factory:{spec}", "score", True)
+
+
+def serve(
+    served: Served,
+    *,
+    host: str,
+    port: int,
+    credentials: ServerCredentials | None,
+    max_bytes: int,
+    share_cores: bool,
+    quiet: bool = False,
+    coordinators: Sequence[str] | None = None,
+    ready: Callable[[int], None] | None = None,
+) -> None:
+    """Host ``served`` until SIGTERM or SIGINT: what ``colearn learner serve`` (and each
+    server of ``colearn run --processes``) runs. ``ready(port)`` is called once the
+    server listens and its health service says SERVING. With ``credentials``, only a
+    client whose certificate names one of ``coordinators`` may call it."""
+    import logging
+    import signal
+    import sys
+    import threading
+
+    from colearning.network.server import LearnerServer
+
+    logging.basicConfig(
+        level=logging.WARNING if quiet else logging.INFO,
+        format="%(asctime)s %(levelname)s " + served.learner_id + ": %(message)s",
+        stream=sys.stderr,
+        force=True,
+    )
+    server = LearnerServer(
+        served.learner,
+        served.learner_id,
+        host=host,
+        port=port,
+        credentials=credentials,
+        task=served.task,
+        metric=served.metric,
+        higher_is_better=served.higher_is_better,
+        max_bytes=max_bytes,
+        share_cores=share_cores,
+        coordinators=coordinators,
+    )
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    server.start()
+    if ready is not None:
+        ready(server.port)
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        logging.getLogger("colearning.network.server").info("stopping")
+        server.stop(grace=1.0)

@@ -106,12 +106,23 @@ def client_credentials(directory: str | Path, name: str = COORDINATOR) -> Client
 
 def peer_identity(context: Any) -> str | None:
     """The common name of a client's verified certificate (``None`` for plaintext)."""
+    names = peer_names(context)
+    return names[0] if names else None
+
+
+def peer_names(context: Any) -> list[str]:
+    """Every name a client's verified certificate carries: its common name first, then
+    its DNS subject alternative names (empty for plaintext)."""
     try:
         auth = context.auth_context()
     except Exception:
-        return None
-    names = auth.get("x509_common_name") or []
-    return names[0].decode("utf-8", "replace") if names else None
+        return []
+    names = [
+        n.decode("utf-8", "replace")
+        for key in ("x509_common_name", "x509_subject_alternative_name")
+        for n in auth.get(key) or []
+    ]
+    return list(dict.fromkeys(names))
 
 
 # -- a small CA (needs the cryptography package, in the grpc extra) -----------------------

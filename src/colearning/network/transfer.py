@@ -1,10 +1,9 @@
 """Weights on the wire: the codec's bytes in chunks, a header first, verified on arrival.
 
 A transfer is a header (the weights id, the size, optionally the training summary)
-followed by the bytes in chunks of :data:`CHUNK` (1 MiB, the size earlier measurements
-for this project found best; ``bench/network_transfer.py`` measures this transport
-against raw TCP at that size, other sizes were not re-measured). No single message holds
-the model, so there is no ceiling on its size (protobuf refuses messages over 2 GiB). The receiver
+followed by the bytes in chunks of :data:`CHUNK` (``bench/network_transfer.py
+--chunks`` measures the sizes side by side). No single message holds the model, so
+there is no ceiling on its size (protobuf refuses messages over 2 GiB). The receiver
 
 1. refuses a size over its limit **before** allocating anything,
 2. refuses a stream that brings more bytes than announced, or ends before them
@@ -12,20 +11,33 @@ the model, so there is no ceiling on its size (protobuf refuses messages over 2 
 3. hashes the bytes as they arrive and refuses them unless they hash to the id they
    came with.
 
-Chunks are kept as received and joined once at the end, so the receiver holds at most
-twice the payload for an instant (the chunks and the joined bytes), and decoding then
-needs the bytes and the arrays: two payloads, never three.
+Each chunk is written into one buffer of the announced size as it arrives (an
+anonymous memory map: its pages are taken as they are written, so a size announced
+but never sent costs nothing), and hashed there; nothing is joined, and decoding
+(:func:`colearning.core.codec.decode`) gives arrays that are views of that buffer. A
+receiver holds about one payload, not two or three.
+
+Chunks skip protobuf's copies on both sides: :func:`chunk_message` writes the wire
+bytes of ``WeightsMessage(chunk=...)`` directly (a tag, a length, the bytes) and
+:func:`parse_message` hands a chunk on as a view of the received message. Every
+other message goes through protobuf, and the bytes on the wire are exactly
+protobuf's, so any implementation of ``colearning.proto`` interoperates.
 """
 
 from __future__ import annotations
 
 import hashlib
+import mmap
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
+
+import grpc
 
 from colearning.core.exceptions import WeightsError
 from colearning.core.interface import TrainingSummary
 from colearning.network._proto import colearning_pb2 as pb
+from colearning.network._proto import colearning_pb2_grpc as pb_grpc
 from colearning.network.convert import (
     RemoteFailure,
     failure_from_proto,
@@ -33,6 +45,7 @@ from colearning.network.convert import (
     summary_to_proto,
 )
 
+#: Bytes per chunk message (see ``bench/network_transfer.py --chunks``).
 CHUNK = 1 << 20
 #: The default byte limit of one weights transfer (``--max-bytes``).
 DEFAULT_MAX_BYTES = 8 << 30
@@ -56,7 +69,7 @@ class Received:
     """A verified transfer: the id and, unless it was sent by id, the bytes."""
 
     weights_id: str
-    blob: bytes | None
+    blob: memoryview | None  # read-only, over the receive buffer
     training_summary: TrainingSummary | None
     round_index: int
 
@@ -77,26 +90,190 @@ def header_message(
     return pb.WeightsMessage(header=header)
 
 
+# -- chunks without protobuf's copies ---------------------------------------------------------
+
+#: The tag of ``WeightsMessage.chunk``: field 2, wire type 2 (length-delimited).
+_CHUNK_TAG = 0x12
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def chunk_message(data: bytes | memoryview) -> bytes:
+    """The wire bytes of ``WeightsMessage(chunk=data)``, with one copy of ``data``
+    (protobuf would take two: into a ``bytes`` for the field, then out again)."""
+    return b"".join((bytes((_CHUNK_TAG,)), _varint(len(data)), data))
+
+
+def serialize_message(message: pb.WeightsMessage | bytes) -> bytes:
+    """A weights-stream message for the wire: ``bytes`` are already its wire form."""
+    if isinstance(message, bytes):
+        return message
+    data: bytes = message.SerializeToString()
+    return data
+
+
+def parse_message(data: bytes) -> pb.WeightsMessage | memoryview:
+    """A received weights-stream message: a chunk (exactly one ``chunk`` field, as
+    every sender writes it) as a view of ``data``; anything else parsed by protobuf,
+    which reads every valid encoding."""
+    if data[:1] == b"\x12":
+        n = shift = 0
+        i = 1
+        while i < len(data) and i <= 10:
+            b = data[i]
+            i += 1
+            n |= (b & 0x7F) << shift
+            shift += 7
+            if not b & 0x80:
+                if i + n == len(data):
+                    return memoryview(data)[i:]
+                break
+    message: pb.WeightsMessage = pb.WeightsMessage.FromString(data)
+    return message
+
+
+_SERVICE = "colearning.v1.Learner"
+_WEIGHTS_IN = ("Test", "Accept")
+_WEIGHTS_OUT = ("Propose", "CurrentWeights")
+
+
+class LearnerStub(pb_grpc.LearnerStub):  # type: ignore[misc]
+    """The generated client stub, its weights streams using :func:`chunk_message` and
+    :func:`parse_message`, and two more callables for a transfer by id.
+
+    ``TestById`` and ``AcceptById`` call ``Test`` and ``Accept`` with their one message
+    as a unary call: on the wire a client stream of one message and a unary request are
+    the same frames, and gRPC's Python client runs a thread per streaming call to read
+    its request iterator (half its cost, here, for a call that sends only an id).
+    """
+
+    def __init__(self, channel: grpc.Channel) -> None:
+        super().__init__(channel)
+        replies = {"Test": pb.TestReply, "Accept": pb.AcceptReply}
+        requests = {"Propose": pb.ProposeRequest, "CurrentWeights": pb.CurrentWeightsRequest}
+        for name in _WEIGHTS_IN:
+            path = f"/{_SERVICE}/{name}"
+            setattr(
+                self,
+                name,
+                channel.stream_unary(
+                    path,
+                    request_serializer=serialize_message,
+                    response_deserializer=replies[name].FromString,
+                    _registered_method=True,
+                ),
+            )
+            setattr(
+                self,
+                f"{name}ById",
+                channel.unary_unary(
+                    path,
+                    request_serializer=serialize_message,
+                    response_deserializer=replies[name].FromString,
+                    _registered_method=True,
+                ),
+            )
+        for name in _WEIGHTS_OUT:
+            setattr(
+                self,
+                name,
+                channel.unary_stream(
+                    f"/{_SERVICE}/{name}",
+                    request_serializer=requests[name].SerializeToString,
+                    response_deserializer=parse_message,
+                    _registered_method=True,
+                ),
+            )
+
+    TestById: Any
+    AcceptById: Any
+
+
+def learner_stub(channel: grpc.Channel) -> LearnerStub:
+    """A :class:`LearnerStub` on ``channel``."""
+    return LearnerStub(channel)
+
+
+def add_learner_service(servicer: Any, server: grpc.Server) -> None:
+    """Register ``servicer`` as ``colearning.v1.Learner`` on ``server``, as the generated
+    ``add_LearnerServicer_to_server`` does, the weights streams using
+    :func:`parse_message` and :func:`serialize_message`."""
+    handlers = {
+        "Describe": grpc.unary_unary_rpc_method_handler(
+            servicer.Describe,
+            request_deserializer=pb.DescribeRequest.FromString,
+            response_serializer=pb.Description.SerializeToString,
+        ),
+        "Propose": grpc.unary_stream_rpc_method_handler(
+            servicer.Propose,
+            request_deserializer=pb.ProposeRequest.FromString,
+            response_serializer=serialize_message,
+        ),
+        "Test": grpc.stream_unary_rpc_method_handler(
+            servicer.Test,
+            request_deserializer=parse_message,
+            response_serializer=pb.TestReply.SerializeToString,
+        ),
+        "Accept": grpc.stream_unary_rpc_method_handler(
+            servicer.Accept,
+            request_deserializer=parse_message,
+            response_serializer=pb.AcceptReply.SerializeToString,
+        ),
+        "CurrentWeights": grpc.unary_stream_rpc_method_handler(
+            servicer.CurrentWeights,
+            request_deserializer=pb.CurrentWeightsRequest.FromString,
+            response_serializer=serialize_message,
+        ),
+        "CurrentModel": grpc.unary_stream_rpc_method_handler(
+            servicer.CurrentModel,
+            request_deserializer=pb.CurrentModelRequest.FromString,
+            response_serializer=pb.ModelMessage.SerializeToString,
+        ),
+        "RestoreProgress": grpc.unary_unary_rpc_method_handler(
+            servicer.RestoreProgress,
+            request_deserializer=pb.RestoreProgressRequest.FromString,
+            response_serializer=pb.RestoreProgressReply.SerializeToString,
+        ),
+    }
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(_SERVICE, handlers),))
+    server.add_registered_method_handlers(_SERVICE, handlers)
+
+
+def by_id_message(
+    weights_id: str, *, training_summary: TrainingSummary | None = None, round_index: int = -1
+) -> bytes:
+    """The one wire message of a transfer by id."""
+    data: bytes = header_message(
+        weights_id, 0, by_id=True, training_summary=training_summary, round_index=round_index
+    ).SerializeToString()
+    return data
+
+
 def send_weights(
     weights_id: str,
-    blob: bytes | None,
+    blob: bytes | memoryview | None,
     *,
     training_summary: TrainingSummary | None = None,
     round_index: int = -1,
     chunk: int = CHUNK,
-) -> Iterator[pb.WeightsMessage]:
-    """The messages of one transfer; ``blob=None`` sends the id only."""
+) -> Iterator[bytes]:
+    """The wire messages of one transfer; ``blob=None`` sends the id only."""
     if blob is None:
-        yield header_message(
-            weights_id, 0, by_id=True, training_summary=training_summary, round_index=round_index
-        )
+        yield by_id_message(weights_id, training_summary=training_summary, round_index=round_index)
         return
+    view = memoryview(blob).cast("B")
     yield header_message(
-        weights_id, len(blob), training_summary=training_summary, round_index=round_index
-    )
-    view = memoryview(blob)
-    for start in range(0, len(blob), chunk):
-        yield pb.WeightsMessage(chunk=bytes(view[start : start + chunk]))
+        weights_id, len(view), training_summary=training_summary, round_index=round_index
+    ).SerializeToString()
+    for start in range(0, len(view), chunk):
+        yield chunk_message(view[start : start + chunk])
 
 
 def _size(n: int) -> str:
@@ -106,8 +283,14 @@ def _size(n: int) -> str:
     return f"{n} bytes"
 
 
-def receive_weights(messages: Iterable[pb.WeightsMessage], max_bytes: int) -> Received:
+Message = pb.WeightsMessage | memoryview | bytes
+
+
+def receive_weights(messages: Iterable[Message], max_bytes: int) -> Received:
     """Read one transfer from ``messages``, enforcing ``max_bytes`` and the id.
+
+    ``messages`` are what :func:`parse_message` gives (protobuf messages, or chunks as
+    views), or their wire bytes.
 
     Raises
     ------
@@ -116,18 +299,19 @@ def receive_weights(messages: Iterable[pb.WeightsMessage], max_bytes: int) -> Re
     RemoteFailureError
         If the sender sent a failure instead of weights.
     """
-    stream = iter(messages)
+    stream = (parse_message(m) if isinstance(m, bytes) else m for m in messages)
     first = next(stream, None)
     if first is None:
         raise TransferError("the weights transfer was empty: no header came (truncated)")
-    part = first.WhichOneof("part")
+    part = "chunk" if isinstance(first, memoryview) else first.WhichOneof("part")
     if part == "failure":
-        raise RemoteFailureError(failure_from_proto(first.failure))
+        raise RemoteFailureError(failure_from_proto(first.failure))  # type: ignore[union-attr]
     if part != "header":
         raise TransferError(
             f"a weights transfer must start with its header; it started with a {part or 'blank'} "
             "message (the sender speaks another protocol)"
         )
+    assert not isinstance(first, memoryview)
     header = first.header
     wid = header.weights_id
     if len(wid) != 64 or any(c not in "0123456789abcdef" for c in wid):
@@ -154,25 +338,31 @@ def receive_weights(messages: Iterable[pb.WeightsMessage], max_bytes: int) -> Re
             f"at most {_size(max_bytes)}. If the model really is that large, raise the limit "
             "on the receiving side (colearn learner serve --max-bytes, or the pool's max_bytes)"
         )
-    chunks: list[bytes] = []
+    # the announced size is within the limit: map it (pages are taken as written)
+    buffer = memoryview(mmap.mmap(-1, size) if size else bytearray())
     got = 0
     digest = hashlib.sha256()
     for msg in stream:
-        part = msg.WhichOneof("part")
-        if part == "failure":
-            raise RemoteFailureError(failure_from_proto(msg.failure))
-        if part != "chunk":
-            raise TransferError(
-                f"a second {part or 'blank'} message came in the middle of a transfer"
-            )
-        data = msg.chunk
-        got += len(data)
-        if got > size:
+        if isinstance(msg, memoryview):
+            data: bytes | memoryview = msg
+        else:
+            part = msg.WhichOneof("part")
+            if part == "failure":
+                raise RemoteFailureError(failure_from_proto(msg.failure))
+            if part != "chunk":
+                raise TransferError(
+                    f"a second {part or 'blank'} message came in the middle of a transfer"
+                )
+            data = msg.chunk
+        n = len(data)
+        if got + n > size:
             raise TransferError(
                 f"the sender announced {size} bytes for {wid[:12]}... and sent more; refused"
             )
-        digest.update(data)
-        chunks.append(data)
+        place = buffer[got : got + n]
+        place[:] = data
+        digest.update(place)
+        got += n
     if got < size:
         raise TransferError(
             f"the transfer of {wid[:12]}... ended after {got} of its {size} bytes: truncated in "
@@ -184,6 +374,4 @@ def receive_weights(messages: Iterable[pb.WeightsMessage], max_bytes: int) -> Re
             f"these {size} bytes hash to {actual[:12]}..., not to the id they came with "
             f"({wid[:12]}...); they were damaged or substituted in transit and were not used"
         )
-    blob = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-    chunks.clear()
-    return Received(wid, blob, summary, int(header.round_index))
+    return Received(wid, buffer.toreadonly(), summary, int(header.round_index))

@@ -21,6 +21,7 @@ from colearning.core.combiners import Combiner
 from colearning.core.exceptions import ConfigError, StoreError, require_extra
 from colearning.core.experiment import Experiment, ExperimentResult, ObserverLike
 from colearning.core.interface import MachineLearningInterface, Weights
+from colearning.core.pipeline import PipelinedPool
 from colearning.core.plans import planner_for_mode
 from colearning.core.pool import LearnerPool
 from colearning.core.records import RoundRecord
@@ -164,17 +165,27 @@ class RunConfig:
 
 @dataclass
 class Setup:
-    """A run's parts before any round: the task, its data shared out, the learners."""
+    """A run's parts before any round: the task, its data shared out, the learners.
+
+    The learners are built when first asked for: a run over learner servers
+    (``--processes``) never builds them here, its servers do.
+    """
 
     config: RunConfig
     task: Task
     dataset: Dataset
     parts: list[LearnerData]
-    learners: list[MachineLearningInterface]
+    built: list[MachineLearningInterface] | None = None
+
+    @property
+    def learners(self) -> list[MachineLearningInterface]:
+        if self.built is None:
+            self.built = [self.make_learner(part, i) for i, part in enumerate(self.parts)]
+        return self.built
 
     @property
     def learner_ids(self) -> list[str]:
-        return [f"learner-{i}" for i in range(len(self.learners))]
+        return [f"learner-{i}" for i in range(len(self.parts))]
 
     @property
     def train_rows(self) -> list[int]:
@@ -196,7 +207,8 @@ class Setup:
 
 
 def build(config: RunConfig) -> Setup:
-    """Load the task's data, share it out and build one learner per share."""
+    """Load the task's data and share it out (the learners, one per share, are built
+    when :attr:`Setup.learners` is first read)."""
     from colearning.data.partition import partition_dataset
 
     config = config.resolved()
@@ -207,9 +219,7 @@ def build(config: RunConfig) -> Setup:
     parts = partition_dataset(
         dataset, int(config.learners or 0), str(config.partition), config.seed
     )
-    setup = Setup(config, task, dataset, parts, [])
-    setup.learners = [setup.make_learner(part, i) for i, part in enumerate(parts)]
-    return setup
+    return Setup(config, task, dataset, parts)
 
 
 def _module_of_extra(extra: str) -> str:
@@ -257,6 +267,8 @@ def run_task(
         from colearning.ledger.chain import RpcChain
 
         RpcChain(config.chain_url).close()  # unreachable: refuse before creating `out`
+    if pool_factory is None:
+        setup.learners  # noqa: B018 (built before the experiment directory is made)
     store = None
     if out is not None:
         store = ExperimentStore.create(out, _stored(config), setup.learner_ids)
@@ -326,16 +338,15 @@ def _play(
         if store is not None:
             store.close()
         raise
-    members: list[MachineLearningInterface] | LearnerPool = setup.learners
-    if pool_factory is not None:
-        try:
-            members = pool_factory(setup)
-        except BaseException:
-            if decider is not None:
-                decider.close()
-            if store is not None:
-                store.close()
-            raise
+    members: list[MachineLearningInterface] | LearnerPool
+    try:
+        members = setup.learners if pool_factory is None else pool_factory(setup)
+    except BaseException:
+        if decider is not None:
+            decider.close()
+        if store is not None:
+            store.close()
+        raise
     experiment = Experiment(
         members,
         vote_threshold=float(c.vote_threshold or 0.0),
@@ -415,7 +426,7 @@ def summarize(
         "task": task.name,
         "metric": task.metric,
         "higher_is_better": task.higher_is_better,
-        "learners": len(setup.learners),
+        "learners": len(setup.parts),
         "rounds": len(result.rounds),
         "accepted": sum(r.accepted for r in result.rounds),
         "rejected": sum(r.status == "rejected" for r in result.rounds),
@@ -432,6 +443,8 @@ def summarize(
         },
         "dp_budgets": _dp_budgets(result.rounds),
     }
+    if isinstance(experiment.pool, PipelinedPool):
+        summary["pipeline"] = experiment.pool.stats.as_dict()
     if c.baselines:
         steps = len(result.rounds)
         alone = {
