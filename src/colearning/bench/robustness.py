@@ -105,6 +105,8 @@ class Cell:
         what = "clean" if self.attack is None else f"{self.attack}-m{self.malicious}"
         t = "" if self.threshold == 0.5 else f"-t{self.threshold:g}"
         d = "" if self.defence_rounds is None else f"-d{self.defence_rounds}"
+        if not self.defences:
+            d = "-vote-only"
         return f"{self.group.key}-{what}-r{self.rounds}{t}{d}"
 
 
@@ -124,9 +126,13 @@ def cells_for(
     threshold: float = 0.5,
     defences: Sequence[str] = DEFENCES,
     defence_rounds: int | None = None,
+    defence_seeds: Sequence[int] | None = None,
+    defence_shares: Sequence[float] | None = None,
 ) -> list[Cell]:
     """Every cell of the grid, clean runs first; a share of 0 is one clean cell per
-    group, whatever the attacks."""
+    group, whatever the attacks. The defences run on the seeds of ``defence_seeds`` and
+    the shares of ``defence_shares`` (default: all), and not against
+    ``dishonest-vote`` (they take no votes, so that run is the clean one)."""
     from colearning.tasks.registry import get_task
 
     for a in attacks:
@@ -145,17 +151,29 @@ def cells_for(
             for partition in partitions:
                 for seed in seeds:
                     base = dict(task=task, learners=n, partition=partition, seed=seed, rounds=r)
-                    extra = dict(
-                        threshold=threshold,
-                        defences=tuple(defences),
-                        defence_rounds=defence_rounds,
-                    )
-                    cells.append(Cell(**base, share=0.0, attack=None, **extra))  # type: ignore[arg-type]
+                    seeded = defence_seeds is None or seed in defence_seeds
+
+                    def extra(
+                        share: float, attack: str | None, seeded: bool = seeded
+                    ) -> dict[str, Any]:
+                        chosen = (
+                            seeded
+                            and (defence_shares is None or share in defence_shares)
+                            and attack != "dishonest-vote"
+                        )
+                        return dict(
+                            threshold=threshold,
+                            defences=tuple(defences) if chosen else (),
+                            defence_rounds=defence_rounds,
+                        )
+
+                    cells.append(Cell(**base, share=0.0, attack=None, **extra(0.0, None)))  # type: ignore[arg-type]
                     for share in sorted(s for s in shares if s > 0):
                         if malicious_count(share, n) == 0:
                             continue
                         for attack in attacks:
-                            cells.append(Cell(**base, share=share, attack=attack, **extra))  # type: ignore[arg-type]
+                            these = extra(share, attack)
+                            cells.append(Cell(**base, share=share, attack=attack, **these))  # type: ignore[arg-type]
     return cells
 
 
@@ -333,9 +351,9 @@ def _root_learner(spec: Any) -> Any:
 def _job(args: tuple[dict[str, Any], str, str]) -> dict[str, Any]:
     cell_dict, partition_file, path = args
     cell = Cell(**{**cell_dict, "defences": tuple(cell_dict["defences"])})
-    result = run_cell(cell, partition_file)
-    Path(path).write_text(json.dumps(result))
-    return result
+    text = json.dumps(run_cell(cell, partition_file))
+    Path(path).write_text(text)
+    return dict(json.loads(text))  # as a resumed grid reads it back
 
 
 def run_grid(
@@ -362,6 +380,8 @@ def run_grid(
         if not partition_file.exists():
             write_partition(partition_file, cell.task, cell.learners, cell.partition, cell.seed)
         todo.append((asdict(cell), str(partition_file), str(path)))
+    # the vote's cells first: they are the benchmark; the defences are its reference
+    todo.sort(key=lambda job: bool(job[0]["defences"]))
     total = len(todo)
 
     def report(i: int, result: dict[str, Any]) -> None:

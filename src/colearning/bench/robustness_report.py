@@ -31,8 +31,30 @@ def _mean(values: Sequence[float]) -> float:
     return statistics.mean(values) if values else math.nan
 
 
+def _deduplicated(results: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """One result per cell and seed: a cell run with the defences beside the vote
+    replaces the same cell run for the vote alone (the vote's figures are the same)."""
+    best: dict[tuple[Any, ...], Mapping[str, Any]] = {}
+    for r in results:
+        c = r["cell"]
+        key = (
+            c["task"],
+            c["learners"],
+            c["partition"],
+            c["seed"],
+            c["rounds"],
+            c["threshold"],
+            c["share"],
+            c["attack"],
+        )
+        if key not in best or len(r["defences"]) > len(best[key]["defences"]):
+            best[key] = r
+    return list(best.values())
+
+
 def summarize(results: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """One row per (task, learners, partition, rounds, threshold, share, attack)."""
+    results = _deduplicated(results)
     clean: dict[tuple[Any, ...], Mapping[str, Any]] = {}
     for r in results:
         c = r["cell"]
@@ -79,11 +101,12 @@ def summarize(results: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
                 "honest_proposals": sum(x["honest_proposals"] for x in p),
             }
         defences: dict[str, dict[str, float]] = {}
-        for name in rs[0]["defences"]:
+        for name in dict.fromkeys(d for r in rs for d in r["defences"]):
             got = [r["defences"][name] for r in rs if name in r["defences"]]
             defences[name] = {
                 "final": _mean([g["final"] for g in got]),
                 "backdoor": _mean([g["backdoor"] for g in got]),
+                "seeds": len(got),
             }
         rows.append(
             {
@@ -113,12 +136,14 @@ def _order(attack: str) -> int:
 
 def meets_goal(row: Mapping[str, Any]) -> bool:
     """Whether a row meets the goal (accuracy within 1 point of clean on average, no
-    malicious proposal accepted, backdoor success under 5%)."""
+    malicious proposal accepted, backdoor success under 5%). Accuracies are ratios of
+    counts, so the figures are compared rounded to 1e-9: a drop of exactly one point
+    passes whatever its last bits."""
     drop = row["drop_points"]
-    return (
-        (drop is None or drop <= GOAL_POINTS)
+    return bool(
+        (drop is None or round(float(drop), 9) <= GOAL_POINTS)
         and row["malicious_accepted"] == 0
-        and row["backdoor"] < GOAL_BACKDOOR
+        and round(float(row["backdoor"]), 9) < GOAL_BACKDOOR
     )
 
 

@@ -138,6 +138,22 @@ def add_robustness_parser(kinds: argparse._SubParsersAction) -> None:  # type: i
         default=10,
         help="rounds of each defence run, every learner training in each (default 10)",
     )
+    r.add_argument(
+        "--defence-seeds",
+        nargs="+",
+        type=int,
+        default=[0],
+        help="seeds the defences run on (default 0: they are the reference, the vote "
+        "runs on every seed)",
+    )
+    r.add_argument(
+        "--defence-shares",
+        nargs="+",
+        type=float,
+        default=[0.0, 0.4],
+        help="malicious shares the defences run at (default 0 and 0.4)",
+    )
+    r.add_argument("--no-defences", action="store_true", help="the vote alone")
     r.add_argument("--threshold", type=float, default=0.5, help="vote threshold (default 0.5)")
     r.add_argument("--jobs", type=int, default=1, help="cells played at once (processes)")
     r.add_argument("--quick", action="store_true", help="the CI size: " + str(QUICK))
@@ -189,8 +205,10 @@ def cmd_robustness(args: argparse.Namespace) -> int:
             settings["seeds"],
             settings["rounds"],
             args.threshold,
-            args.defences,
+            [] if args.no_defences else args.defences,
             settings["defence_rounds"],
+            args.defence_seeds,
+            args.defence_shares,
         )
         out.mkdir(parents=True, exist_ok=True)
         run_grid(cells, out, jobs=args.jobs, log=lambda line: print(line, flush=True))
