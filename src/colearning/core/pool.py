@@ -14,6 +14,16 @@ the failure is typed (:class:`~colearning.core.protocol.Failure`: raised, timed 
 bad answer, unreachable). Calls to one learner never overlap (a per-learner lock), so
 a call that timed out and is still running delays that learner's next call rather
 than racing it.
+
+**Adoption can be deferred.** After an accepted round every learner must hold the new
+shared weights, but a learner only needs them at its next call. A pool with an
+``adopt(weights, timeout)`` method (:class:`LocalPool`, the Ray pool) records the
+shared weights and has each learner accept them at the start of its next call, inside
+that call (a learner that cannot accept them fails that call, with the reason);
+``catch_up(timeout)`` brings every learner up to date at once. With thousands of
+learners and committees of a few dozen, adoption then costs nothing per round. The
+driver calls :func:`adopt`, which falls back to ``accept`` for every learner on a pool
+without ``adopt`` (the gRPC pool).
 """
 
 from __future__ import annotations
@@ -24,7 +34,7 @@ import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 from colearning.core.exceptions import ConfigError
 from colearning.core.interface import (
@@ -111,6 +121,43 @@ class LearnerPool(Protocol):
     def close(self) -> None:
         """Release threads and connections."""
         ...
+
+
+@runtime_checkable
+class DeferredAdoption(Protocol):
+    """A pool that can defer each learner's adoption of the shared weights to its next
+    call (see the module docstring)."""
+
+    def adopt(self, weights: WeightsRef, timeout: float | None) -> dict[str, Outcome[None]]:
+        """Make ``weights`` every learner's weights: each accepts them before its next
+        call. Returns the outcomes of adoptions made now (none, where all wait)."""
+        ...
+
+    def catch_up(self, timeout: float | None) -> dict[str, Outcome[None]]:
+        """Have every learner that has not yet accepted the shared weights do so now."""
+        ...
+
+
+def adopt(
+    pool: LearnerPool, weights: WeightsRef, timeout: float | None
+) -> dict[str, Outcome[None]]:
+    """Every learner of ``pool`` adopts ``weights``: deferred to each learner's next call
+    where the pool can (:class:`DeferredAdoption`), else ``accept`` for everyone now."""
+    if isinstance(pool, DeferredAdoption):
+        return pool.adopt(weights, timeout)
+    return pool.accept(pool.learner_ids, weights, timeout)
+
+
+def catch_up(pool: LearnerPool, timeout: float | None) -> dict[str, Outcome[None]]:
+    """Bring every learner of ``pool`` to the shared weights now (a no-op for a pool that
+    adopts at once)."""
+    if isinstance(pool, DeferredAdoption):
+        return pool.catch_up(timeout)
+    return {}
+
+
+class _CatchUpError(Exception):
+    """A learner could not accept the shared weights before its call."""
 
 
 class _Job:
@@ -239,6 +286,8 @@ def _run_job(job: _Job) -> bool:
                     job.value = job.fn()
             finally:
                 job.lock.release()
+    except _CatchUpError as exc:
+        job.error = Failure(Reason.RAISED, str(exc))
     except BaseException as exc:
         job.error = Failure(Reason.RAISED, _describe(exc))
     job.seconds = time.perf_counter() - start
@@ -289,6 +338,11 @@ class LocalPool:
         share_malloc_arena()
         self._locks = {lid: threading.Lock() for lid in ids}
         self._workers = _Workers(max_workers or min(32, max(1, len(members))))
+        # Deferred adoption: the shared weights with their epoch (one tuple, replaced
+        # whole, so readers on other threads see a consistent pair), and the epoch each
+        # learner last accepted at (0: the weights it was last given explicitly).
+        self._shared: tuple[int, WeightsRef] | None = None
+        self._synced = dict.fromkeys(ids, 0)
 
     def __len__(self) -> int:
         return len(self._ids)
@@ -337,9 +391,33 @@ class LocalPool:
         self, learner_ids: Sequence[str], weights: WeightsRef, timeout: float | None
     ) -> dict[str, Outcome[None]]:
         w = weights.weights
-        return self._run(
-            {lid: _bind(self.learner(lid).mli_accept_weights, w) for lid in learner_ids}, timeout
-        )
+        epoch = 0 if self._shared is None else self._shared[0]
+
+        def call(lid: str) -> Callable[[], None]:
+            learner = self.learner(lid)
+
+            def accept() -> None:
+                learner.mli_accept_weights(w)
+                self._synced[lid] = epoch  # given explicitly: nothing to catch up
+
+            return accept
+
+        return self._run({lid: call(lid) for lid in learner_ids}, timeout, catch_up=False)
+
+    def adopt(self, weights: WeightsRef, timeout: float | None) -> dict[str, Outcome[None]]:
+        """Every learner accepts ``weights`` at the start of its next call (see the
+        module docstring); nothing is called now."""
+        epoch = 1 if self._shared is None else self._shared[0] + 1
+        self._shared = (epoch, weights)
+        return {}
+
+    def catch_up(self, timeout: float | None) -> dict[str, Outcome[None]]:
+        """Every learner behind the shared weights accepts them now, in parallel."""
+        shared = self._shared
+        if shared is None:
+            return {}
+        behind = [lid for lid in self._ids if self._synced[lid] < shared[0]]
+        return self._run({lid: _nothing for lid in behind}, timeout)
 
     def current_weights(self, learner_id: str, timeout: float | None) -> Outcome[Weights]:
         learner = self.learner(learner_id)
@@ -366,10 +444,17 @@ class LocalPool:
     # -- machinery --------------------------------------------------------------------
 
     def _run(
-        self, calls: Mapping[str, Callable[[], Any]], timeout: float | None
+        self,
+        calls: Mapping[str, Callable[[], Any]],
+        timeout: float | None,
+        *,
+        catch_up: bool = True,
     ) -> dict[str, Outcome[Any]]:
         if timeout is not None and not timeout > 0:
             raise ConfigError(f"timeout must be > 0 seconds or None; got {timeout}")
+        shared = self._shared if catch_up else None
+        if shared is not None:
+            calls = {lid: self._after_catching_up(lid, fn, shared) for lid, fn in calls.items()}
         batch = _Batch(len(calls), timeout)
         parallel = len(calls) > 1
         jobs = {lid: _Job(fn, self._locks[lid], batch, parallel) for lid, fn in calls.items()}
@@ -400,6 +485,30 @@ class LocalPool:
                 self._workers.replace_stuck()
             if resolved:
                 return
+
+    def _after_catching_up(
+        self, lid: str, fn: Callable[[], T], shared: tuple[int, WeightsRef]
+    ) -> Callable[[], T]:
+        """``fn``, preceded (in the same job, under the learner's lock) by accepting the
+        shared weights if this learner has not yet."""
+        epoch, ref = shared
+
+        def call() -> T:
+            if self._synced[lid] < epoch:
+                try:
+                    self._learners[lid].mli_accept_weights(ref.weights)
+                except Exception as exc:
+                    raise _CatchUpError(
+                        f"could not adopt the shared weights before this call: {_describe(exc)}"
+                    ) from exc
+                self._synced[lid] = epoch
+            return fn()
+
+        return call
+
+
+def _nothing() -> None:
+    return None
 
 
 def _until_next_deadline(jobs: list[_Job], timeout: float) -> float:
