@@ -13,10 +13,11 @@ from colearning.data.partition import (
     parse_partition,
     partition,
     partition_dataset,
+    share_dataset,
     split_learner_data,
     split_sizes,
 )
-from colearning.data.types import XY, Dataset, LearnerData, pool_data
+from colearning.data.types import XY, Dataset, LearnerData, Shares, pool_data
 
 __all__ = [
     "DEFAULT_FRACTIONS",
@@ -25,6 +26,7 @@ __all__ = [
     "Dataset",
     "LearnerData",
     "PartitionSpec",
+    "Shares",
     "list_datasets",
     "load_dataset",
     "min_rows_for",
@@ -32,6 +34,7 @@ __all__ = [
     "partition",
     "partition_dataset",
     "pool_data",
+    "share_dataset",
     "split_learner_data",
     "split_sizes",
 ]

@@ -30,7 +30,7 @@ from typing import Literal
 import numpy as np
 
 from colearning.core.exceptions import ConfigError, DataError
-from colearning.data.types import Array, Dataset, LearnerData
+from colearning.data.types import Array, Dataset, LearnerData, Shares
 
 DEFAULT_FRACTIONS: tuple[float, float, float] = (0.6, 0.2, 0.2)
 #: Rows a learner needs at least, by default, in :func:`partition_dataset`.
@@ -304,12 +304,22 @@ def split_learner_data(
     >>> split_learner_data(X, y, np.arange(10), seed=0).sizes
     (6, 2, 2)
     """
-    n_train, n_vote, _ = split_sizes(len(indices), fractions)
-    order = np.random.default_rng(seed).permutation(np.asarray(indices, dtype=np.int64))
+    order, n_train, n_vote = _split_order(indices, seed, fractions)
     train = order[:n_train]
     vote = order[n_train : n_train + n_vote]
     test = order[n_train + n_vote :]
     return LearnerData(train=(X[train], y[train]), vote=(X[vote], y[vote]), test=(X[test], y[test]))
+
+
+def _split_order(
+    indices: Array,
+    seed: int | Sequence[int] | np.random.SeedSequence,
+    fractions: Sequence[float],
+) -> tuple[Array, int, int]:
+    """A learner's rows shuffled (train, then vote, then test) and the split sizes."""
+    n_train, n_vote, _ = split_sizes(len(indices), fractions)
+    order = np.random.default_rng(seed).permutation(np.asarray(indices, dtype=np.int64))
+    return order, n_train, n_vote
 
 
 def _fix(parsed: PartitionSpec) -> str:
@@ -328,6 +338,9 @@ def partition_dataset(
     min_rows: int = DEFAULT_MIN_ROWS,
 ) -> list[LearnerData]:
     """Share ``dataset`` out among ``n_learners`` and split each share.
+
+    The learners' arrays are read-only views into one copy of the data set
+    (:func:`share_dataset`), not a copy each.
 
     Parameters
     ----------
@@ -366,6 +379,29 @@ def partition_dataset(
     >>> [p.sizes for p in parts]
     [(30, 10, 10), (30, 10, 10), (30, 10, 10)]
     """
+    return share_dataset(dataset, n_learners, spec, seed, fractions, min_rows).parts()
+
+
+def share_dataset(
+    dataset: Dataset,
+    n_learners: int,
+    spec: str | PartitionSpec,
+    seed: int,
+    fractions: Sequence[float] = DEFAULT_FRACTIONS,
+    min_rows: int = DEFAULT_MIN_ROWS,
+) -> Shares:
+    """:func:`partition_dataset` as one :class:`~colearning.data.types.Shares`: every
+    learner's rows (train, vote, test, learner after learner) gathered once into one
+    read-only buffer, which each learner's data views. Same arguments, same rows in the
+    same order as :func:`split_learner_data` gives each learner.
+
+    Examples
+    --------
+    >>> from colearning.data.datasets import load_dataset
+    >>> shares = share_dataset(load_dataset("iris"), 3, "iid", seed=0)
+    >>> shares.X.shape, shares.bounds[1].tolist(), shares.part(1).vote[0].base is not None
+    ((150, 4), [50, 80, 90, 100], True)
+    """
     parsed = parse_partition(spec)
     _check_n_learners(n_learners)
     _check_seed(seed)
@@ -385,9 +421,13 @@ def partition_dataset(
                 f"({len(dataset)} rows) with partition {str(parsed)!r}, fewer than the "
                 f"{need} each learner needs; {_fix(parsed)}"
             )
-    return [
-        split_learner_data(
-            dataset.X, dataset.y, rows, np.random.SeedSequence(seed, spawn_key=(i,)), fractions
+    orders, bounds, start = [], np.zeros((len(parts), 4), dtype=np.int64), 0
+    for i, rows in enumerate(parts):
+        order, n_train, n_vote = _split_order(
+            rows, np.random.SeedSequence(seed, spawn_key=(i,)), fractions
         )
-        for i, rows in enumerate(parts)
-    ]
+        orders.append(order)
+        bounds[i] = (start, start + n_train, start + n_train + n_vote, start + len(order))
+        start += len(order)
+    gather = np.concatenate(orders) if orders else np.zeros(0, dtype=np.int64)
+    return Shares(dataset.X[gather], dataset.y[gather], bounds)
