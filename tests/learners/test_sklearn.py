@@ -507,7 +507,7 @@ def test_export_without_skl2onnx_names_the_extra(digits, digits_parts, monkeypat
         "find_spec",
         lambda name, *a, **k: None if name == "skl2onnx" else real(name, *a, **k),
     )
-    with pytest.raises(MissingExtraError, match=r"pip install 'colearning\[export\]'"):
+    with pytest.raises(MissingExtraError, match=r"pip install 'colearning\[sklearn\]'"):
         learner.mli_get_current_model()
 
 

@@ -54,10 +54,9 @@ def task_learner(
     """A task's learner. With ``share=(i, n)`` it holds share ``i`` of the task's data set
     split ``n`` ways by ``partition`` and ``seed``, as ``colearn run --learners n`` builds
     learner ``i``; without, it holds the whole data set found in ``data_dir``."""
-    from colearning.core.exceptions import require_extra
     from colearning.data.partition import partition_dataset
     from colearning.tasks.registry import get_task
-    from colearning.tasks.runner import RunConfig, Setup, _module_of_extra
+    from colearning.tasks.runner import RunConfig, Setup, require_task_extra
 
     index, count = share if share is not None else (0, 1)
     config = RunConfig(
@@ -69,7 +68,7 @@ def task_learner(
         params=dict(params or {}),
     ).resolved()
     task = get_task(config.task)
-    require_extra(_module_of_extra(task.extra), task.extra, f"task {task.name!r}")
+    require_task_extra(task)
     dataset = task.load_dataset(Path(data_dir) if data_dir else None, config.params)
     parts = partition_dataset(dataset, count, str(config.partition), config.seed)
     setup = Setup(config, task, dataset, parts, [])

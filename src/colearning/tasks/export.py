@@ -24,8 +24,8 @@ def final_learner(directory: str | os.PathLike[str]) -> MachineLearningInterface
         if wid is None:
             raise ConfigError(f"{directory} has no weights yet; run some rounds first")
         blob = store.get_blob(wid)
-    setup = build(config)
-    learner = setup.learners[0]
+    setup = build(config, learners=False)  # learner 0 alone, however many the run had
+    learner = setup.make_learner(setup.parts[0], 0)
     learner.mli_accept_weights(decode(blob, learner.mli_get_current_weights()))
     return learner
 
