@@ -25,7 +25,7 @@ from colearning.core.records import RoundRecord
 from colearning.core.store import ExperimentStore
 from colearning.core.tally import threshold_fraction
 from colearning.core.weights_ref import WeightsRef
-from colearning.data.types import Dataset, LearnerData, pool_data
+from colearning.data.types import Dataset, LearnerData, Shares, pool_data
 from colearning.tasks.registry import BuildContext, Task, get_task
 
 # Settings that may differ when an experiment is resumed: they do not change what the
@@ -37,7 +37,8 @@ _RESUMABLE_CHANGES = frozenset({"rounds", "baselines"})
 class RunConfig:
     """Everything that defines a run. Unset fields take the task's defaults.
 
-    ``params`` holds the task's own options (see ``colearn tasks``).
+    ``params`` holds the task's own options (see ``colearn tasks``). ``committee``, if
+    set, is the number of voters drawn each round (default: everyone votes).
     """
 
     task: str
@@ -51,6 +52,7 @@ class RunConfig:
     data_dir: str | None = None
     baselines: bool = True
     params: Mapping[str, Any] = field(default_factory=dict)
+    committee: int | None = None
 
     def resolved(self) -> RunConfig:
         """This config with the task's defaults filled in and every value checked."""
@@ -85,6 +87,10 @@ class RunConfig:
         threshold_fraction(self.vote_threshold)  # type: ignore[arg-type]
         if self.proposer not in ("round-robin", "random"):
             raise ConfigError(f"proposer must be 'round-robin' or 'random'; got {self.proposer!r}")
+        if self.committee is not None:
+            from colearning.core.plans import check_committee_size
+
+            check_committee_size(self.committee, self.learners)
         if self.timeout is not None and not (
             isinstance(self.timeout, (int, float))
             and math.isfinite(self.timeout)
@@ -136,17 +142,23 @@ class RunConfig:
 
 @dataclass
 class Setup:
-    """A run's parts before any round: the task, its data shared out, the learners."""
+    """A run's parts before any round: the task, its data shared out, the learners.
+
+    ``shares`` holds every learner's rows in one buffer (``parts`` are views into it),
+    for pools that ship the data elsewhere once. ``learners`` is empty when the run's
+    learners live elsewhere (a ``pool_factory`` builds them).
+    """
 
     config: RunConfig
     task: Task
     dataset: Dataset
     parts: list[LearnerData]
     learners: list[MachineLearningInterface]
+    shares: Shares | None = None
 
     @property
     def learner_ids(self) -> list[str]:
-        return [f"learner-{i}" for i in range(len(self.learners))]
+        return [f"learner-{i}" for i in range(len(self.parts))]
 
     def context(self, learner_index: int) -> BuildContext:
         c = self.config
@@ -161,22 +173,50 @@ class Setup:
     def make_learner(self, data: LearnerData, learner_index: int) -> MachineLearningInterface:
         return self.task.make_learner(data, self.context(learner_index))
 
+    def learner_builder(self) -> TaskLearners:
+        """What builds this run's learners in another process, from ``(dataset, shares)``
+        (a Ray actor: :meth:`colearning.scale.RayPool.for_setup`)."""
+        return TaskLearners(self.config, self.task)
 
-def build(config: RunConfig) -> Setup:
-    """Load the task's data, share it out and build one learner per share."""
-    from colearning.data.partition import partition_dataset
+
+@dataclass(frozen=True)
+class TaskLearners:
+    """Builds a task run's learners wherever it is unpickled, from the run's data set
+    and its :class:`~colearning.data.types.Shares` (views, not copies)."""
+
+    config: RunConfig
+    task: Task
+
+    def build(
+        self, indices: Sequence[int], shared: tuple[Dataset, Shares]
+    ) -> list[MachineLearningInterface]:
+        dataset, shares = shared
+        setup = Setup(self.config, self.task, dataset, [], [], shares)
+        return [setup.make_learner(shares.part(i), i) for i in indices]
+
+
+def build(config: RunConfig, *, learners: bool = True) -> Setup:
+    """Load the task's data, share it out and (unless ``learners`` is false: another
+    process builds them) build one learner per share."""
+    from colearning.data.partition import share_dataset
 
     config = config.resolved()
     task = get_task(config.task)
-    require_extra(_module_of_extra(task.extra), task.extra, f"task {task.name!r}")
+    require_task_extra(task)
     data_dir = Path(config.data_dir) if config.data_dir else None
     dataset = task.load_dataset(data_dir, config.params)
-    parts = partition_dataset(
-        dataset, int(config.learners or 0), str(config.partition), config.seed
-    )
-    setup = Setup(config, task, dataset, parts, [])
-    setup.learners = [setup.make_learner(part, i) for i, part in enumerate(parts)]
+    shares = share_dataset(dataset, int(config.learners or 0), str(config.partition), config.seed)
+    parts = shares.parts()
+    setup = Setup(config, task, dataset, parts, [], shares)
+    if learners:
+        setup.learners = [setup.make_learner(part, i) for i, part in enumerate(parts)]
     return setup
+
+
+def require_task_extra(task: Task) -> None:
+    """Fail with the ``pip install`` to run if ``task``'s extra is missing."""
+    if task.extra is not None:
+        require_extra(_module_of_extra(task.extra), task.extra, f"task {task.name!r}")
 
 
 def _module_of_extra(extra: str) -> str:
@@ -219,7 +259,7 @@ def run_task(
     here either way.
     """
     config = config.resolved()
-    setup = build(config)
+    setup = build(config, learners=pool_factory is None)
     store = None
     if out is not None:
         store = ExperimentStore.create(out, _stored(config), setup.learner_ids)
@@ -246,7 +286,7 @@ def resume_task(
         config = stored
         if overrides is not None:
             config = _merge_resume(stored.resolved(), overrides.resolved(), Path(directory))
-        setup = build(config)
+        setup = build(config, learners=pool_factory is None)
         if config.rounds != stored.rounds or config.baselines != stored.baselines:
             store.put_meta("config", _stored(config))
     except BaseException:
@@ -289,16 +329,25 @@ def _play(
             if store is not None:
                 store.close()
             raise
-    experiment = Experiment(
-        members,
-        vote_threshold=float(c.vote_threshold or 0.0),
-        proposer=c.proposer,
-        seed=c.seed,
-        timeout=c.timeout,
-        store=store,
-        learner_ids=setup.learner_ids,
-        observers=observers,
-    )
+    try:
+        experiment = Experiment(
+            members,
+            vote_threshold=float(c.vote_threshold or 0.0),
+            proposer=c.proposer,
+            seed=c.seed,
+            timeout=c.timeout,
+            store=store,
+            learner_ids=setup.learner_ids,
+            observers=observers,
+            committee=c.committee,
+        )
+    except BaseException:
+        # the pool may hold processes (learner servers, Ray actors): end them here
+        if not isinstance(members, list):
+            members.close()
+        if store is not None:
+            store.close()
+        raise
     with experiment:
         if on_start is not None:
             on_start(setup, experiment.next_round)
@@ -362,6 +411,7 @@ def summarize(
             },
         },
         "dp_budgets": _dp_budgets(result.rounds),
+        "committee": c.committee,
     }
     if c.baselines:
         steps = len(result.rounds)
