@@ -19,7 +19,7 @@ A round, top to bottom (see :func:`play_round`):
 The record holds a vote entry for each learner that was asked to test (every learner,
 unless a committee votes); a learner without an entry was not asked. Nothing in a
 round costs time per learner that is not in it, so a round among 10,000 learners with a
-committee of 60 costs what a round among 61 does.
+committee of 51 does the work of a round among 52.
 
 The driver builds new values at each step; a learner's own answer is never changed.
 """

@@ -28,10 +28,12 @@ without ``adopt`` (the gRPC pool).
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 import time
 import traceback
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
@@ -214,22 +216,39 @@ class _Batch:
             return job.abandoned
 
 
+#: Workers that start on a batch at once; more join (up to the pool's size) when jobs
+#: are waiting and none finished for :data:`GROW_AFTER` seconds. Cheap calls (thousands
+#: of small learners) are then drained by as many threads as cores, not by dozens
+#: contending for the interpreter; calls that block or run long get every worker within
+#: milliseconds.
+EAGER_WORKERS = max(2, os.cpu_count() or 2)
+GROW_AFTER = 0.002
+
+
 class _Workers:
     """A small pool of daemon threads (a hung learner must not block interpreter exit,
-    which ``concurrent.futures`` would, since it joins its threads at exit)."""
+    which ``concurrent.futures`` would, since it joins its threads at exit).
+
+    A batch of jobs is a deque that workers share: each "token" put on the queue lets
+    one worker pop jobs from it until it is empty, so a hung job holds up only the
+    worker running it (the others drain the rest, and a replacement worker gets a
+    token of its own).
+    """
 
     def __init__(self, size: int) -> None:
-        self._size = max(1, size)
-        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self.size = max(1, size)
+        self._queue: queue.SimpleQueue[deque[_Job] | None] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
 
-    def submit(self, job: _Job) -> None:
-        if len(self._threads) < self._size:
-            with self._lock:
-                if len(self._threads) < self._size:
-                    self._spawn()
-        self._queue.put(job)
+    def share(self, jobs: deque[_Job], hands: int) -> None:
+        """Let ``hands`` more workers take jobs from ``jobs``."""
+        for _ in range(hands):
+            if len(self._threads) < self.size:
+                with self._lock:
+                    if len(self._threads) < self.size:
+                        self._spawn()
+            self._queue.put(jobs)
 
     def replace_stuck(self) -> None:
         """A worker is stuck in an abandoned call: add one so capacity stays."""
@@ -243,19 +262,25 @@ class _Workers:
 
     def _work(self) -> None:
         while True:
-            job = self._queue.get()
-            if job is None:
+            jobs = self._queue.get()
+            if jobs is None:
                 return
-            abandoned = _run_job(job)
-            # Drop the job (and the learner and tensors it references) now, not while
-            # this thread waits for the next one: a framework object freed by a daemon
-            # thread during interpreter shutdown can abort the process.
-            del job
-            if abandoned:
-                # replace_stuck() already started a successor for this thread
-                with self._lock:
-                    self._threads.remove(threading.current_thread())
-                return
+            while True:
+                try:
+                    job = jobs.popleft()
+                except IndexError:
+                    break
+                abandoned = _run_job(job)
+                # Drop the job (and the learner and tensors it references) now, not while
+                # this thread waits for the next one: a framework object freed by a daemon
+                # thread during interpreter shutdown can abort the process.
+                del job
+                if abandoned:
+                    # replace_stuck() already started a successor for this thread
+                    with self._lock:
+                        self._threads.remove(threading.current_thread())
+                    return
+            del jobs
 
     def close(self, timeout: float = 1.0) -> None:
         """Stop the workers; wait up to ``timeout`` seconds for idle ones to exit (a
@@ -458,20 +483,35 @@ class LocalPool:
         batch = _Batch(len(calls), timeout)
         parallel = len(calls) > 1
         jobs = {lid: _Job(fn, self._locks[lid], batch, parallel) for lid, fn in calls.items()}
+        pending = deque(jobs.values())
         # BLAS: one thread always; torch: one thread per call of a parallel batch, every
         # core for a lone call (the proposer training). See colearning/runtime/threads.py.
         with one_blas_thread():
-            for job in jobs.values():
-                self._workers.submit(job)
-            self._wait(list(jobs.values()), batch)
+            hands = min(len(pending), self._workers.size, EAGER_WORKERS)
+            self._workers.share(pending, hands)
+            self._wait(list(jobs.values()), batch, pending, hands)
         return {lid: _outcome(job, timeout) for lid, job in jobs.items()}
 
-    def _wait(self, jobs: list[_Job], batch: _Batch) -> None:
+    def _wait(self, jobs: list[_Job], batch: _Batch, pending: deque[_Job], hands: int) -> None:
         timeout = batch.timeout
-        if timeout is None:
-            batch.done.wait()
-            return
-        while not batch.done.wait(_until_next_deadline(jobs, timeout)):
+        limit = self._workers.size
+        remaining = batch.remaining
+        while True:
+            wait = None if timeout is None else _until_next_deadline(jobs, timeout)
+            if pending and hands < limit:  # jobs wait: look again soon
+                wait = GROW_AFTER if wait is None else min(wait, GROW_AFTER)
+            if batch.done.wait(wait):
+                return
+            finished_some, remaining = batch.remaining < remaining, batch.remaining
+            if pending and hands < limit and not finished_some:
+                # every worker on it is held up (a long or blocking call): more hands.
+                # (While calls keep finishing, more threads would only contend for the
+                # interpreter.)
+                more = min(len(pending), limit - hands)
+                self._workers.share(pending, more)
+                hands += more
+            if timeout is None:
+                continue
             now = time.perf_counter()
             stuck = []
             with batch.lock:
@@ -483,6 +523,8 @@ class LocalPool:
                 resolved = all(job.finished or job.abandoned for job in jobs)
             for _ in stuck:
                 self._workers.replace_stuck()
+            if stuck and pending:  # the replacements take over the stuck workers' share
+                self._workers.share(pending, len(stuck))
             if resolved:
                 return
 
