@@ -26,16 +26,20 @@ IDS = [f"learner-{i}" for i in range(12)]
 def test_sample_indices_follows_its_documented_recipe():
     # recomputed here from the docstring alone, as an auditor or a contract would
     seed, population, k = b"audit me", 1000, 7
-    values, swapped, counter = [], {}, 0
+    stream = (
+        int.from_bytes(
+            hashlib.sha256(seed + (j // 4).to_bytes(8, "big")).digest()[8 * (j % 4) :][:8],
+            "big",
+        )
+        for j in range(10_000)
+    )
+    values, swapped = [], {}
     for i in range(k):
         span = population - i
         limit = 2**64 - 2**64 % span
-        while True:
-            digest = hashlib.sha256(seed + counter.to_bytes(8, "big")).digest()
-            counter += 1
-            v = int.from_bytes(digest[:8], "big")
-            if v < limit:
-                break
+        v = next(stream)
+        while v >= limit:
+            v = next(stream)
         j = i + v % span
         values.append(swapped.get(j, j))
         swapped[j] = swapped.get(i, i)

@@ -351,6 +351,11 @@ def _read_answer(answer: object) -> tuple[str, float | None, float | None]:
     scores: list[float | None] = []
     for name in ("vote_score", "test_score"):
         raw = getattr(answer, name)
+        if raw is None or type(raw) is float:  # the common case, checked cheaply
+            if raw is not None and not math.isfinite(raw):
+                return f"answered {name}={raw!r}; scores must be finite numbers or None", None, None
+            scores.append(raw)
+            continue
         if isinstance(raw, Mapping):  # later Colearn: {criterion: score}
             key = answer.criterion if answer.criterion in raw else None
             if key is None and len(raw) == 1:

@@ -193,30 +193,44 @@ def sample_indices(seed: bytes, population: int, k: int) -> list[int]:
 
     A partial Fisher-Yates shuffle of ``0 .. population-1``: step ``i`` swaps position
     ``i`` with a position drawn uniformly from ``i .. population-1`` and keeps what
-    lands at ``i``. Draw ``j`` (counting from 0 over the whole call) is the first 8
-    bytes, big-endian, of ``SHA-256(seed || j as 8 bytes big-endian)``; a value in the
-    top, incomplete multiple of the range is skipped (rejection sampling), so every
-    position is exactly equally likely. Memory and time grow with ``k``, not with
-    ``population``. Returned in draw order.
+    lands at ``i``. The draws use a stream of 64-bit values: value ``j`` (counting from
+    0 over the whole call) is bytes ``8 * (j % 4)`` to ``8 * (j % 4) + 8``, big-endian,
+    of ``SHA-256(seed || (j // 4) as 8 bytes big-endian)``. A value in the top,
+    incomplete multiple of the range is skipped and the next one taken (rejection
+    sampling), so every position is exactly equally likely. Memory and time grow with
+    ``k``, not with ``population``. Returned in draw order.
 
     >>> sample_indices(b"round seed", 10, 3)
-    [3, 8, 4]
+    [3, 2, 1]
     >>> sorted(sample_indices(b"x", 5, 5))
     [0, 1, 2, 3, 4]
     """
     if not 0 <= k <= population:
         raise ConfigError(f"cannot draw {k} distinct values from {population}")
+    base = hashlib.sha256(seed)
+    stream: list[int] = []
+
+    def extend(count: int) -> None:
+        # the values of the next blocks, in stream order
+        for _ in range((count + 3) // 4):
+            h = base.copy()
+            h.update((len(stream) // 4).to_bytes(8, "big"))
+            digest = h.digest()
+            stream.extend(int.from_bytes(digest[i : i + 8], "big") for i in (0, 8, 16, 24))
+
+    extend(k)  # a rejection is rarer than one in 2**44 here: the stream rarely grows
     swapped: dict[int, int] = {}
     out: list[int] = []
-    counter = 0
     space = 1 << 64
+    n = 0  # values used
     for i in range(k):
         span = population - i
         limit = space - space % span
         while True:
-            digest = hashlib.sha256(seed + counter.to_bytes(8, "big")).digest()
-            counter += 1
-            value = int.from_bytes(digest[:8], "big")
+            if n == len(stream):
+                extend(4)
+            value = stream[n]
+            n += 1
             if value < limit:
                 break
         j = i + value % span
@@ -248,9 +262,9 @@ class CommitteePlanner(Planner):
     >>> ids = [f"learner-{i}" for i in range(10)]
     >>> plan = CommitteePlanner(RoundRobin(), 3, SeededRandomness(0)).plan(2, ids)
     >>> plan.proposers, plan.committee
-    (('learner-2',), ('learner-0', 'learner-4', 'learner-8'))
+    (('learner-2',), ('learner-0', 'learner-5', 'learner-7'))
     >>> plan.voters == plan.committee and plan.testers
-    ('learner-0', 'learner-2', 'learner-4', 'learner-8')
+    ('learner-0', 'learner-2', 'learner-5', 'learner-7')
     """
 
     name = "committee"

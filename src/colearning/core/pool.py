@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import os
 import queue
+import sys
 import threading
 import time
 import traceback
@@ -307,7 +308,10 @@ def _run_job(job: _Job) -> bool:
             )
         else:
             try:
-                with torch_threads(job.single_thread):
+                if "torch" in sys.modules:
+                    with torch_threads(job.single_thread):
+                        job.value = job.fn()
+                else:  # nothing to set (and no context to enter: cheap calls stay cheap)
                     job.value = job.fn()
             finally:
                 job.lock.release()
