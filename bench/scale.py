@@ -15,8 +15,10 @@ count), measured by a thin wrapper around each learner in the in-process run;
 the Ray run plays the very same rounds (same seeds, same calls), so its overhead is its
 round time minus the in-process compute of the same round. The same rounds with
 learners that do no work at all (``InstantLearner``) give the overhead directly; both
-are printed. Committees are sized by ``colearning.scale.committee_size``
-for 20% malicious learners at risk 1e-6. Peak memory is measured in a fresh process
+are printed, and, in process, the CPU time such a round takes (all of it is this
+process's: less disturbed by other programs on a shared machine than wall time).
+Committees are sized by ``colearning.scale.committee_size`` for 20% malicious
+learners at risk 1e-6. Peak memory is measured in a fresh process
 holding 10,000 learners in process (``--memory`` runs only that part).
 
 Every number is a median over rounds measured in this one run, side by side: on a
@@ -104,16 +106,23 @@ def round_times(
     rounds: int,
     warm: int = 3,
     compute: list[float] | None = None,
+    cpu: list[float] | None = None,
 ) -> list[float]:
     """Seconds of each round after ``warm`` rounds (the experiment's own loop); the
-    learners' time in each round goes to ``compute`` (with :class:`Timed` learners)."""
+    learners' time in each round goes to ``compute`` (with :class:`Timed` learners),
+    this process's CPU seconds of each round to ``cpu``."""
     times: list[float] = []
     last = [time.perf_counter()]
+    last_cpu = [time.process_time()]
 
     def tick(_record: object) -> None:
         now = time.perf_counter()
         times.append(now - last[0])
         last[0] = now
+        if cpu is not None:
+            spent = time.process_time()
+            cpu.append(spent - last_cpu[0])
+            last_cpu[0] = spent
         if compute is not None:
             with _SPENT_LOCK:
                 compute.append(SPENT[0])
@@ -124,7 +133,10 @@ def round_times(
         times.clear()
         if compute is not None:
             compute.clear()
+        if cpu is not None:
+            cpu.clear()
         last[0] = time.perf_counter()
+        last_cpu[0] = time.process_time()
         with _SPENT_LOCK:
             SPENT[0] = 0.0
         experiment.run(warm + rounds)
@@ -163,7 +175,8 @@ def bench(
     (Timed learners), else ``compute`` holds the same rounds' compute already."""
     pool = make()
     times = round_times(pool, committee, rounds, compute=compute if measure else None)
-    zero = round_times(make_zero(), committee, rounds)
+    zero_cpu: list[float] = []
+    zero = round_times(make_zero(), committee, rounds, cpu=zero_cpu)
     median, p90 = describe(times)
     zero_median, _ = describe(zero)
     row = {
@@ -172,12 +185,14 @@ def bench(
         "compute_ms": 1e3 * statistics.median(compute),
         "overhead_ms": 1e3 * statistics.median(t - c for t, c in zip(times, compute, strict=True)),
         "zero_work_ms": 1e3 * zero_median,
+        # with the learners in this process, its CPU is all of a round's work
+        "zero_cpu_ms": 1e3 * statistics.median(zero_cpu),
     }
     k = "all" if committee is None else str(committee)
     print(
         f"{label:<9}{n:>8,}{k:>6}  {row['round_ms']:>9.2f} {row['p90_ms']:>8.2f} "
         f"{row['compute_ms']:>10.2f} {row['overhead_ms']:>11.2f} {row['zero_work_ms']:>11.2f}"
-        f"  {len(times)}",
+        f"{row['zero_cpu_ms'] if label == 'process' else float('nan'):>10.2f}  {len(times)}",
         flush=True,
     )
     return row
@@ -187,7 +202,7 @@ def overhead(skip_ray: bool, sizes: Sequence[int]) -> None:
     print(
         "round time per pool, learners and committee (K: voters; all: everyone votes)\n"
         "pool     learners     K  median ms   p90 ms  compute ms  overhead ms  zero-work ms"
-        "  rounds"
+        "  (its CPU)  rounds"
     )
     ray_started = False
     results: dict[tuple[str, int, str], dict[str, float]] = {}
