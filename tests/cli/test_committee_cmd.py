@@ -120,3 +120,18 @@ def test_the_summary_of_many_learners_stays_short():
     assert len(text.splitlines()) <= 14
     assert "median of 1,000 learners alone" in text and "worst learner alone" in text
     assert "1,000 learners spent privacy budget" in text and "committee of 31" in text
+
+
+def test_the_ray_pool_without_ray_names_the_pip_install(monkeypatch, capsys):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a, **k: None if name == "ray" else real(name, *a, **k),
+    )
+    args = ["run", "--task", "synthetic-softmax", "--learners", "3", "--pool", "ray"]
+    assert main([*args, "-c", "params.rows=300", "--no-baselines"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "pip install 'colearning[ray]'" in err and len(err.splitlines()) == 1

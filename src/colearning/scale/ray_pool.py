@@ -562,7 +562,9 @@ def _init_ray(ray: Any, address: str | None) -> None:
 
 def ray_pool_factory(address: str | None = None, actors: int | None = None) -> Any:
     """A ``pool_factory`` for :func:`~colearning.tasks.run_task`: the run's learners in
-    Ray actors (``colearn run --pool ray``)."""
+    Ray actors (``colearn run --pool ray``). Fails at once, naming the ``pip install``,
+    if Ray is missing (before any experiment directory is made)."""
+    _ray()
 
     def factory(setup: Any) -> RayPool:
         return RayPool.for_setup(setup, address=address, actors=actors)
