@@ -29,6 +29,9 @@ EPILOG = """examples:
   colearn learner serve --task mnist-cnn --share 2/5 --port 7001 --certs certs
   colearn run --remote host1:7001,host2:7001 --certs certs --out runs/remote
   colearn run --task digits-mlp --ledger evm --out runs/chain && colearn ledger verify runs/chain
+  colearn committee --learners 10000 --malicious-share 0.2 --risk 1e-6
+  colearn run --task synthetic-softmax --learners 10000 -c params.rows=400000 \
+      --committee 51 --no-baselines --pool ray
 """
 
 
@@ -111,10 +114,12 @@ def _parser() -> argparse.ArgumentParser:
         default="text",
         help="json: stdout carries only the result JSON; progress goes to stderr",
     )
-    from colearning.cli import network_cmds
+    from colearning.cli import committee_cmd, network_cmds
 
     network_cmds.add_run_options(run)
+    committee_cmd.add_run_options(run)
     network_cmds.add_parsers(sub)
+    committee_cmd.add_parser(sub)
 
     tasks = sub.add_parser("tasks", help="list the named tasks")
     tasks.add_argument("--format", choices=["text", "json"], default="text")
@@ -178,6 +183,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "learner": _network("cmd_learner"),
         "certs": _network("cmd_certs"),
         "bench": _cmd_bench,
+        "committee": _committee,
     }[args.command]
     try:
         return handler(args)
@@ -189,6 +195,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"\ncolearn {args.command}: {exit_codes.HELP[exit_codes.INTERRUPTED]}", file=sys.stderr
         )
         return exit_codes.INTERRUPTED
+
+
+def _committee(args: argparse.Namespace) -> int:
+    from colearning.cli import committee_cmd
+
+    return committee_cmd.cmd_committee(args)
 
 
 def _network(name: str) -> Callable[[argparse.Namespace], int]:
@@ -226,6 +238,7 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
         "out": args.out,
         "ledger": args.ledger,
         "chain_url": args.chain_url,
+        "committee": args.committee,
     }
     settings.update({k: v for k, v in flags.items() if v is not None})
     if args.no_baselines:
@@ -258,9 +271,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             )
         table.bar.draw()
 
-    from colearning.cli import network_cmds
+    from colearning.cli import committee_cmd, network_cmds
 
-    if network_cmds.is_network_run(args):
+    ray_pool = committee_cmd.ray_pool(args)
+    if ray_pool is None and network_cmds.is_network_run(args):
         outcome = network_cmds.run_network(args, settings, table, on_start)
     elif args.resume:
         if args.config or args.out:
@@ -273,11 +287,13 @@ def cmd_run(args: argparse.Namespace) -> int:
             stored = _stored_config(args.resume)
             merged = {**stored.to_dict(), **settings}
             overrides = RunConfig.from_dict(merged)
-        outcome = resume_task(args.resume, overrides, observers=[table], on_start=on_start)
+        outcome = resume_task(
+            args.resume, overrides, observers=[table], on_start=on_start, pool_factory=ray_pool
+        )
     else:
         config, out = to_run_config(settings)
         out = out or f"runs/{config.task}-{time.strftime('%Y%m%d-%H%M%S')}"
-        outcome = run_task(config, out, observers=[table], on_start=on_start)
+        outcome = run_task(config, out, observers=[table], on_start=on_start, pool_factory=ray_pool)
     table.bar.clear()
 
     directory = str(outcome.directory) if outcome.directory else None
@@ -343,7 +359,8 @@ def cmd_tasks(args: argparse.Namespace) -> int:
         return exit_codes.OK
     width = max(len(t.name) for t in tasks) + 2
     for t in tasks:
-        print(f"{t.name:<{width}}{t.description}  [needs colearning[{t.extra}]]")
+        needs = f"  [needs colearning[{t.extra}]]" if t.extra else ""
+        print(f"{t.name:<{width}}{t.description}{needs}")
         if t.params:
             opts = ", ".join(f"{k}={v!r}" for k, v in t.params.items())
             print(f"{'':<{width}}options: {opts}")

@@ -30,7 +30,7 @@ from typing import Literal
 import numpy as np
 
 from colearning.core.exceptions import ConfigError, DataError
-from colearning.data.types import Array, Dataset, LearnerData
+from colearning.data.types import Array, Dataset, LearnerData, Shares
 
 DEFAULT_FRACTIONS: tuple[float, float, float] = (0.6, 0.2, 0.2)
 #: Rows a learner needs at least, by default, in :func:`partition_dataset`.
@@ -350,6 +350,12 @@ def partition_dataset(
     """Share ``dataset`` out among ``n_learners`` and split each share (the rows of
     :func:`partition_indices`).
 
+    The learners' arrays are read-only views into one copy of the data set
+    (:func:`share_dataset`), not a copy each.
+
+    The learners' arrays are read-only views into one copy of the data set
+    (:func:`share_dataset`), not a copy each.
+
     Parameters
     ----------
     dataset
@@ -387,10 +393,42 @@ def partition_dataset(
     >>> [p.sizes for p in parts]
     [(30, 10, 10), (30, 10, 10), (30, 10, 10)]
     """
-    return [
-        learner_data(dataset.X, dataset.y, rows)
-        for rows in partition_indices(dataset, n_learners, spec, seed, fractions, min_rows)
-    ]
+    return share_dataset(dataset, n_learners, spec, seed, fractions, min_rows).parts()
+
+
+def share_dataset(
+    dataset: Dataset,
+    n_learners: int,
+    spec: str | PartitionSpec,
+    seed: int,
+    fractions: Sequence[float] = DEFAULT_FRACTIONS,
+    min_rows: int = DEFAULT_MIN_ROWS,
+) -> Shares:
+    """:func:`partition_dataset` as one :class:`~colearning.data.types.Shares`: every
+    learner's rows (train, vote, test, learner after learner) gathered once into one
+    read-only buffer, which each learner's data views. Same arguments, same rows in the
+    same order as :func:`partition_indices` gives each learner.
+
+    Examples
+    --------
+    >>> from colearning.data.datasets import load_dataset
+    >>> shares = share_dataset(load_dataset("iris"), 3, "iid", seed=0)
+    >>> shares.X.shape, shares.bounds[1].tolist(), shares.part(1).vote[0].base is not None
+    ((150, 4), [50, 80, 90, 100], True)
+    """
+    rows = partition_indices(dataset, n_learners, spec, seed, fractions, min_rows)
+    bounds, start = np.zeros((len(rows), 4), dtype=np.int64), 0
+    for i, (train, vote, test) in enumerate(rows):
+        n_train, n_vote = len(train), len(vote)
+        bounds[i] = (
+            start,
+            start + n_train,
+            start + n_train + n_vote,
+            start + n_train + n_vote + len(test),
+        )
+        start = int(bounds[i, 3])
+    gather = np.concatenate([np.concatenate(r) for r in rows]) if rows else np.zeros(0, np.int64)
+    return Shares(dataset.X[gather], dataset.y[gather], bounds)
 
 
 def partition_indices(

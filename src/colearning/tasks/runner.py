@@ -28,7 +28,7 @@ from colearning.core.records import RoundRecord
 from colearning.core.store import ExperimentStore
 from colearning.core.tally import threshold_fraction
 from colearning.core.weights_ref import WeightsRef
-from colearning.data.types import Dataset, LearnerData, pool_data
+from colearning.data.types import Dataset, LearnerData, Shares, pool_data
 from colearning.tasks.registry import BuildContext, Task, get_task
 
 # Settings that may differ when an experiment is resumed: they do not change what the
@@ -44,9 +44,9 @@ class RunConfig:
 
     ``params`` holds the task's own options (see ``colearn tasks``). ``ledger="evm"``
     has a smart contract decide every round, on the embedded chain or the node at
-    ``chain_url`` (see ``docs/ledger.md``).
-    ``params`` holds the task's own options (see ``colearn tasks``). ``mode``,
-    ``combiner`` and ``proposers`` choose the round mode (``docs/modes.md``).
+    ``chain_url`` (see ``docs/ledger.md``). ``mode``, ``combiner`` and ``proposers``
+    choose the round mode (``docs/modes.md``). ``committee``, if set, is the number of
+    voters drawn each round (default: everyone votes).
     """
 
     task: str
@@ -65,6 +65,7 @@ class RunConfig:
     mode: str = "single"
     combiner: str = "mean"
     proposers: int | None = None
+    committee: int | None = None
 
     def resolved(self) -> RunConfig:
         """This config with the task's defaults filled in and every value checked."""
@@ -99,7 +100,13 @@ class RunConfig:
         threshold_fraction(self.vote_threshold)  # type: ignore[arg-type]
         if self.proposer not in ("round-robin", "random"):
             raise ConfigError(f"proposer must be 'round-robin' or 'random'; got {self.proposer!r}")
-        planner_for_mode(self.mode, self.proposer, self.seed, self.combiner, self.proposers)
+        planner_for_mode(
+            self.mode, self.proposer, self.seed, self.combiner, self.proposers, self.committee
+        )
+        if self.committee is not None:
+            from colearning.core.plans import check_committee_size
+
+            check_committee_size(self.committee, self.learners)
         if self.timeout is not None and not (
             isinstance(self.timeout, (int, float))
             and math.isfinite(self.timeout)
@@ -168,7 +175,9 @@ class Setup:
     """A run's parts before any round: the task, its data shared out, the learners.
 
     The learners are built when first asked for: a run over learner servers
-    (``--processes``) never builds them here, its servers do.
+    (``--processes``) or Ray actors never builds them here, its servers do.
+    ``shares`` holds every learner's rows in one buffer (``parts`` are views into it),
+    for pools that ship the data elsewhere once.
     """
 
     config: RunConfig
@@ -182,6 +191,8 @@ class Setup:
         if self.built is None:
             self.built = [self.make_learner(part, i) for i, part in enumerate(self.parts)]
         return self.built
+
+    shares: Shares | None = None
 
     @property
     def learner_ids(self) -> list[str]:
@@ -205,21 +216,51 @@ class Setup:
     def make_learner(self, data: LearnerData, learner_index: int) -> MachineLearningInterface:
         return self.task.make_learner(data, self.context(learner_index))
 
+    def learner_builder(self) -> TaskLearners:
+        """What builds this run's learners in another process, from ``(dataset, shares)``
+        (a Ray actor: :meth:`colearning.scale.RayPool.for_setup`)."""
+        return TaskLearners(self.config, self.task)
 
-def build(config: RunConfig) -> Setup:
-    """Load the task's data and share it out (the learners, one per share, are built
-    when :attr:`Setup.learners` is first read)."""
-    from colearning.data.partition import partition_dataset
+
+@dataclass(frozen=True)
+class TaskLearners:
+    """Builds a task run's learners wherever it is unpickled, from the run's data set
+    and its :class:`~colearning.data.types.Shares` (views, not copies)."""
+
+    config: RunConfig
+    task: Task
+
+    def build(
+        self, indices: Sequence[int], shared: tuple[Dataset, Shares]
+    ) -> list[MachineLearningInterface]:
+        dataset, shares = shared
+        setup = Setup(self.config, self.task, dataset, [], None, shares)
+        return [setup.make_learner(shares.part(i), i) for i in indices]
+
+
+def build(config: RunConfig, *, learners: bool = True) -> Setup:
+    """Load the task's data and share it out; build one learner per share now, or
+    (``learners`` false) when :attr:`Setup.learners` is first read (never, when another
+    process builds them)."""
+    from colearning.data.partition import share_dataset
 
     config = config.resolved()
     task = get_task(config.task)
-    require_extra(_module_of_extra(task.extra), task.extra, f"task {task.name!r}")
+    require_task_extra(task)
     data_dir = Path(config.data_dir) if config.data_dir else None
     dataset = task.load_dataset(data_dir, config.params)
-    parts = partition_dataset(
-        dataset, int(config.learners or 0), str(config.partition), config.seed
-    )
-    return Setup(config, task, dataset, parts)
+    shares = share_dataset(dataset, int(config.learners or 0), str(config.partition), config.seed)
+    parts = shares.parts()
+    setup = Setup(config, task, dataset, parts, None, shares)
+    if learners:
+        setup.learners  # noqa: B018 (built now)
+    return setup
+
+
+def require_task_extra(task: Task) -> None:
+    """Fail with the ``pip install`` to run if ``task``'s extra is missing."""
+    if task.extra is not None:
+        require_extra(_module_of_extra(task.extra), task.extra, f"task {task.name!r}")
 
 
 def _module_of_extra(extra: str) -> str:
@@ -262,13 +303,11 @@ def run_task(
     here either way.
     """
     config = config.resolved()
-    setup = build(config)
+    setup = build(config, learners=pool_factory is None)
     if config.ledger is not None and config.chain_url:
         from colearning.ledger.chain import RpcChain
 
         RpcChain(config.chain_url).close()  # unreachable: refuse before creating `out`
-    if pool_factory is None:
-        setup.learners  # noqa: B018 (built before the experiment directory is made)
     store = None
     if out is not None:
         store = ExperimentStore.create(out, _stored(config), setup.learner_ids)
@@ -295,7 +334,7 @@ def resume_task(
         config = stored
         if overrides is not None:
             config = _merge_resume(stored.resolved(), overrides.resolved(), Path(directory))
-        setup = build(config)
+        setup = build(config, learners=pool_factory is None)
         if config.rounds != stored.rounds or config.baselines != stored.baselines:
             store.put_meta("config", _stored(config))
     except BaseException:
@@ -347,23 +386,34 @@ def _play(
         if store is not None:
             store.close()
         raise
-    experiment = Experiment(
-        members,
-        vote_threshold=float(c.vote_threshold or 0.0),
-        proposer=c.proposer,
-        seed=c.seed,
-        timeout=c.timeout,
-        store=store,
-        learner_ids=setup.learner_ids,
-        observers=observers,
-        decider=decider,
-        mode=c.mode,
-        # the weighted mean weighs each proposal by its learner's train rows
-        combiner=Combiner.parse(
-            c.combiner, dict(zip(setup.learner_ids, setup.train_rows, strict=True))
-        ),
-        proposers=c.proposers,
-    )
+    try:
+        experiment = Experiment(
+            members,
+            vote_threshold=float(c.vote_threshold or 0.0),
+            proposer=c.proposer,
+            seed=c.seed,
+            timeout=c.timeout,
+            store=store,
+            learner_ids=setup.learner_ids,
+            observers=observers,
+            decider=decider,
+            mode=c.mode,
+            # the weighted mean weighs each proposal by its learner's train rows
+            combiner=Combiner.parse(
+                c.combiner, dict(zip(setup.learner_ids, setup.train_rows, strict=True))
+            ),
+            proposers=c.proposers,
+            committee=c.committee,
+        )
+    except BaseException:
+        # the pool may hold processes (learner servers, Ray actors): end them here
+        if not isinstance(members, list):
+            members.close()
+        if decider is not None:
+            decider.close()
+        if store is not None:
+            store.close()
+        raise
     with experiment:
         if decider is not None:
             initial_id = store.initial_weights_id if store else None
@@ -442,6 +492,7 @@ def summarize(
             },
         },
         "dp_budgets": _dp_budgets(result.rounds),
+        "committee": c.committee,
     }
     if isinstance(experiment.pool, PipelinedPool):
         summary["pipeline"] = experiment.pool.stats.as_dict()
