@@ -204,7 +204,9 @@ class Experiment:
                     f"cannot start: {ids[0]} did not return its current weights "
                     f"({got.error or type(got.value).__name__})"
                 )
-            current = WeightsRef.of(got.value)
+            # sealed, like every accepted proposal: learner 0 may keep training the
+            # arrays it returned in place
+            current = WeightsRef.of(got.value).sealed()
             self.spec = WeightsSpec.of(got.value)
             if self.store is not None:
                 self.store.set_initial_weights(current.blob())
