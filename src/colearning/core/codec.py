@@ -219,7 +219,7 @@ def read_header(head: bytes) -> BlobHeader:
         if not isinstance(entry, dict) or set(entry) != {"dtype", "shape", "data_offsets"}:
             raise bad(f"{name!r} must hold exactly dtype, shape and data_offsets")
         dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
-        if dtype not in DTYPES:
+        if not isinstance(dtype, str) or dtype not in DTYPES:
             raise bad(f"{name!r} has dtype {dtype!r}; known: {', '.join(DTYPES)}")
         if not isinstance(shape, list) or not all(_is_count(d) for d in shape):
             raise bad(f"{name!r} has shape {shape!r}; a shape is a list of integers >= 0")
