@@ -89,8 +89,10 @@ def test_rounds_are_committed_and_resume_matches_uninterrupted(tmp_path):
 
 
 def test_resume_refuses_other_learners(tmp_path):
-    store = ExperimentStore.create(tmp_path / "x", {}, ["learner-0", "learner-1"])
-    Experiment(quads(2), store=store).run(2)
+    with Experiment(
+        quads(2), store=ExperimentStore.create(tmp_path / "x", {}, ["learner-0", "learner-1"])
+    ) as first:
+        first.run(2)
     with pytest.raises(StoreError, match="same learners"):
         Experiment(quads(3), store=ExperimentStore.open(tmp_path / "x"))
 

@@ -223,7 +223,7 @@ def resume_task(
             config = _merge_resume(stored.resolved(), overrides.resolved(), Path(directory))
         setup = build(config)
         if config.rounds != stored.rounds or config.baselines != stored.baselines:
-            store.put_meta("config", _stored(config))
+            store.update_config(_stored(config))
     except BaseException:
         store.close()
         raise
