@@ -39,6 +39,7 @@ import errno
 import hashlib
 import json
 import os
+import secrets
 import shutil
 import sqlite3
 import stat
@@ -236,9 +237,10 @@ class ExperimentStore:
         with _os_errors(f"cannot create the experiment directory {path}"):
             parent.mkdir(parents=True, exist_ok=True)
             _remove_stale_partials(parent, path.name)
-            partial = Path(
-                tempfile.mkdtemp(prefix=f".{path.name}.partial-{os.getpid()}-", dir=parent)
-            )
+            # a plain mkdir (not mkdtemp, which makes it 0700): the directory keeps
+            # the permissions any directory made here would have
+            partial = parent / f".{path.name}.partial-{os.getpid()}-{secrets.token_hex(4)}"
+            partial.mkdir()
         try:
             with _os_errors(f"cannot create the experiment directory {path}"):
                 (partial / "blobs").mkdir()
@@ -1468,14 +1470,29 @@ def os_message(exc: OSError, with_name: bool = True) -> str:
 
 @contextmanager
 def _os_errors(what: str) -> Iterator[None]:
+    """A failed creation as one line: a :class:`StoreWriteError` when the disk or the
+    file system failed, a :class:`StoreError` when the path cannot be used."""
     try:
         yield
     except sqlite3.Error as exc:
-        raise StoreError(f"{what}: {exc}") from exc
-    except OSError as exc:
-        raise StoreError(
-            f"{what}: {os_message(exc, with_name=False)}; choose another directory (--out)"
+        raise StoreWriteError(
+            f"{what}: {exc}; free some space or choose another directory"
         ) from exc
+    except OSError as exc:
+        text = os_message(exc, with_name=False)
+        if exc.errno in _DISK_ERRNOS:
+            raise StoreWriteError(
+                f"{what}: {text}; free some space or choose another directory"
+            ) from exc
+        raise StoreError(f"{what}: {text}; choose another directory (--out)") from exc
+
+
+# a full disk, a quota, a file-size limit, a failing device, a read-only file system
+_DISK_ERRNOS = frozenset(
+    getattr(errno, name)
+    for name in ("ENOSPC", "EDQUOT", "EFBIG", "EIO", "EROFS")
+    if hasattr(errno, name)
+)
 
 
 def _remove_stale_partials(parent: Path, name: str) -> None:
