@@ -41,7 +41,8 @@ def test_random_proposer_is_seeded_per_round():
     [
         ({"vote_threshold": 2.0}, "vote_threshold must be in"),
         ({"proposer": "best"}, "one of round-robin, random"),
-        ({"timeout": 0}, "timeout must be > 0"),
+        ({"timeout": 0}, r"timeout must be a number of seconds in \(0, 31536000\]"),
+        ({"timeout": float("inf")}, "timeout must be a number of seconds in"),
     ],
 )
 def test_bad_settings(kwargs, message):

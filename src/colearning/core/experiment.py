@@ -17,7 +17,7 @@ from colearning.core.exceptions import ConfigError, LearnerError, StoreError
 from colearning.core.interface import MachineLearningInterface, Weights
 from colearning.core.observers import Observers, RoundObserver
 from colearning.core.plans import PROPOSER_POLICIES, Planner, choose_proposer, planner_for
-from colearning.core.pool import LearnerPool, LocalPool
+from colearning.core.pool import LearnerPool, LocalPool, check_timeout
 from colearning.core.protocol import Reason
 from colearning.core.records import RoundRecord, proposals_made
 from colearning.core.store import ExperimentStore
@@ -95,8 +95,7 @@ class Experiment:
     ) -> None:
         self.decider = decider or TallyDecider(vote_threshold)
         self.planner = planner_for(proposer, seed)
-        if timeout is not None and not timeout > 0:
-            raise ConfigError(f"timeout must be > 0 seconds; got {timeout}")
+        check_timeout(timeout)
         if isinstance(learners, Sequence):
             if len(learners) < 1:
                 raise ConfigError("an experiment needs at least 1 learner; got 0")

@@ -18,6 +18,7 @@ than racing it.
 
 from __future__ import annotations
 
+import math
 import queue
 import threading
 import time
@@ -61,6 +62,28 @@ class Outcome(Generic[T]):
     @classmethod
     def failed(cls, reason: Reason, message: str, seconds: float = 0.0) -> Outcome[Any]:
         return cls(None, Failure(reason, message), seconds)
+
+
+#: The longest timeout a call may have: a year (beyond it the clocks and waits the
+#: pool uses overflow; leave the timeout out for none).
+MAX_TIMEOUT = 365 * 24 * 3600.0
+
+
+def check_timeout(timeout: object) -> None:
+    """Raise :class:`ConfigError` unless ``timeout`` is ``None`` or a finite number of
+    seconds in (0, :data:`MAX_TIMEOUT`]."""
+    if timeout is None:
+        return
+    if (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, int | float)
+        or not math.isfinite(timeout)
+        or not 0 < timeout <= MAX_TIMEOUT
+    ):
+        raise ConfigError(
+            f"timeout must be a number of seconds in (0, {MAX_TIMEOUT:.0f}] or None (no "
+            f"timeout); got {timeout!r}"
+        )
 
 
 class LearnerPool(Protocol):
@@ -368,8 +391,7 @@ class LocalPool:
     def _run(
         self, calls: Mapping[str, Callable[[], Any]], timeout: float | None
     ) -> dict[str, Outcome[Any]]:
-        if timeout is not None and not timeout > 0:
-            raise ConfigError(f"timeout must be > 0 seconds or None; got {timeout}")
+        check_timeout(timeout)
         batch = _Batch(len(calls), timeout)
         parallel = len(calls) > 1
         jobs = {lid: _Job(fn, self._locks[lid], batch, parallel) for lid, fn in calls.items()}

@@ -21,6 +21,7 @@ from typing import Any
 from colearning.core.exceptions import ConfigError, ConfigTypeError, StoreError, require_extra
 from colearning.core.experiment import Experiment, ExperimentResult, ObserverLike
 from colearning.core.interface import MachineLearningInterface, Weights
+from colearning.core.pool import MAX_TIMEOUT
 from colearning.core.records import RoundRecord
 from colearning.core.store import ExperimentStore
 from colearning.core.tally import threshold_fraction
@@ -33,11 +34,10 @@ from colearning.tasks.registry import BuildContext, Task, get_task
 _RESUMABLE_CHANGES = frozenset({"rounds", "baselines"})
 
 #: Limits refused before anything runs (every learner is a model in this process; a
-#: seed is a 63-bit integer everywhere it travels; a timeout beyond a year is none).
+#: seed is a 63-bit integer everywhere it travels; MAX_TIMEOUT, a year, is the pool's).
 MAX_LEARNERS = 10_000
 MAX_ROUNDS = 10_000_000
 MAX_SEED = 2**63 - 1
-MAX_TIMEOUT = 365 * 24 * 3600.0
 
 
 def _shown(value: Any) -> str:
