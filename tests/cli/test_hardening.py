@@ -49,19 +49,28 @@ def _learner(part, ctx):
     return QuadraticLearner(target=part.train[0].mean(axis=0), seed=ctx.learner_index + 1)
 
 
-register_task(
-    Task(
-        name="toy-cli",
-        description="QuadraticLearner on random points (tests only)",
-        extra="numpy",
-        load_dataset=_points,
-        make_learner=_learner,
-        metric="neg-mse",
-        defaults={"learners": 3, "rounds": 2, "partition": "iid"},
-        params={"unused": 1},
-    ),
-    replace=True,
-)
+@pytest.fixture(scope="module", autouse=True)
+def toy_task():
+    """A task with no framework, registered only while these tests run (registered at
+    import, it would join every other module's list of tasks)."""
+    from colearning.tasks import registry
+
+    register_task(
+        Task(
+            name="toy-cli",
+            description="QuadraticLearner on random points (tests only)",
+            extra="numpy",
+            load_dataset=_points,
+            make_learner=_learner,
+            metric="neg-mse",
+            defaults={"learners": 3, "rounds": 2, "partition": "iid"},
+            params={"unused": 1},
+        ),
+        replace=True,
+    )
+    yield
+    registry._TASKS.pop("toy-cli", None)
+
 
 REFUSED = {exit_codes.USAGE, exit_codes.DAMAGED, exit_codes.IO_ERROR}
 

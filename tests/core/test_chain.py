@@ -681,3 +681,39 @@ def test_config_changes_are_limited_to_the_changeable_settings(written, tmp_path
         with pytest.raises(StoreError, match="store's own"):
             store.put_meta("config", {})
     assert verify(directory).ok
+
+
+def test_an_empty_mount_point_is_filled_instead_of_replaced(tmp_path, monkeypatch):
+    import errno
+
+    from colearning.core import store as store_module
+
+    real_rename = os.rename
+
+    def rename(src, dst):
+        if Path(src).name.startswith(".e.partial-"):  # as rename(2) answers for a mount point
+            raise OSError(errno.EBUSY, "Device or resource busy")
+        real_rename(src, dst)
+
+    (tmp_path / "e").mkdir()
+    monkeypatch.setattr(store_module.os, "rename", rename)
+    ExperimentStore.create(tmp_path / "e", CONFIG, IDS).close()
+    monkeypatch.undo()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["e"]
+    assert sorted(p.name for p in (tmp_path / "e").iterdir()) == ["blobs", "experiment.sqlite"]
+    assert len(play(ExperimentStore.open(tmp_path / "e"), 2).rounds) == 2
+
+
+def test_a_trigger_or_a_changed_constraint_in_the_schema_is_refused(written, tmp_path):
+    directory = copy_of(written, tmp_path)
+    # a trigger that would rewrite every future round's weights as it is committed
+    sql(
+        directory,
+        "CREATE TRIGGER forge AFTER INSERT ON rounds BEGIN "
+        "UPDATE rounds SET current_weights_id = previous_weights_id "
+        "WHERE round_index = NEW.round_index; END",
+    )
+    with pytest.raises(StoreDamagedError, match="schema is not colearning's: trigger forge added"):
+        play(ExperimentStore.open(directory), ROUNDS + 2)
+    assert len(rows(directory, "SELECT * FROM rounds")) == ROUNDS  # nothing was committed
+    assert "trigger forge added" in str(verify(directory).damage)

@@ -262,9 +262,23 @@ class ExperimentStore:
                     conn.close()
                 lock = _DirectoryLock.take(partial, shown=path)
                 try:
-                    if path.exists():
-                        path.rmdir()  # empty (checked above): the rename takes its place
+                    # replaces an empty directory too, at once; the lock moves with it
                     os.rename(partial, path)
+                except OSError as exc:
+                    lock.release()
+                    if exc.errno != errno.EBUSY or not path.is_dir():
+                        raise
+                    # an empty mount point cannot be replaced: fill it instead, the
+                    # database first (alone it is an experiment that has not started,
+                    # which --resume starts; blobs/ is made again when needed)
+                    lock = _DirectoryLock.take(path, shown=path)
+                    try:
+                        os.rename(partial / DB_NAME, path / DB_NAME)
+                        os.rename(partial / "blobs", path / "blobs")
+                    except BaseException:
+                        lock.release()
+                        raise
+                    partial.rmdir()
                 except BaseException:
                     lock.release()
                     raise
@@ -700,6 +714,7 @@ class ExperimentStore:
             raise self._damaged(f"the rounds cannot be read ({exc})") from exc
         threshold = _config_threshold(config)
         checker = _ChainChecker(learners, initial, genesis, threshold)
+        checker.damage += _schema_damage(self._conn)
         records = [r for r in (checker.row(row, children) for row in rows) if r is not None]
         found = checker.damage
         head = ChainHead(checker.count, checker.previous_hash)
@@ -729,8 +744,15 @@ class ExperimentStore:
         """Turn a full disk or an unwritable directory into one :class:`StoreError`."""
         try:
             yield
+        except sqlite3.IntegrityError:
+            raise
         except sqlite3.OperationalError as exc:
             raise StoreWriteError(f"{what}: {exc}. {self._intact()}") from exc
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
+            raise StoreDamagedError(
+                f"{what}: the database is damaged ({exc}). "
+                + _FIX_DAMAGED.format(dir=self.directory)
+            ) from exc
         except OSError as exc:
             raise StoreWriteError(f"{what}: {os_message(exc)}. {self._intact()}") from exc
 
@@ -783,6 +805,49 @@ def _config_threshold(config: Mapping[str, Any]) -> tuple[int, int] | None:
         return threshold_fraction(value)
     except ValueError:
         return None
+
+
+def _schema_of(conn: sqlite3.Connection) -> set[tuple[str, str, str, str | None]]:
+    rows = conn.execute("SELECT type, name, tbl_name, sql FROM sqlite_master").fetchall()
+    return {
+        (t, n, tb, None if sql is None else " ".join(str(sql).split())) for t, n, tb, sql in rows
+    }
+
+
+_EXPECTED_SCHEMA: set[tuple[str, str, str, str | None]] | None = None
+
+
+def _schema_damage(conn: sqlite3.Connection) -> list[Damage]:
+    """The tables must be exactly this version's: no constraint changed, no trigger,
+    view or index added (a trigger could rewrite what is committed)."""
+    global _EXPECTED_SCHEMA
+    if _EXPECTED_SCHEMA is None:
+        memory = sqlite3.connect(":memory:")
+        memory.executescript(_BASE_SCHEMA + _ROUND_SCHEMA)
+        _EXPECTED_SCHEMA = _schema_of(memory)
+        memory.close()
+    try:
+        found = _schema_of(conn)
+    except DB_ERRORS as exc:
+        return [Damage(None, f"the database schema cannot be read ({exc})")]
+    extra = sorted(f"{t} {n}" for t, n, _, _ in found - _EXPECTED_SCHEMA)
+    missing = sorted(f"{t} {n}" for t, n, _, _ in _EXPECTED_SCHEMA - found)
+    if not extra and not missing:
+        return []
+    changed = sorted(set(extra) & set(missing))
+    what = (
+        f"{', '.join(changed)} changed"
+        if changed
+        else "; ".join(
+            part
+            for part in (
+                f"{', '.join(extra)} added" if extra else "",
+                f"{', '.join(missing)} missing" if missing else "",
+            )
+            if part
+        )
+    )
+    return [Damage(None, f"the database schema is not colearning's: {what}")]
 
 
 def _head_damage(stored: str, head: ChainHead) -> list[Damage]:
@@ -946,17 +1011,17 @@ class _ChainChecker:
         if outcome:
             problems.append(outcome)
         d = record.decision
-        if (
-            d is not None
-            and self.threshold is not None
-            and d.decided_by != "check"
-            and tuple(d.threshold) != self.threshold
-        ):
+        if d is not None and self.threshold is not None and tuple(d.threshold) != self.threshold:
             problems.append(
                 f"was decided with threshold {d.threshold[0]}/{d.threshold[1]}, not the "
                 f"experiment's {self.threshold[0]}/{self.threshold[1]}"
             )
         return problems
+
+
+# who decides a round without a vote on its candidate, and can therefore only refuse
+# it: the proposal check (malformed), and a screening that no proposal passed
+_REFUSERS = frozenset({"check", "screening"})
 
 
 def _outcome_problem(record: RoundRecord) -> str | None:
@@ -997,9 +1062,9 @@ def _outcome_problem(record: RoundRecord) -> str | None:
     num, den = d.threshold
     if not (isinstance(num, int) and isinstance(den, int) and 0 <= num <= den and den > 0):
         return f"its decision's threshold {num}/{den} is not a fraction in [0, 1]"
-    if d.decided_by == "check":
+    if d.decided_by in _REFUSERS:
         if d.accepted:
-            return "was accepted by the proposal check, which can only refuse"
+            return f"was accepted by {d.decided_by!r}, which can only refuse"
     elif d.accepted != (d.approvals * den >= num * d.eligible):
         return (
             f"{d.approvals} approvals of {d.eligible} at threshold {num}/{den} "
