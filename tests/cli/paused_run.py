@@ -80,6 +80,9 @@ def main(argv: list[str]) -> int:
     else:
         raise SystemExit(f"unknown point {point!r}; use round, validate, commit or create")
 
+    import toy_task  # beside this file: the framework-free task "toy-cli" is there too
+
+    toy_task.register()
     from colearning.cli.main import main as colearn
 
     return colearn(args)

@@ -12,6 +12,7 @@ mid-creation, a full disk, a read-only copy) run ``colearn`` for real.
 
 import contextlib
 import ctypes
+import importlib.util
 import io
 import json
 import os
@@ -25,51 +26,31 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from colearning.cli import exit_codes
 from colearning.cli.main import main
 from colearning.core.store import opened
 from colearning.core.verify import verify
-from colearning.data import Dataset
-from colearning.tasks import Task, register_task
-from colearning.testing import QuadraticLearner
-
-
-def _points(data_dir, params):
-    rng = np.random.default_rng(0)
-    X = (rng.normal(size=(300, 2)) + [3.0, -2.0]).astype(np.float32)
-    return Dataset("points", X, (X[:, 0] > 3).astype(np.int64))
-
-
-def _learner(part, ctx):
-    return QuadraticLearner(target=part.train[0].mean(axis=0), seed=ctx.learner_index + 1)
 
 
 @pytest.fixture(scope="module", autouse=True)
 def toy_task():
-    """A task with no framework, registered only while these tests run (registered at
-    import, it would join every other module's list of tasks)."""
+    """The framework-free task "toy-cli" (``toy_task.py``), registered only while these
+    tests run (registered at import, it would join every other module's tasks)."""
     from colearning.tasks import registry
 
-    register_task(
-        Task(
-            name="toy-cli",
-            description="QuadraticLearner on random points (tests only)",
-            extra="numpy",
-            load_dataset=_points,
-            make_learner=_learner,
-            metric="neg-mse",
-            defaults={"learners": 3, "rounds": 2, "partition": "iid"},
-            params={"unused": 1},
-        ),
-        replace=True,
+    spec = importlib.util.spec_from_file_location(
+        "toy_task", Path(__file__).with_name("toy_task.py")
     )
+    assert spec is not None and spec.loader is not None
+    toy = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(toy)
+    toy.register()
     yield
-    registry._TASKS.pop("toy-cli", None)
+    registry._TASKS.pop(toy.NAME, None)
 
 
 REFUSED = {exit_codes.USAGE, exit_codes.DAMAGED, exit_codes.IO_ERROR}
@@ -191,149 +172,115 @@ def test_wrong_types_in_toml_are_refused_not_taken(tmp_path, toml, message):
 
 # -- generated command lines ------------------------------------------------------------
 
+# each setting's valid values, then hostile ones; a value is valid 7 times in 10, so
+# that generated lines run experiments as well as get refused
 FLAGS = {
-    "--task": ["toy-cli", "toy-cli", "", "no-such-task", " toy-cli", "TOY-CLI"],
-    "--learners": ["1", "2", "3", "0", "-1", "1000000000000", "31", "abc", "1e3", "", "3.0"],
-    "--rounds": ["0", "1", "2", "-1", "99999999999", "x", "2.5"],
-    "--threshold": ["0.5", "1", "0", "1.5", "nan", "inf", "-0", "x", ""],
-    "--partition": [
-        "iid",
-        "dirichlet:0.5",
-        "shards:2",
-        "",
-        "shards:99999999999999999999",
-        "shards:0",
-        "zipf:2",
-        "dirichlet:1e308",
-        "iid:3",
-        "shards:200",
-    ],
-    "--seed": ["0", "7", "-3", "99999999999999999999999", "x"],
-    "--proposer": ["round-robin", "random", "loudest"],
-    "--timeout": ["10", "0", "-1", "nan", "inf", "1e300", "x"],
-    "--data-dir": ["", "nowhere", "/dev/null"],
-    "--format": ["text", "json", "yaml"],
+    "--task": (["toy-cli"], ["", "no-such-task", " toy-cli", "TOY-CLI"]),
+    "--learners": (["1", "2", "3"], ["0", "-1", "1000000000000", "31", "abc", "1e3", "", "3.0"]),
+    "--rounds": (["0", "1", "2"], ["-1", "99999999999", "x", "2.5"]),
+    "--threshold": (["0.5", "1", "0", "-0", "0.25"], ["1.5", "nan", "inf", "x", ""]),
+    "--partition": (
+        ["iid", "dirichlet:0.5", "shards:2", " IID "],
+        [
+            "",
+            "shards:99999999999999999999",
+            "shards:0",
+            "zipf:2",
+            "dirichlet:1e308",
+            "iid:3",
+            "shards:200",
+        ],
+    ),
+    "--seed": (["0", "7", "9223372036854775807"], ["-3", "99999999999999999999999", "x"]),
+    "--proposer": (["round-robin", "random"], ["loudest", ""]),
+    "--timeout": (["10", "0.5", "31536000"], ["0", "-1", "nan", "inf", "1e300", "x"]),
+    "--data-dir": (["nowhere", "/dev/null"], [""]),
+    "--format": (["text", "json"], ["yaml"]),
 }
-OVERRIDE_KEYS = [
-    "rounds",
-    "learners",
-    "threshold",
-    "vote_threshold",
-    "seed",
-    "timeout",
-    "baselines",
-    "partition",
-    "out",
-    "data_dir",
-    "data-dir",
-    "params",
-    "task",
-    "params.unused",
-    "params.nope",
-    "nonsense",
-    "",
-    "params.",
-    "a.b.c",
-    "proposer",
-]
-OVERRIDE_VALUES = [
-    "5",
-    "1",
-    "0",
-    "true",
-    '"no"',
-    "[1]",
-    "{unused=2}",
-    "1e400",
-    "nan",
-    '""',
-    "-1",
-    "9999999999999999999999",
-    "",
-    '"x"',
-    "inf",
-    '"iid"',
-    "0.5",
-    "1979-05-27",
-    '"toy-cli"',
-    "[[[[[[1]]]]]]",
-]
-TOML_KEYS = [
-    "task",
-    "learners",
-    "rounds",
-    "threshold",
-    "vote_threshold",
-    "partition",
-    "seed",
-    "timeout",
-    "baselines",
-    "data-dir",
-    "data_dir",
-    "proposer",
-    "params",
-    "task_params",
-    "oops",
-    "out",
-]
+OVERRIDES = {  # -c KEY=VALUE
+    "rounds": (["1", "2"], ["1e400", "true", '"2"', "[1]", "-1", "9999999999999999999999"]),
+    "learners": (["2", "3"], ["true", "0", "nan", "{a=1}"]),
+    "threshold": (["0.5", "1.0"], ["2", '"half"', "nan"]),
+    "vote_threshold": (["0.5"], ["-1", "true"]),
+    "seed": (["3", "0"], ["-1", "1979-05-27", "1.5"]),
+    "timeout": (["5"], ["true", "0", "inf", '"5"']),
+    "baselines": (["false", "true"], ['"no"', "0", "1"]),
+    "partition": (['"iid"', '"shards:2"'], ['""', "5", '"shards:x"']),
+    "data_dir": (['"d"'], ["5", '""', "[1]"]),
+    "data-dir": (['"d"'], ["{}"]),
+    "params.unused": (["2", '"x"', "[1, 2]"], ["nan", "1979-05-27"]),
+    "params": (["{unused=2}", "{}"], ["5", '"x"', "[[[[[[1]]]]]]"]),
+    "task": (['"toy-cli"'], ['["toy-cli"]', "5", '""']),
+    "out": (['"from-c"'], ["5", "[1]", '""']),
+    "proposer": (['"random"'], ['"best"', "1"]),
+}
+HOSTILE_KEYS = ["params.nope", "nonsense", "", "params.", "a.b.c", "roundz", ".rounds"]
+TOML = {  # key = value lines of a TOML file
+    "task": (['"toy-cli"'], ['["toy-cli"]', "5", '""']),
+    "learners": (["2", "3"], ["true", "0", "1e3", '"3"', "1000000000000"]),
+    "rounds": (["1", "2"], ["-1", "true", "1.5", "99999999999"]),
+    "threshold": (["0.5"], ["1.5", "nan"]),
+    "vote_threshold": (["0.5", "1.0"], ['"0.5"', "inf"]),
+    "partition": (['"iid"', '"dirichlet:0.5"'], ['""', '"shards:0"', "2"]),
+    "seed": (["1"], ["-1", "1979-05-27"]),
+    "timeout": (["30"], ["true", "-inf", "0"]),
+    "baselines": (["false"], ['"no"', "1"]),
+    "data-dir": (['"d"'], ["7"]),
+    "data_dir": (['"d"'], ['""']),
+    "proposer": (['"round-robin"'], ['"fair"']),
+    "params": (["{unused = 3}"], ["5", '"p"']),
+    "task_params": (["{unused = 4}"], ["[1]"]),
+    "out": (['"from-toml"'], ["5", '""']),
+    "oops": ([], ["1"]),
+}
 
 
-def toml_value(value):
-    if isinstance(value, str):
-        return json.dumps(value)
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, list):
-        return "[" + ", ".join(toml_value(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{json.dumps(k)} = {toml_value(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, float) and value != value:
-        return "nan"
-    return (
-        repr(value)
-        if not isinstance(value, float) or abs(value) != float("inf")
-        else ("inf" if value > 0 else "-inf")
-    )
-
-
-scalars = (
-    st.booleans()
-    # small numbers, and the large ones that must be refused (never a valid huge
-    # rounds: a million rounds would be a correct run, but a long one)
-    | st.integers(-3, 5)
-    | st.sampled_from([2**63, 2**64, -(2**64), 10**12, 10**7 + 1])
-    | st.floats(allow_nan=True)
-    | st.sampled_from(["toy-cli", "iid", "", "round-robin", "no", "shards:2"])
-    | st.text(max_size=6)
-)
-toml_values = (
-    scalars
-    | st.lists(scalars, max_size=2)
-    | st.dictionaries(st.sampled_from(["unused", "nope", "epochs"]), scalars, max_size=2)
-)
+def pick(draw, choices):
+    valid, hostile = choices
+    if valid and (not hostile or draw(st.integers(0, 9)) < 7):
+        return draw(st.sampled_from(valid))
+    return draw(st.sampled_from(hostile) | st.text(max_size=5))
 
 
 @st.composite
 def command_lines(draw):
     argv = ["run"]
     files = {}
-    if draw(st.booleans()):
-        table = draw(st.dictionaries(st.sampled_from(TOML_KEYS), toml_values, max_size=5))
-        if "out" in table:
-            table["out"] = draw(st.sampled_from(["from-toml", 5, ""]))
-        files["run.toml"] = "\n".join(f"{k} = {toml_value(v)}" for k, v in table.items())
+    if draw(st.integers(0, 3)) == 0:
+        keys = draw(st.lists(st.sampled_from(sorted(TOML)), unique=True, max_size=5))
+        lines = [f"{key} = {pick(draw, TOML[key])}" for key in keys]
+        if draw(st.booleans()):
+            lines.insert(0, 'task = "toy-cli"')  # (a key twice is TOML's own error)
+        files["run.toml"] = "\n".join(lines)
         argv.append("run.toml")
     for flag in draw(st.lists(st.sampled_from(sorted(FLAGS)), unique=True, max_size=6)):
-        argv += [flag, draw(st.sampled_from(FLAGS[flag]))]
+        argv += [flag, pick(draw, FLAGS[flag])]
+    if "--task" not in argv and "run.toml" not in argv and draw(st.integers(0, 9)) < 8:
+        argv += ["--task", "toy-cli"]
     for _ in range(draw(st.integers(0, 3))):
-        key = draw(st.sampled_from(OVERRIDE_KEYS))
-        argv += ["-c", f"{key}={draw(st.sampled_from(OVERRIDE_VALUES) | st.text(max_size=5))}"]
+        if draw(st.integers(0, 9)) < 8:
+            key = draw(st.sampled_from(sorted(OVERRIDES)))
+            argv += ["-c", f"{key}={pick(draw, OVERRIDES[key])}"]
+        else:
+            argv += ["-c", f"{draw(st.sampled_from(HOSTILE_KEYS))}={draw(st.text(max_size=4))}"]
     if draw(st.booleans()):
         argv.append("--no-baselines")
-    out = draw(st.sampled_from(["e", "e", "e", None, "", "existing", "a-file", "x" * 300]))
+    out = draw(st.sampled_from(["e", "e", "e", "e", None, "", "existing", "a-file", "x" * 300]))
     if out is not None:
         argv += ["--out", out]
-    return argv, files
+    return argv, files  # (every valid rounds value, and toy-cli's default, is at most 2)
+
+
+@pytest.fixture(scope="module")
+def existing(tmp_path_factory):
+    """An experiment that generated command lines may name with --out: it must come
+    out unchanged (copied for each example)."""
+    directory = tmp_path_factory.mktemp("existing") / "existing"
+    code, _, err = colearn_here(
+        "run", "--task", "toy-cli", "--rounds", "1", "--out", directory, "--no-baselines"
+    )
+    assert code == 0, err
+    return directory, json.dumps(snapshot(directory))
 
 
 @settings(
@@ -342,29 +289,18 @@ def command_lines(draw):
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 @given(case=command_lines())
-def test_generated_command_lines_end_in_a_refusal_or_a_correct_run(tmp_path, case):
+def test_generated_command_lines_end_in_a_refusal_or_a_correct_run(tmp_path, existing, case):
     argv, files = case
     with tempfile.TemporaryDirectory(dir=tmp_path) as tmp:
         here = Path(tmp)
         for name, text in files.items():
             (here / name).write_text(text)
         (here / "a-file").write_text("mine")
-        code, _, err = colearn_here(
-            "run",
-            "--task",
-            "toy-cli",
-            "--rounds",
-            "1",
-            "--out",
-            "existing",
-            "--no-baselines",
-            cwd=here,
-        )
-        assert code == 0, err
-        existing = json.dumps(snapshot(here / "existing"))
+        shutil.copytree(existing[0], here / "existing")
         code, out, err = colearn_here(*argv, cwd=here)
+        event(f"exit {code}")  # --hypothesis-show-statistics counts the outcomes
         assert (here / "a-file").read_text() == "mine"
-        assert json.dumps(snapshot(here / "existing")) == existing  # nothing committed changed
+        assert json.dumps(snapshot(here / "existing")) == existing[1]  # nothing changed
         if code == exit_codes.OK:
             shown = re.search(r"experiment directory: (.*)", out + err)
             assert shown, (argv, out, err)
@@ -479,18 +415,8 @@ def test_exit_codes_and_their_help_are_complete():
 # -- processes: Ctrl-C, two writers, a kill mid-creation, a full disk, read-only ----------
 
 PAUSED_RUN = Path(__file__).with_name("paused_run.py")
-COLEARN = [sys.executable, "-m", "colearning.cli.main"]
-SGD = [
-    "--task",
-    "digits-sgd",
-    "--learners",
-    "3",
-    "--rounds",
-    "5",
-    "--partition",
-    "iid",
-    "--no-baselines",
-]
+COLEARN = [sys.executable, str(Path(__file__).with_name("toy_task.py"))]  # colearn + toy-cli
+SGD = ["--task", "toy-cli", "--learners", "3", "--rounds", "5", "--no-baselines"]
 
 
 def paused(point, at, args, cwd, marker):
@@ -522,7 +448,7 @@ def test_ctrl_c_names_the_real_directory_at_the_start_and_at_the_end(tmp_path):
     child.send_signal(signal.SIGINT)
     out, err = child.communicate(timeout=120)
     assert child.returncode == exit_codes.INTERRUPTED, err
-    directory = re.search(r"^experiment directory: (runs/digits-sgd-\S+)$", out, re.M).group(1)
+    directory = re.search(r"^experiment directory: (runs/toy-cli-\S+)$", out, re.M).group(1)
     assert "Traceback" not in err and "DIR" not in err
     assert f"continue with `colearn run --resume {directory}`" in err
     with opened(tmp_path / directory) as store:

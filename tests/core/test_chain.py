@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from colearning import Experiment, ExperimentStore, StoreError, Weights
@@ -474,6 +474,9 @@ def test_every_generated_corruption_is_refused_or_harmless(written, tmp_path, co
         ok = verify(directory).ok
     except StoreError:  # a newer schema version: refused, not verified
         ok = False
+    event(
+        f"{kind}: read {'as written' if document else 'refused'}, verify {'ok' if ok else 'damage'}"
+    )
     if ok:
         assert document is not None, (what, "verify saw nothing but reading refused")
     # resuming: a StoreError, or the very model an uninterrupted run ends with
@@ -481,6 +484,7 @@ def test_every_generated_corruption_is_refused_or_harmless(written, tmp_path, co
         result = play(ExperimentStore.open(directory), ROUNDS + 2)
     except StoreError:
         result = None
+    event(f"resume {'ran to the same model' if result else 'refused'}")
     if result is not None:  # (a damaged summary is not read by a resume: it is rewritten)
         assert result.final_weights_id == final_id, what
 
