@@ -211,6 +211,7 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
 def cmd_run(args: argparse.Namespace) -> int:
     from colearning.cli.config import to_run_config
     from colearning.cli.display import ProgressBar, RoundTable, format_summary
+    from colearning.core.store import ExperimentStore
     from colearning.tasks.runner import Setup, resume_task, run_task
 
     settings = _settings(args)
@@ -218,10 +219,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     table = RoundTable(sys.stdout if text else None, ProgressBar(sys.stderr, 0))
 
     def announce(directory: str) -> None:
-        args.experiment_dir = directory  # for the Ctrl-C message
-        print(f"experiment directory: {directory}", file=sys.stdout if text else sys.stderr)
+        print(
+            f"experiment directory: {directory}",
+            file=sys.stdout if text else sys.stderr,
+            flush=True,
+        )
 
     def on_start(setup: Setup, first_round: int) -> None:
+        if args.resume is not None:
+            announce(args.resume)  # once the directory proved to be one to resume
         table.bar.total = int(setup.config.rounds or 0)
         table.bar.done = table.bar.first = first_round
         if text:
@@ -243,13 +249,15 @@ def cmd_run(args: argparse.Namespace) -> int:
             )
         if not args.resume.strip():
             raise ConfigError("--resume needs an experiment directory; got ''")
-        announce(args.resume)
+        args.experiment_dir = args.resume  # for the Ctrl-C message
         outcome = resume_task(args.resume, settings or None, observers=[table], on_start=on_start)
     else:
         config, out = to_run_config(settings)
         config = config.resolved()  # every setting checked before anything runs
         out = out or f"runs/{config.task}-{time.strftime('%Y%m%d-%H%M%S')}"
-        announce(out)
+        ExperimentStore.check_new(out)  # refused before it is announced
+        args.experiment_dir = out
+        announce(out)  # before the data loads, which may take long
         outcome = run_task(config, out, observers=[table], on_start=on_start)
     table.bar.clear()
 
