@@ -721,3 +721,12 @@ def test_a_trigger_or_a_changed_constraint_in_the_schema_is_refused(written, tmp
         play(ExperimentStore.open(directory), ROUNDS + 2)
     assert len(rows(directory, "SELECT * FROM rounds")) == ROUNDS  # nothing was committed
     assert "trigger forge added" in str(verify(directory).damage)
+
+
+def test_a_directory_read_before_it_started_still_chains_to_its_initial_weights(tmp_path):
+    # what resuming a run killed between creating its directory and its first round does
+    store = ExperimentStore.create(tmp_path / "e", CONFIG, IDS)
+    assert store.rounds() == [] and store.initial_weights_id is None
+    play(store, 3)
+    report = verify(tmp_path / "e")
+    assert report.ok, report.damage

@@ -462,6 +462,7 @@ class ExperimentStore:
             )
         if changed:
             self._write_meta("config", _config_text(config))
+            self._records = self._head = None
 
     @property
     def learner_ids(self) -> list[str]:
@@ -503,6 +504,7 @@ class ExperimentStore:
         self.put_blob(blob, wid)
         if existing is None:
             self._write_meta("initial_weights_id", wid)
+            self._records = self._head = None  # the genesis commits to it: read again
         return wid
 
     def put_meta(self, key: str, value: Any) -> None:
