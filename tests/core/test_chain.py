@@ -730,3 +730,28 @@ def test_a_directory_read_before_it_started_still_chains_to_its_initial_weights(
     play(store, 3)
     report = verify(tmp_path / "e")
     assert report.ok, report.damage
+
+
+def test_a_reader_sees_one_snapshot_while_a_round_is_committed_meanwhile(
+    written, tmp_path, monkeypatch
+):
+    from colearning.core import store as store_module
+
+    directory = copy_of(written, tmp_path)
+    real_children = store_module._children
+    committed = []
+
+    def children_after_a_commit(conn):
+        # between the reader's first query and its next, a writer commits a round
+        if not committed:
+            committed.append("writing")  # (the writer's own reads come through here too)
+            play(ExperimentStore.open(directory), ROUNDS + 1)
+        return real_children(conn)
+
+    monkeypatch.setattr(store_module, "_children", children_after_a_commit)
+    with opened(directory) as store:
+        assert len(store.rounds()) == ROUNDS  # the snapshot it started with, intact
+    assert committed
+    monkeypatch.undo()
+    with opened(directory) as store:
+        assert len(store.rounds()) == ROUNDS + 1

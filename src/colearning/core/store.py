@@ -701,7 +701,23 @@ class ExperimentStore:
     # -- checks -----------------------------------------------------------------------
 
     def _check(self) -> tuple[list[RoundRecord], list[Damage], ChainHead]:
-        """Read every round and check it; return the records, what is wrong, the head."""
+        """Read every round and check it; return the records, what is wrong, the head.
+
+        Everything is read in one transaction: a reader sees one snapshot even while
+        another process commits rounds (WAL readers do not block the writer)."""
+        if self._conn.in_transaction:
+            return self._check_snapshot()
+        try:
+            self._conn.execute("BEGIN")
+        except DB_ERRORS as exc:
+            raise self._damaged(f"the database cannot be read ({exc})") from exc
+        try:
+            return self._check_snapshot()
+        finally:
+            with contextlib.suppress(*DB_ERRORS):
+                self._conn.rollback()
+
+    def _check_snapshot(self) -> tuple[list[RoundRecord], list[Damage], ChainHead]:
         learners = self.learner_ids
         config = self.config
         mutable = self.mutable_config_keys
