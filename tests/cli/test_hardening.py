@@ -572,3 +572,15 @@ def test_a_read_only_copy_can_be_shown_plotted_exported_and_verified(tmp_path):
         finally:
             for path in [copy, *copy.rglob("*")]:
                 path.chmod(0o755 if path.is_dir() else 0o644)
+
+
+@pytest.mark.parametrize("command", ["show", "plot", "export", "verify"])
+@pytest.mark.parametrize(
+    "directory", ["", "/dev/null", "/proc", "missing", "a-file", "x" * 300, "/etc/passwd/x"]
+)
+def test_reading_commands_refuse_what_is_not_an_experiment(tmp_path, command, directory):
+    (tmp_path / "a-file").write_text("mine")
+    code, out, err = colearn_here(command, directory, cwd=tmp_path)
+    assert_clean_refusal(code, err, command)
+    assert code == exit_codes.USAGE and out == ""
+    assert (tmp_path / "a-file").read_text() == "mine"

@@ -374,8 +374,13 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def _experiment_dir(directory: str) -> None:
+    """Refuse a directory that is not an experiment before anything else is checked."""
+    from colearning.core.store import opened
+
     if not directory.strip():
         raise ConfigError("the experiment directory must not be empty; got ''")
+    with opened(directory):
+        pass
 
 
 def cmd_show(args: argparse.Namespace) -> int:

@@ -20,6 +20,13 @@ def output_path(
     refused. Refused too: an empty name, a path under a file, and the experiment's
     own database and blobs.
     """
+    try:
+        return _output_path(given, directory, default_name, suffix)
+    except OSError as exc:  # a name too long, say
+        raise ConfigError(f"-o {given or directory}: {exc.strerror or exc}") from None
+
+
+def _output_path(given: str | None, directory: str, default_name: str, suffix: str | None) -> Path:
     if given is None:
         path = Path(directory) / default_name
     elif not given.strip():

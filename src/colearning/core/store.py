@@ -350,7 +350,15 @@ class ExperimentStore:
         """
         path = Path(directory)
         db = path / DB_NAME
-        if not path.is_dir():
+        try:
+            is_dir = path.is_dir()
+        except OSError as exc:  # a name too long, say
+            raise StoreError(
+                f"{str(path)[:80]} cannot be an experiment directory: "
+                f"{os_message(exc, with_name=False)}; pass the experiment directory of an "
+                "earlier run (its --out, or run_task's out=)"
+            ) from None
+        if not is_dir:
             raise StoreError(
                 f"{path} is not a directory; pass the experiment directory of an earlier "
                 "run (its --out, or run_task's out=)"

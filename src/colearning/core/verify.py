@@ -84,7 +84,11 @@ def verify(directory: str | os.PathLike[str]) -> Report:
         store = ExperimentStore.open(path, readonly=True)
     except StoreError as exc:
         newer = "schema version" in str(exc) and not isinstance(exc, StoreDamagedError)
-        if not (path / DB_NAME).is_file() or newer:
+        try:
+            has_db = (path / DB_NAME).is_file()
+        except OSError:
+            has_db = False
+        if not has_db or newer:
             raise  # not an experiment directory, or one of a newer colearning
         report.damage.append(Damage(None, _advice_removed(str(exc))))
         return report
