@@ -543,6 +543,13 @@ def test_a_read_only_copy_can_be_shown_plotted_exported_and_verified(tmp_path):
         for path in [copy, *copy.rglob("*")]:
             path.chmod(0o555 if path.is_dir() else 0o444)
         try:
+            probe = subprocess.run(
+                [sys.executable, "-c", f"open({str(copy / 'probe')!r}, 'w')"],
+                preexec_fn=without_privileges,
+                capture_output=True,
+                text=True,
+            )
+            assert "PermissionError" in probe.stderr, "the copy is not read-only to colearn"
             kw = {
                 "preexec_fn": without_privileges,
                 "env": {**os.environ, "MPLCONFIGDIR": str(outputs)},
