@@ -682,8 +682,10 @@ def test_config_changes_are_limited_to_the_changeable_settings(written, tmp_path
         store.update_config({**CONFIG, "rounds": 12})
         with pytest.raises(StoreError, match="'seed' cannot change"):
             store.update_config({**CONFIG, "seed": 3})
+        with pytest.raises(StoreError, match="'seed' cannot change"):
+            store.put_meta("config", {**CONFIG, "seed": 4})  # the same rule, by either name
         with pytest.raises(StoreError, match="store's own"):
-            store.put_meta("config", {})
+            store.put_meta("chain_head", {})
     assert verify(directory).ok
 
 

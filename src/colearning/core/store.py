@@ -516,7 +516,11 @@ class ExperimentStore:
         return wid
 
     def put_meta(self, key: str, value: Any) -> None:
-        """Store a JSON value under ``key`` (the summary, a transport's details)."""
+        """Store a JSON value under ``key`` (the summary, a transport's details);
+        ``"config"`` goes through :meth:`update_config` (only changeable settings)."""
+        if key == "config":
+            self.update_config(value)
+            return
         if key in _OWN_META:
             raise StoreError(
                 f"meta key {key!r} is the store's own; use update_config or set_initial_weights"
