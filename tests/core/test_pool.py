@@ -138,11 +138,12 @@ def test_a_learner_whose_previous_call_hangs_times_out_its_next_call():
         pool.close()
 
 
-def test_a_non_positive_timeout_is_refused(quads):
+@pytest.mark.parametrize("timeout", [0, -1, float("nan"), float("inf"), 1e300, True, "5"])
+def test_a_timeout_that_cannot_be_waited_for_is_refused(quads, timeout):
     pool = LocalPool(quads(1))
     try:
-        with pytest.raises(ConfigError, match="timeout must be > 0"):
-            pool.test(["learner-0"], ref(), 0)
+        with pytest.raises(ConfigError, match=r"timeout must be a number of seconds in \(0, "):
+            pool.test(["learner-0"], ref(), timeout)
     finally:
         pool.close()
 

@@ -259,6 +259,10 @@ def play_round(
     watch.decided(r, decision)
 
     # -- accept -----------------------------------------------------------------------
+    # What every learner adopts is sealed: views of the encoded bytes whose hash is the
+    # recorded id, so a proposer that kept its arrays and edits them later changes
+    # nothing but its own copy (the encoding is already done: the id needed it).
+    ref = ref.sealed()
     t0 = time.perf_counter()
     accept_errors: dict[str, str] = {}
     if decision.accepted:

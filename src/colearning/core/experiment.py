@@ -25,7 +25,7 @@ from colearning.core.plans import (
     choose_proposer,
     planner_for_mode,
 )
-from colearning.core.pool import LearnerPool, LocalPool, catch_up
+from colearning.core.pool import LearnerPool, LocalPool, catch_up, check_timeout
 from colearning.core.protocol import Reason
 from colearning.core.records import RoundRecord, proposals_made
 from colearning.core.store import ExperimentStore
@@ -125,8 +125,7 @@ class Experiment:
     ) -> None:
         self.decider = decider or TallyDecider(vote_threshold)
         self.planner = planner_for_mode(mode, proposer, seed, combiner, proposers, committee)
-        if timeout is not None and not timeout > 0:
-            raise ConfigError(f"timeout must be > 0 seconds; got {timeout}")
+        check_timeout(timeout)
         if isinstance(learners, Sequence):
             if len(learners) < 1:
                 raise ConfigError("an experiment needs at least 1 learner; got 0")
@@ -244,7 +243,9 @@ class Experiment:
                     f"cannot start: {ids[0]} did not return its current weights "
                     f"({got.error or type(got.value).__name__})"
                 )
-            current = WeightsRef.of(got.value)
+            # sealed, like every accepted proposal: learner 0 may keep training the
+            # arrays it returned in place
+            current = WeightsRef.of(got.value).sealed()
             self.spec = WeightsSpec.of(got.value)
             if self.store is not None:
                 self.store.set_initial_weights(current.blob())

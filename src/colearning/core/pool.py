@@ -28,6 +28,7 @@ without ``adopt`` (the gRPC pool).
 
 from __future__ import annotations
 
+import math
 import os
 import queue
 import sys
@@ -74,6 +75,28 @@ class Outcome(Generic[T]):
     @classmethod
     def failed(cls, reason: Reason, message: str, seconds: float = 0.0) -> Outcome[Any]:
         return cls(None, Failure(reason, message), seconds)
+
+
+#: The longest timeout a call may have: a year (beyond it the clocks and waits the
+#: pool uses overflow; leave the timeout out for none).
+MAX_TIMEOUT = 365 * 24 * 3600.0
+
+
+def check_timeout(timeout: object) -> None:
+    """Raise :class:`ConfigError` unless ``timeout`` is ``None`` or a finite number of
+    seconds in (0, :data:`MAX_TIMEOUT`]."""
+    if timeout is None:
+        return
+    if (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, int | float)
+        or not math.isfinite(timeout)
+        or not 0 < timeout <= MAX_TIMEOUT
+    ):
+        raise ConfigError(
+            f"timeout must be a number of seconds in (0, {MAX_TIMEOUT:.0f}] or None (no "
+            f"timeout); got {timeout!r}"
+        )
 
 
 class LearnerPool(Protocol):
@@ -479,8 +502,7 @@ class LocalPool:
         *,
         catch_up: bool = True,
     ) -> dict[str, Outcome[Any]]:
-        if timeout is not None and not timeout > 0:
-            raise ConfigError(f"timeout must be > 0 seconds or None; got {timeout}")
+        check_timeout(timeout)
         shared = self._shared if catch_up else None
         if shared is not None:
             calls = {lid: self._after_catching_up(lid, fn, shared) for lid, fn in calls.items()}

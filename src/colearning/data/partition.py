@@ -39,6 +39,11 @@ DEFAULT_MIN_ROWS = 10
 #: ``min_rows`` rows before it settles for the fairest draw.
 DIRICHLET_TRIES = 100
 
+#: The largest ALPHA and K a spec may name: beyond them a Dirichlet split is iid in all
+#: but name, and no data set has that many shards per learner.
+MAX_ALPHA = 1e6
+MAX_SHARDS = 1_000_000
+
 _SPEC_HELP = "partition must be 'iid', 'dirichlet:ALPHA' (ALPHA > 0) or 'shards:K' (K >= 1)"
 
 
@@ -52,7 +57,7 @@ class PartitionSpec:
 
     def __str__(self) -> str:
         if self.kind == "dirichlet":
-            return f"dirichlet:{self.alpha:g}"
+            return f"dirichlet:{self.alpha!r}"  # repr: parses back to the same alpha
         if self.kind == "shards":
             return f"shards:{self.shards}"
         return "iid"
@@ -78,7 +83,8 @@ def parse_partition(spec: str | PartitionSpec) -> PartitionSpec:
     """
     if isinstance(spec, PartitionSpec):
         return spec
-    bad = ConfigError(f"{_SPEC_HELP}; got {spec!r}")
+    shown = repr(spec) if len(repr(spec)) <= 60 else repr(spec)[:57] + "..."
+    bad = ConfigError(f"{_SPEC_HELP}; got {shown}")
     if not isinstance(spec, str):
         raise bad
     kind, _, arg = spec.strip().partition(":")
@@ -92,15 +98,22 @@ def parse_partition(spec: str | PartitionSpec) -> PartitionSpec:
             raise bad from None
         if not (math.isfinite(alpha) and alpha > 0):
             raise bad
+        if alpha > MAX_ALPHA:
+            raise ConfigError(
+                f"partition dirichlet:ALPHA takes ALPHA <= {MAX_ALPHA:g} (larger is iid in "
+                f"all but name; use 'iid'); got {shown}"
+            )
         return PartitionSpec("dirichlet", alpha=alpha)
     if kind == "shards":
-        try:
-            shards = int(arg)
-        except ValueError:
-            raise bad from None
-        if shards < 1:
+        # plain decimal digits only: int() would also take "1_000" and other scripts' digits
+        if not (arg.isascii() and arg.isdigit()) or not arg.strip("0"):
             raise bad
-        return PartitionSpec("shards", shards=shards)
+        if len(arg.lstrip("0")) > 7 or int(arg) > MAX_SHARDS:
+            raise ConfigError(
+                f"partition shards:K takes K <= {MAX_SHARDS} shards per learner (and no "
+                f"more shards in all than the data set has rows); got {shown}"
+            )
+        return PartitionSpec("shards", shards=int(arg))
     raise bad
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from colearning.core.exceptions import require_extra
+from colearning.core.exceptions import StoreDamagedError, require_extra
 from colearning.core.protocol import Reason
 from colearning.core.records import RoundRecord
 from colearning.core.store import opened
@@ -252,9 +252,35 @@ def plot_experiment(
     with opened(directory) as store:
         rounds = store.rounds()
         ids = store.learner_ids
-        summary = store.get_meta("summary")
+        summary = _checked_summary(store.get_meta("summary"), directory)
         config = store.config
     title = f"{config.get('task', 'experiment')}: {len(ids)} learners, {len(rounds)} rounds"
     return plot_rounds(
         rounds, ids, output or Path(directory) / "plot.png", title=title, summary=summary
     )
+
+
+def _checked_summary(summary: Any, directory: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The stored summary if the plot can use it (it is not part of the chain)."""
+    if summary is None:
+        return None
+    budgets = summary.get("dp_budgets") if isinstance(summary, dict) else None
+    ok = (
+        isinstance(summary, dict)
+        and isinstance(summary.get("metric", ""), str)
+        and (budgets is None or isinstance(budgets, dict))
+        and all(
+            isinstance(b, dict)
+            and all(
+                isinstance(b.get(k), (int, float)) and not isinstance(b.get(k), bool)
+                for k in ("consumed_epsilon", "target_epsilon")
+            )
+            for b in (budgets or {}).values()
+        )
+    )
+    if not ok:
+        raise StoreDamagedError(
+            f"{directory} is damaged: its stored summary is not one colearning wrote (the "
+            f"rounds are intact); run `colearn verify {directory}` for every problem found"
+        )
+    return summary  # type: ignore[no-any-return]
