@@ -34,6 +34,7 @@ import contextlib
 import logging
 import os
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
@@ -499,11 +500,21 @@ class RayPool:
     def _await_restart(self, a: int, timeout: float | None) -> bool:
         """Wait (up to ``timeout``, or :data:`RESTART_WAIT`) for actor ``a`` to be back
         after a restart, and rebuild it; whether it is back."""
+        ray = _ray()
         wait = RESTART_WAIT if timeout is None else min(timeout, RESTART_WAIT)
-        try:
-            instance, version = _ray().get(self._actors[a].hello.remote(), timeout=wait)
-        except Exception:
-            return False
+        deadline = time.monotonic() + wait
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                instance, version = ray.get(self._actors[a].hello.remote(), timeout=max(left, 0.01))
+                break
+            except ray.exceptions.ActorUnavailableError:
+                # still restarting: Ray answers at once rather than waiting; ask again
+                if left <= 0:
+                    return False
+                time.sleep(min(0.1, max(left, 0.0)))
+            except Exception:
+                return False
         self._resync(a, instance, version)
         with self._lock:
             return bool(self._instances[a] == instance)
