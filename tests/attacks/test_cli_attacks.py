@@ -72,6 +72,7 @@ def test_a_malicious_run_is_stored_and_resumes_to_the_same_weights(tmp_path, cap
         (["--malicious", "1", "--attack", "nosie"], "unknown attack 'nosie'; attacks are:"),
         (["--malicious", "1", "--attack", "noise:sigma=x"], "sigma must be a number > 0; got 'x'"),
         (["--malicious", "1", "--attack", "noise", "--processes"], "cannot reach learner servers"),
+        (["--malicious", "1", "--attack", "noise", "--pool", "ray"], "or Ray actors"),
     ],
 )
 def test_bad_attack_flags_are_one_line(tmp_path, capsys, flags, message):

@@ -38,10 +38,17 @@ def settings_from(args: argparse.Namespace, settings: dict[str, Any]) -> None:
     learners are not built here."""
     flags = {"malicious": args.malicious, "attack": args.attack}
     given = {k: v for k, v in flags.items() if v is not None}
-    if given and (getattr(args, "processes", False) or getattr(args, "remote", None)):
+    elsewhere = (
+        getattr(args, "processes", False)
+        or getattr(args, "remote", None)
+        or getattr(args, "pool", "local") not in (None, "local")
+        or getattr(args, "ray_address", None)
+    )
+    if given and elsewhere:
         raise ConfigError(
             "--malicious/--attack wrap learners built in this process; they cannot "
-            "reach learner servers (--processes, --remote): drop one or the other"
+            "reach learner servers or Ray actors (--processes, --remote, --pool ray): "
+            "drop one or the other"
         )
     settings.update(given)
 
