@@ -156,9 +156,8 @@ def table(rows: Sequence[Mapping[str, Any]]) -> str:
     head = (
         "| task | n | partition | malicious | attack | seeds | vote accuracy | vs clean (pts) "
         "| backdoor | malicious accepted | honest rejected | goal "
-        "| vote+margin: accuracy, vs clean, malicious accepted, honest rejected, goal | "
-        + " | ".join(names)
-        + " |"
+        "| vote+margin: accuracy, vs clean, malicious accepted, honest rejected, goal |"
+        + "".join(f" {d} |" for d in names)
     )
     lines = [head, "|" + "---|" * (13 + len(names))]
     for r in rows:
@@ -184,7 +183,7 @@ def table(rows: Sequence[Mapping[str, Any]]) -> str:
             f"| {r['task']} | {r['learners']} | {r['partition']} | "
             f"{100 * r['share']:.0f}% ({r['malicious']}) | {r['attack']} | {len(r['seeds'])} | "
             f"{r['final']:.3f} ± {r['final_sd']:.3f} | {drop} | {100 * r['backdoor']:.1f}% | "
-            f"{mal} | {hon} | {goal} | {_margin_cell(r)} | " + " | ".join(cells) + " |"
+            f"{mal} | {hon} | {goal} | {_margin_cell(r)} |" + "".join(f" {c} |" for c in cells)
         )
     return "\n".join(lines) + "\n"
 
