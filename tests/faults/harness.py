@@ -22,8 +22,6 @@ runs every point in every mode, one kill a run, and prints the table.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import signal
 import sqlite3
@@ -236,13 +234,14 @@ def kill_at(point: str, round_index: int, args: Sequence[Any], marker: Path) -> 
 
 
 def _cli(*argv: Any) -> tuple[int, str]:
-    """``colearn ARGV`` in this process (the reading commands load no task)."""
-    from colearning.cli.main import main
-
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main([str(a) for a in argv])
-    return code, out.getvalue() + err.getvalue()
+    """``colearn ARGV`` as a user runs it (a process of its own: the reading commands
+    load no task); its exit code and output."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "colearning.cli.main", *map(str, argv)],
+        capture_output=True,
+        text=True,
+    )
+    return proc.returncode, proc.stdout + proc.stderr
 
 
 def play(
