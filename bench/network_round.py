@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -56,32 +57,63 @@ def overhead(reps: int, rounds: int = 30) -> None:
         ]
         procs = LearnerProcesses(cmds).start()
         phases = ("propose", "validate", "accept", "total")
+        load = [os.getloadavg()[0]]
         try:
             got = procs.wait_ready(ports)
+            pids = [p.pid for p in procs.procs]
             medians: dict[str, list[float]] = {k: [] for k in phases}
+            cpu: dict[str, list[float]] = {"coordinator": [], "servers": []}
             for _ in range(reps):
                 pool = GrpcPool([(f"learner-{i}", f"127.0.0.1:{p}") for i, p in enumerate(got)])
                 records: list = []  # type: ignore[type-arg]
                 with Experiment(pool, observers=[records.append]) as e:
-                    e.run(rounds)
-                for k in phases:  # the first 3 rounds warm the channels up
+                    e.run(3)  # the first rounds warm the channels up
+                    c0, s0 = _own_cpu(), sum(map(_cpu_of, pids))
+                    e.run(3 + rounds)
+                    c1, s1 = _own_cpu(), sum(map(_cpu_of, pids))
+                cpu["coordinator"].append((c1 - c0) / rounds)
+                cpu["servers"].append((s1 - s0) / rounds)
+                for k in phases:
                     medians[k].append(statistics.median(getattr(r.timings, k) for r in records[3:]))
+                load.append(os.getloadavg()[0])
         finally:
             procs.stop()
             procs.cleanup()
     split = ", ".join(f"{k} {1000 * statistics.median(medians[k]):.1f}" for k in phases[:3])
+    runs = ", ".join(f"{1000 * v:.1f}" for v in sorted(medians["total"]))
     print(
         f"round overhead, 5 learner processes, no learner compute: "
         f"{1000 * statistics.median(medians['total']):.1f} ms per round ({split} ms; median "
-        f"of {reps} runs of {rounds} rounds; load {os.getloadavg()[0]:.1f})"
+        f"of {reps} runs of {rounds} rounds: {runs}; load {min(load):.1f}-{max(load):.1f})\n"
+        f"  CPU per round: coordinator {1000 * statistics.median(cpu['coordinator']):.1f} ms, "
+        f"the 5 servers together {1000 * statistics.median(cpu['servers']):.1f} ms"
     )
     del LearnerServer
 
 
+def _own_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def _cpu_of(pid: int) -> float:
+    """CPU seconds process ``pid`` has used (utime + stime from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def startup(reps: int) -> None:
     values = []
+    cpus = []
+    load = [os.getloadavg()[0]]
     for _ in range(reps):
         with tempfile.TemporaryDirectory() as tmp:
+            cpu0 = _children_cpu()
             t0 = time.perf_counter()
             proc = subprocess.Popen(
                 [
@@ -108,10 +140,17 @@ def startup(reps: int) -> None:
                 if line.strip().startswith("0  learner-0"):
                     values.append(time.perf_counter() - t0)
                     break
+            proc.stdout.read()
             proc.wait()
+            # the whole tree: the coordinator reaps the launcher, which reaps its servers
+            cpus.append(_children_cpu() - cpu0)
+            load.append(os.getloadavg()[0])
     print(
         f"colearn run --processes (digits-sgd, 5 learners) to the first committed round: "
-        f"{statistics.median(values):.2f} s (median of {reps}; runs {sorted(values)})"
+        f"{statistics.median(values):.2f} s (median of {reps}; runs "
+        f"{', '.join(f'{v:.2f}' for v in sorted(values))}; load {min(load):.1f}-{max(load):.1f})"
+        f"\n  CPU of the whole run (1 round; coordinator, launcher and 5 servers): "
+        f"{statistics.median(cpus):.2f} s"
     )
 
 

@@ -91,13 +91,17 @@ def first_round(proc):
 
 
 @pytest.mark.slow
-def test_processes_over_mutual_tls_end_with_the_in_process_weights(tmp_path, reference_id):
+def test_processes_over_mutual_tls_end_with_the_in_process_weights(tmp_path, reference_id, capsys):
     """--processes with --certs: servers forked by the launcher, each with its own
     certificate, checking the coordinator's; the same final weights id as in process
     (pipelined, the default; unpipelined runs end alike: tests/core/test_pipeline.py)."""
-    certs = tmp_path / "certs"
-    colearn("certs", "init", certs)
-    colearn("certs", "issue", certs, "learner-0", "learner-1", "learner-2", "coordinator")
+    from colearning.cli.main import main
+    from colearning.network import tls
+
+    certs = tmp_path / "certs"  # (colearn certs itself: test_certs_init_and_issue)
+    tls.init_ca(certs)
+    for name in ("learner-0", "learner-1", "learner-2", "coordinator"):
+        tls.issue(certs, name)
     mark, environ = marked()
     proc = colearn(
         "run",
@@ -118,12 +122,13 @@ def test_processes_over_mutual_tls_end_with_the_in_process_weights(tmp_path, ref
     # a missing certificate is found before anything starts; a broken one, by its server
     (certs / "learner-2.pem").unlink()
     (certs / "learner-1.pem").write_text("not a certificate")
-    missing = colearn(
-        "run", *FAST, "--processes", "--certs", certs, "--out", tmp_path / "x", check=False
-    )
-    assert missing.returncode == 2
-    assert "colearn certs issue" in missing.stderr and "learner-2" in missing.stderr
-    colearn("certs", "issue", certs, "learner-2")
+    capsys.readouterr()
+    code = main(["run", *FAST, "--processes", "--certs", str(certs), "--out", str(tmp_path / "x")])
+    err = capsys.readouterr().err  # (in this process: refused before anything starts)
+    assert code == 2
+    assert "colearn certs issue" in err and "learner-2" in err
+    assert not (tmp_path / "x").exists()
+    tls.issue(certs, "learner-2")
     broken = colearn(
         "run",
         *FAST,
@@ -143,7 +148,7 @@ def test_processes_over_mutual_tls_end_with_the_in_process_weights(tmp_path, ref
 
 @pytest.mark.slow
 def test_a_remote_run_killed_and_resumed_ends_with_the_in_process_weights(
-    tmp_path, serve, reference_id
+    tmp_path, serve, reference_id, capsys
 ):
     """Real `colearn learner serve` processes driven with --remote; the coordinator is
     SIGKILLed after a committed round and resumed against the same learners."""
@@ -173,8 +178,12 @@ def test_a_remote_run_killed_and_resumed_ends_with_the_in_process_weights(
     first_round(coordinator)  # committed: now kill it
     coordinator.kill()
     coordinator.wait()
-    proc = colearn("run", "--resume", out, "--insecure", "--format", "json")
-    data = json.loads(proc.stdout)
+    from colearning.cli.main import main
+
+    # resumed here, in this process (the same `colearn` main), against the same servers
+    capsys.readouterr()
+    assert main(["run", "--resume", str(out), "--insecure", "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
     assert data["summary"]["final_weights_id"] == reference_id
     assert final_id(out) == reference_id
     assert "tested" in servers[0].log.read_text()
@@ -186,7 +195,7 @@ def test_a_remote_run_killed_and_resumed_ends_with_the_in_process_weights(
     from colearning.tasks.export import final_learner
     from colearning.tasks.runner import RunConfig, build
 
-    colearn("export", out, "--format", "onnx", "-o", tmp_path / "model.onnx")
+    assert main(["export", str(out), "--format", "onnx", "-o", str(tmp_path / "model.onnx")]) == 0
     session = ort.InferenceSession(str(tmp_path / "model.onnx"))
     X = build(RunConfig(task="digits-sgd", learners=3)).parts[0].test[0].astype(np.float32)
     labels = session.run(None, {session.get_inputs()[0].name: X})[0]
