@@ -13,9 +13,10 @@ import pytest
 
 from .conftest import COLEARN, HERE, env
 
+#: A bundled task in NumPy alone (no framework to import in each of a test's processes).
 FAST = [
     "--task",
-    "digits-sgd",
+    "synthetic-softmax",
     "--learners",
     "3",
     "--rounds",
@@ -47,7 +48,9 @@ def reference_id():
     """The in-process run's final weights id for FAST (played here, in this process)."""
     from colearning.tasks.runner import RunConfig, run_task
 
-    config = RunConfig(task="digits-sgd", learners=3, rounds=3, partition="iid", baselines=False)
+    config = RunConfig(
+        task="synthetic-softmax", learners=3, rounds=3, partition="iid", baselines=False
+    )
     return run_task(config).result.final_weights_id
 
 
@@ -155,7 +158,7 @@ def test_a_remote_run_killed_and_resumed_ends_with_the_in_process_weights(
     servers = [
         serve(
             "--task",
-            "digits-sgd",
+            "synthetic-softmax",
             "--share",
             f"{i}/3",
             "--partition",
@@ -197,7 +200,7 @@ def test_a_remote_run_killed_and_resumed_ends_with_the_in_process_weights(
 
     assert main(["export", str(out), "--format", "onnx", "-o", str(tmp_path / "model.onnx")]) == 0
     session = ort.InferenceSession(str(tmp_path / "model.onnx"))
-    X = build(RunConfig(task="digits-sgd", learners=3)).parts[0].test[0].astype(np.float32)
+    X = build(RunConfig(task="synthetic-softmax", learners=3)).parts[0].test[0].astype(np.float32)
     labels = session.run(None, {session.get_inputs()[0].name: X})[0]
     np.testing.assert_array_equal(labels, final_learner(out).predict(X))
 
@@ -230,7 +233,7 @@ def test_no_server_outlives_a_failed_interrupted_or_killed_coordinator(tmp_path)
                 *COLEARN,
                 "run",
                 "--task",
-                "digits-sgd",
+                "synthetic-softmax",
                 "--learners",
                 "2",
                 "--rounds",
