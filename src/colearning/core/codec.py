@@ -25,7 +25,6 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -612,8 +611,9 @@ class WeightsSpec:
 
     @functools.cached_property
     def _by_name(self) -> Mapping[str, tuple[str, tuple[int, ...]]]:
-        # built once: every proposal of a round is checked against the same spec
-        return MappingProxyType({n: (d, s) for n, d, s in self.entries})
+        # built once: every proposal of a round is checked against the same spec (a
+        # plain dict, so a learner holding a spec still pickles, as Ray sends learners)
+        return {n: (d, s) for n, d, s in self.entries}
 
 
 def _is_encoded_model(dtype: str, shape: tuple[int, ...]) -> bool:
