@@ -18,6 +18,7 @@ been copied twice).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -39,6 +40,12 @@ _META_KEY = "colearning"
 def encode(weights: Weights) -> bytes:
     """Serialize ``weights`` to safetensors bytes (the training summary is not included).
 
+    The bytes are safetensors' own, to the byte: arrays of the common dtypes under
+    printable ASCII names are laid out here exactly as ``safetensors.numpy.save`` lays
+    them out (:func:`_layout`), which takes a tenth of its time on small models and one
+    copy fewer on large ones; anything else is written by safetensors itself.
+    ``tests/core/test_codec.py`` checks that both give the same bytes.
+
     Examples
     --------
     >>> import numpy as np
@@ -46,6 +53,16 @@ def encode(weights: Weights) -> bytes:
     >>> decode(encode(w)) == w
     True
     """
+    laid_out = _layout(weights)
+    if laid_out is None:
+        return encode_with_safetensors(weights)
+    header, data = laid_out
+    return b"".join([header, *data])
+
+
+def encode_with_safetensors(weights: Weights) -> bytes:
+    """``weights`` written by ``safetensors.numpy.save`` itself (what :func:`encode`
+    gives, by a slower road; kept for what :func:`_layout` does not cover)."""
     from safetensors.numpy import save
 
     arrays = {name: np.ascontiguousarray(a) for name, a in weights.arrays.items()}
@@ -53,6 +70,84 @@ def encode(weights: Weights) -> bytes:
         return save(arrays, metadata={_META_KEY: _layout_json(weights)})
     except Exception as exc:
         raise WeightsError(f"cannot encode weights with safetensors: {exc}") from exc
+
+
+def id_of(weights: Weights) -> str:
+    """The id of ``weights``: the SHA-256 of :func:`encode`'s bytes, hashed as they are
+    laid out, without building them (a proposal's id costs no copy of the model)."""
+    laid_out = _layout(weights)
+    if laid_out is None:
+        return weights_id(encode_with_safetensors(weights))
+    header, data = laid_out
+    digest = hashlib.sha256(header)
+    for chunk in data:
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+#: safetensors writes its arrays sorted by dtype (the order of its ``Dtype`` enum,
+#: highest first), then by name; these are the dtypes :func:`_layout` writes itself.
+_SAFETENSORS_ORDER: tuple[str, ...] = ("U64", "I64", "F64", "C64", "F32", "U32", "I32", "F16")
+_SAFETENSORS_ORDER += ("U16", "I16", "I8", "U8", "BOOL")
+_CODES: dict[np.dtype[Any], tuple[int, str]] = {
+    np.dtype(numpy_dtype): (_SAFETENSORS_ORDER.index(code), code)
+    for code, numpy_dtype in {
+        "U64": "<u8",
+        "I64": "<i8",
+        "F64": "<f8",
+        "C64": "<c8",
+        "F32": "<f4",
+        "U32": "<u4",
+        "I32": "<i4",
+        "F16": "<f2",
+        "U16": "<u2",
+        "I16": "<i2",
+        "I8": "i1",
+        "U8": "u1",
+        "BOOL": "?",
+    }.items()
+}
+
+
+def _plain_name(name: str) -> bool:
+    """A name JSON writes as it is in every writer: printable ASCII, no quote or
+    backslash (and not safetensors' reserved key)."""
+    return (
+        name.isascii()
+        and name.isprintable()
+        and '"' not in name
+        and "\\" not in name
+        and name != "__metadata__"
+    )
+
+
+def _layout(weights: Weights) -> tuple[bytes, list[memoryview]] | None:
+    """The safetensors header (its 8-byte length, the JSON, the padding) and the
+    arrays' bytes in the order safetensors writes them; ``None`` for what is left to
+    safetensors (a dtype or byte order outside :data:`_CODES`, an unusual name)."""
+    entries = []
+    for name, array in weights.arrays.items():
+        known = _CODES.get(array.dtype)
+        if known is None or not _plain_name(name):
+            return None
+        entries.append((known[0], name, known[1], np.ascontiguousarray(array)))
+    entries.sort(key=lambda e: (e[0], e[1]))
+    parts = ['{"__metadata__":{"' + _META_KEY + '":']
+    parts.append(json.dumps(_layout_json(weights), ensure_ascii=False) + "}")
+    data: list[memoryview] = []
+    offset = 0
+    for _, name, code, array in entries:
+        end = offset + array.nbytes
+        shape = ",".join(str(d) for d in array.shape)
+        parts.append(
+            f',"{name}":{{"dtype":"{code}","shape":[{shape}],"data_offsets":[{offset},{end}]}}'
+        )
+        data.append(array.reshape(-1).view(np.uint8).data)
+        offset = end
+    parts.append("}")
+    text = "".join(parts).encode("utf-8")
+    text += b" " * (-len(text) % 8)
+    return len(text).to_bytes(8, "little") + text, data
 
 
 def _layout_json(weights: Weights) -> str:
@@ -299,11 +394,6 @@ def sealed_arrays(blob: bytes) -> dict[str, Array]:
     return out
 
 
-def id_of(weights: Weights) -> str:
-    """Encode ``weights`` and return their id."""
-    return weights_id(encode(weights))
-
-
 def decode(blob: Buffer, expected: Weights | WeightsSpec | None = None) -> Weights:
     """Parse safetensors bytes into :class:`Weights`, optionally checking them.
 
@@ -517,6 +607,12 @@ class WeightsSpec:
         return cls(tuple((n, a.dtype.str, a.shape) for n, a in weights.arrays.items()))
 
     def as_dict(self) -> Mapping[str, tuple[str, tuple[int, ...]]]:
+        return self._by_name
+
+    @functools.cached_property
+    def _by_name(self) -> Mapping[str, tuple[str, tuple[int, ...]]]:
+        # built once: every proposal of a round is checked against the same spec (a
+        # plain dict, so a learner holding a spec still pickles, as Ray sends learners)
         return {n: (d, s) for n, d, s in self.entries}
 
 
