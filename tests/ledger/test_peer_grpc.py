@@ -22,7 +22,7 @@ from colearning.ledger.chain import EmbeddedChain, RpcChain
 from colearning.ledger.client import LedgerClient, LedgerConfig
 from colearning.ledger.contract import ABSTAIN
 from colearning.ledger.history import rebuild
-from colearning.ledger.keys import EMBEDDED_OPERATOR_KEY, Key
+from colearning.ledger.keys import ANVIL_OPERATOR_KEY, EMBEDDED_OPERATOR_KEY, Key
 from colearning.ledger.peer import GrpcExchange, Peer
 from colearning.network import tls
 from colearning.network.transfer import TransferError
@@ -308,3 +308,52 @@ def test_a_peer_process_serving_substituted_bytes_is_refused(tmp_path, capsys):
         for i in (0, 2):
             assert "not to the id they came with" in errors[i]
             assert verify(tmp_path, i, capsys)[0] == 0
+
+
+PEER = ["peer", "--task", "digits-sgd", "--chain-url", "http://127.0.0.1:9", "--contract",
+        "0x" + "00" * 20, "--key-file", "nowhere.hex", "--rounds", "1"]  # fmt: skip
+BAD_PEER = [
+    ([], "give exactly one of --serve HOST:PORT (serve weights over gRPC) and --exchange-dir "
+         "DIR (a shared directory); got neither"),
+    (["--serve", "127.0.0.1:0", "--exchange-dir", "x", "--insecure"], "got both"),
+    (["--serve", "localhost", "--insecure"],
+     "--serve 'localhost' must be HOST:PORT with a port in 0-65535 (0: a free one); e.g."),
+    (["--serve", "127.0.0.1:70000", "--insecure"], "with a port in 0-65535"),
+    (["--serve", "127.0.0.1:0"], "without --certs would serve plaintext; give --certs DIR"),
+    (["--serve", "127.0.0.1:0", "--certs", "c", "--insecure"], "exclude each other"),
+    (["--serve", "0.0.0.0:7001", "--insecure"], "add --announce HOST:PORT"),
+    (["--serve", "0.0.0.0:7001", "--insecure", "--announce", "10.0.0.5:0"],
+     "--announce '10.0.0.5:0' must be HOST:PORT with a port in 1-65535"),
+    (["--exchange-dir", "x", "--certs", "c"], "--certs goes with --serve, not --exchange-dir"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("extra, message", BAD_PEER)
+def test_bad_peer_exchange_options_are_one_clear_line(extra, message, capsys):
+    assert main([*PEER, *extra]) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_a_party_without_its_certificate_is_told_which_file(tmp_path, certs, anvil, capsys):
+    keys = [Key.generate() for _ in range(2)]
+    chain = RpcChain(anvil.url)
+    try:
+        config = LedgerConfig(
+            os.urandom(32), tuple(k.address for k in keys), (1, 2), 60, 60, os.urandom(32)
+        )
+        client, _ = LedgerClient.deploy(chain, Key.from_hex(ANVIL_OPERATOR_KEY), config)
+    finally:
+        chain.close()
+    key_file = tmp_path / "key-1.hex"
+    key_file.write_text(keys[1].hex())
+    key_file.chmod(0o600)
+    (certs / "learner-1.key").unlink()
+    contract = "0x" + client.address.hex()
+    code = main([*PEER[:4], anvil.url, "--contract", contract, "--key-file", str(key_file),
+                 "--rounds", "1", "--serve", "127.0.0.1:0", "--certs", str(certs)])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2
+    assert f"the private key of 'learner-1' {certs}/learner-1.key does not exist" in err
+    assert f"colearn certs issue {certs} learner-1" in err

@@ -168,21 +168,20 @@ def _host_port(option: str, text: str, *, any_port: bool) -> tuple[str, int]:
     return host, int(port)
 
 
-def _exchange(args: argparse.Namespace, index: int) -> Any:
-    """The exchange ``colearn peer``'s options ask for (checked before anything starts)."""
-    from colearning.ledger.peer import DirectoryExchange, GrpcExchange
-
+def _check_exchange(args: argparse.Namespace) -> tuple[str, int] | None:
+    """Check the exchange options before anything starts; ``(host, port)`` for --serve."""
     if bool(args.serve) == bool(args.exchange_dir):
         raise ConfigError(
             "give exactly one of --serve HOST:PORT (serve weights over gRPC) and "
-            f"--exchange-dir DIR (a shared directory); got "
-            f"{'both' if args.serve else 'neither'}"
+            f"--exchange-dir DIR (a shared directory); got {'both' if args.serve else 'neither'}"
         )
     if args.exchange_dir:
-        for option in ("certs", "announce"):
+        for option in ("certs", "announce", "insecure"):
             if getattr(args, option):
-                raise ConfigError(f"--{option} goes with --serve; drop it or use --serve")
-        return DirectoryExchange(args.exchange_dir)
+                raise ConfigError(
+                    f"--{option} goes with --serve, not --exchange-dir; drop it or use --serve"
+                )
+        return None
     host, port = _host_port("--serve", args.serve, any_port=True)
     if args.certs and args.insecure:
         raise ConfigError("--certs (mutual TLS) and --insecure (plaintext) exclude each other")
@@ -191,15 +190,23 @@ def _exchange(args: argparse.Namespace, index: int) -> Any:
             f"--serve {args.serve} without --certs would serve plaintext; give --certs DIR "
             "(mutual TLS) or, on a network you trust, --insecure"
         )
-    announce = args.announce
-    if announce:
-        _host_port("--announce", announce, any_port=False)
+    if args.announce:
+        _host_port("--announce", args.announce, any_port=False)
     elif host in ("0.0.0.0", "::"):
         raise ConfigError(
             f"--serve {args.serve} listens on every address, which the others cannot dial; "
             "add --announce HOST:PORT, the address they reach this machine at"
         )
-    return GrpcExchange(f"learner-{index}", host, port, certs=args.certs, announce=announce)
+    return host, port
+
+
+def _exchange(args: argparse.Namespace, index: int, serve: tuple[str, int] | None) -> Any:
+    from colearning.ledger.peer import DirectoryExchange, GrpcExchange
+
+    if serve is None:
+        return DirectoryExchange(args.exchange_dir)
+    host, port = serve
+    return GrpcExchange(f"learner-{index}", host, port, certs=args.certs, announce=args.announce)
 
 
 def cmd_peer(args: argparse.Namespace) -> int:
@@ -208,8 +215,7 @@ def cmd_peer(args: argparse.Namespace) -> int:
     from colearning.ledger.keys import Key, read_key_file
     from colearning.ledger.peer import Peer, print_round
 
-    if args.insecure and not args.serve:
-        raise ConfigError("--insecure goes with --serve; drop it or use --serve HOST:PORT")
+    serve = _check_exchange(args)
     password = Path(args.password_file).read_text().rstrip("\n") if args.password_file else None
     key = read_key_file(args.key_file, password)
     chain = RpcChain(args.chain_url)
@@ -224,7 +230,11 @@ def cmd_peer(args: argparse.Namespace) -> int:
                 "registered at deployment"
             )
         index = learners.index(key.address)
-        exchange = _exchange(args, index)
+        if serve is not None and args.certs:
+            from colearning.network import tls
+
+            tls.load(args.certs, f"learner-{index}")  # this party's files, named and checked
+        exchange = _exchange(args, index, serve)
         learner, _ = _learner(args, index)
         peer = Peer(client, key, learner, exchange, args.poll, print_round, record_dir=args.out)
         result = peer.run(args.rounds)
