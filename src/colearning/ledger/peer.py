@@ -127,7 +127,7 @@ class GrpcExchange(WeightsExchange):
         host: str = "127.0.0.1",
         port: int = 0,
         *,
-        certs: str | os.PathLike[str] | None = None,
+        certs: str | Path | None = None,
         announce: str | None = None,
         max_bytes: int | None = None,
         timeout: float = 60.0,
@@ -358,7 +358,7 @@ class Peer:
     def _vote(self, r: int, wid: str) -> None:
         code, detail = ABSTAIN, ""
         try:
-            weights = self._weights(wid, learner_index=r % self.n)
+            weights = self._fetched(wid, learner_index=r % self.n)
             answer = self.learner.mli_test_weights(weights)
             if isinstance(answer, ProposedWeights) and isinstance(answer.vote, bool):
                 code = APPROVE if answer.vote else REJECT
@@ -371,6 +371,19 @@ class Peer:
         sig = self.client.sign_vote(self.key, r, bytes.fromhex(wid), code)
         if self._race(lambda: self.client.vote(r, Ballot(self.index, code, sig), sender=self.key)):
             self._ballots[r] = {APPROVE: "approve", REJECT: "reject", ABSTAIN: "abstain"}[code]
+
+    def _fetched(self, wid: str, learner_index: int, attempts: int = 3) -> Weights:
+        """:meth:`_weights`, trying again a moment later when the proposer could not be
+        reached (a server restarting, a dropped connection); bytes that fail the checks
+        are not tried again."""
+        for attempt in range(1, attempts + 1):
+            try:
+                return self._weights(wid, learner_index)
+            except LedgerError:
+                if attempt == attempts:
+                    raise
+                time.sleep(self.poll_seconds * attempt)
+        raise AssertionError("unreachable")
 
     def _weights(self, wid: str, learner_index: int) -> Weights:
         """The weights with id ``wid``, from memory or from the learner that has them,
