@@ -183,7 +183,10 @@ COLEARN = [sys.executable, "-m", "colearning.cli.main"]
 TASK = ["--task", "digits-sgd", "--partition", "iid", "--seed", "1"]
 
 
-def deploy(tmp_path, node, n, propose_period=60, vote_period=60):
+def deploy(tmp_path, node, n, propose_period=900, vote_period=900):
+    """A contract for ``n`` parties. The periods are long: here every party proposes and
+    votes, so each round closes as its last ballot lands and no deadline is waited for;
+    a long one keeps a loaded machine's slow party from missing it."""
     keys = [Key.generate() for _ in range(n)]
     files = []
     for i, key in enumerate(keys):
@@ -255,7 +258,7 @@ def verify(tmp_path, i, capsys):
 def test_four_peer_processes_over_grpc_with_mutual_tls_end_verified(tmp_path, certs, capsys):
     with Anvil() as node:
         contract, files = deploy(tmp_path, node, 4)
-        finals, _ = start_peers(tmp_path, node, contract, files, 5, ["--certs", str(certs)])
+        finals, errors = start_peers(tmp_path, node, contract, files, 4, ["--certs", str(certs)])
         assert len(set(finals)) == 1
         chain = RpcChain(node.url)
         try:
@@ -265,19 +268,19 @@ def test_four_peer_processes_over_grpc_with_mutual_tls_end_verified(tmp_path, ce
         finally:
             chain.close()
         assert len(announced) == 4 and all(e.startswith("grpcs://127.0.0.1:") for e in announced)
-        # every round proposed, fetched by the three others over gRPC, voted and closed
-        # (a proposal that scores worse is rightly rejected)
-        assert all(r.status in ("accepted", "rejected") for r in history.rounds[:5])
-        assert any(r.status == "accepted" for r in history.rounds[:5])
-        assert all(len(r.ballots) == 3 and ABSTAIN not in r.ballots.values()
-                   for r in history.rounds[:5])  # fmt: skip
+        # every party proposed once; each proposal fetched by the three others over gRPC,
+        # voted and closed (a proposal that scores worse is rightly rejected)
+        assert all(r.status in ("accepted", "rejected") for r in history.rounds[:4])
+        assert any(r.status == "accepted" for r in history.rounds[:4])
+        ballots = [r.ballots for r in history.rounds[:4]]
+        assert all(len(b) == 3 and ABSTAIN not in b.values() for b in ballots), (ballots, errors)
         assert history.current_weights().hex() == finals[0]
         for i in range(4):
             code, out = verify(tmp_path, i, capsys)
             assert code == 0, out
             report = json.loads(out)
             assert report["ok"] and report["final_weights_id"] == finals[0]
-            assert report["rounds_on_chain"] == 5
+            assert report["rounds_on_chain"] == 4
         # the audit notices a changed blob in a party's record
         blob = tmp_path / "peer-2" / "blobs" / f"{finals[0]}.safetensors"
         blob.write_bytes(blob.read_bytes()[:-1] + b"\x00")
@@ -292,7 +295,7 @@ def test_a_peer_process_serving_substituted_bytes_is_refused(tmp_path, capsys):
         contract, files = deploy(tmp_path, node, 3)
         cheat = [sys.executable, str(HERE / "substituting_peer.py")]
         finals, errors = start_peers(
-            tmp_path, node, contract, files, 3, ["--insecure"], program={1: cheat}
+            tmp_path, node, contract, files, 2, ["--insecure"], program={1: cheat}
         )
         assert len(set(finals)) == 1
         chain = RpcChain(node.url)
@@ -304,7 +307,8 @@ def test_a_peer_process_serving_substituted_bytes_is_refused(tmp_path, capsys):
             chain.close()
         bad = history.rounds[1]
         assert bad.status == "rejected" and bad.ballots == {0: ABSTAIN, 2: ABSTAIN}
-        assert history.rounds[0].status == history.rounds[2].status == "accepted"
+        assert history.rounds[0].status == "accepted"
+        assert history.current_weights().hex() == finals[0]
         for i in (0, 2):
             assert "not to the id they came with" in errors[i]
             assert verify(tmp_path, i, capsys)[0] == 0
