@@ -14,7 +14,9 @@ from colearning.core.exceptions import (
     DataError,
     LearnerError,
     MissingExtraError,
+    StoreDamagedError,
     StoreError,
+    StoreWriteError,
     WeightsError,
 )
 from colearning.core.experiment import Experiment, ExperimentResult
@@ -81,7 +83,9 @@ __all__ = [
     "RoundPlan",
     "RoundRecord",
     "RoundRobin",
+    "StoreDamagedError",
     "StoreError",
+    "StoreWriteError",
     "TallyDecider",
     "TrainingSummary",
     "Vote",

@@ -8,7 +8,9 @@ test and the child (it cannot finish before the kill). Points:
 
 - ``round``: the start of the round, after every earlier round was committed;
 - ``validate``: mid-validation (the candidate was sent; no vote is back yet);
-- ``commit``: mid-commit (the accepted blob is written; the round's rows are not).
+- ``commit``: mid-commit (the accepted blob is written; the round's rows are not);
+- ``create``: mid-creation of the experiment directory (its database is built under
+  a temporary name beside it, not yet renamed into place; ROUND is ignored).
 """
 
 from __future__ import annotations
@@ -66,9 +68,21 @@ def main(argv: list[str]) -> int:
             original_commit(self, record, blob)
 
         store.ExperimentStore.commit_round = commit_round  # type: ignore[method-assign]
-    else:
-        raise SystemExit(f"unknown point {point!r}; use round, validate or commit")
+    elif point == "create":
+        original_take = store._DirectoryLock.take.__func__  # type: ignore[attr-defined]
 
+        def take(cls: Any, directory: Path, shown: Path) -> Any:
+            if directory.name.startswith("."):  # the partial directory, before its rename
+                _pause(marker)
+            return original_take(cls, directory, shown)
+
+        store._DirectoryLock.take = classmethod(take)  # type: ignore[method-assign, assignment]
+    else:
+        raise SystemExit(f"unknown point {point!r}; use round, validate, commit or create")
+
+    import toy_task  # beside this file: the framework-free task "toy-cli" is there too
+
+    toy_task.register()
     from colearning.cli.main import main as colearn
 
     return colearn(args)

@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -5,6 +7,13 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from colearning import Weights, WeightsError, check_weights, decode, encode, id_of
+from colearning.core.codec import (
+    MAX_HEADER_BYTES,
+    check_weights_id,
+    is_weights_id,
+    read_header,
+    sealed_arrays,
+)
 
 
 def test_round_trip_keeps_names_order_and_dtypes():
@@ -155,3 +164,172 @@ def test_decode_accepts_exactly_what_safetensors_accepts(layout):
     for name in want:
         assert got[name].dtype == want[name].dtype and got[name].shape == want[name].shape
         assert got[name].tobytes() == want[name].tobytes()
+
+
+# -- hostile bytes ------------------------------------------------------------------------
+
+VALID = encode(
+    Weights({"a": np.arange(6.0).reshape(2, 3), "s": np.float32(2), "b": np.zeros(2, np.uint8)})
+)
+
+
+def refused_or_weights(blob):
+    """Every byte string ends in a WeightsError or in weights that re-encode exactly;
+    the strict header reader and the sealed views agree with decode."""
+    try:
+        weights = decode(blob)
+    except WeightsError:
+        weights = None
+    try:
+        views = sealed_arrays(bytes(blob))
+    except WeightsError:
+        views = None
+    try:
+        header = read_header(bytes(blob))
+    except WeightsError:
+        header = None
+    if views is not None:  # the strict reader accepts only what decode reads alike
+        assert weights is not None and header is not None
+        assert list(views) == list(weights.arrays)
+        for name, view in views.items():
+            np.testing.assert_array_equal(view, weights.arrays[name])
+    return weights
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.binary(max_size=300))
+def test_random_bytes_are_refused_cleanly(blob):
+    refused_or_weights(blob)
+
+
+@settings(max_examples=600, deadline=None)
+@given(
+    edits=st.lists(
+        st.tuples(
+            st.sampled_from(["flip", "cut", "insert"]),
+            st.integers(0, len(VALID) - 1),
+            st.binary(min_size=1, max_size=8),
+        ),
+        min_size=1,
+        max_size=4,
+    )
+)
+def test_damaged_blobs_are_refused_cleanly(edits):
+    blob = bytearray(VALID)
+    for kind, at, data in edits:
+        at = min(at, max(len(blob) - 1, 0))
+        if kind == "flip" and blob:
+            blob[at] ^= data[0] or 1
+        elif kind == "cut":
+            del blob[at:]
+        else:
+            blob[at:at] = data
+    refused_or_weights(bytes(blob))
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats() | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+def with_header(header, data=b""):
+    raw = json.dumps(header).encode()
+    return len(raw).to_bytes(8, "little") + raw + data
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    dtype=st.sampled_from(["F64", "F32", "U8", "BOOL", "C64", "BF16", "F8_E4M3", "X"])
+    | json_values,
+    shape=st.lists(st.integers(-2, 2**40), max_size=3) | json_values,
+    offsets=st.lists(st.integers(-8, 2**40), min_size=0, max_size=3) | json_values,
+    metadata=json_values,
+    extra=st.dictionaries(st.text(max_size=6), json_values, max_size=2),
+    data=st.binary(max_size=64),
+)
+def test_crafted_headers_are_refused_cleanly(dtype, shape, offsets, metadata, extra, data):
+    entry = {"dtype": dtype, "shape": shape, "data_offsets": offsets, **extra}
+    refused_or_weights(with_header({"__metadata__": metadata, "a": entry}, data))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    layout=st.dictionaries(
+        st.sampled_from(["order", "scalars", "is_list", "container", "elements"]),
+        json_values | st.lists(st.sampled_from(["a", "b", "c", 1, None]), max_size=4),
+        max_size=5,
+    )
+)
+def test_crafted_layout_metadata_is_refused_cleanly(layout):
+    entries = {
+        "a": {"dtype": "F64", "shape": [1], "data_offsets": [0, 8]},
+        "b": {"dtype": "F64", "shape": [2], "data_offsets": [8, 24]},
+    }
+    blob = with_header({"__metadata__": {"colearning": json.dumps(layout)}, **entries}, b"\0" * 24)
+    weights = refused_or_weights(blob)
+    if weights is not None:
+        assert sorted(weights.arrays) == ["a", "b"]
+
+
+@pytest.mark.parametrize(
+    "layout",
+    [{"order": 5}, {"order": ["a", 1]}, {"scalars": 5}, {"scalars": [["a"]]}, {"container": 3}],
+)
+def test_the_layouts_the_issue_found_are_weights_errors(layout):
+    blob = with_header(
+        {
+            "__metadata__": {"colearning": json.dumps(layout)},
+            "a": {"dtype": "F64", "shape": [1], "data_offsets": [0, 8]},
+        },
+        b"\0" * 8,
+    )
+    with pytest.raises(WeightsError, match="malformed layout"):
+        decode(blob)
+
+
+def test_a_weight_named_like_the_header_key_is_refused_when_built():
+    with pytest.raises(WeightsError, match="reserved"):
+        Weights({"__metadata__": np.zeros(1)})
+
+
+def test_a_header_longer_than_the_limit_is_refused_before_reading():
+    blob = (MAX_HEADER_BYTES + 1).to_bytes(8, "little") + b"{}"
+    with pytest.raises(WeightsError, match="more than the"):
+        read_header(blob)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=70) | st.sampled_from(["../../../../etc/passwd", "A" * 64, "ab" * 32]))
+def test_weights_ids_are_64_lowercase_hex_digits(text):
+    expected = len(text) == 64 and all(c in "0123456789abcdef" for c in text)
+    assert is_weights_id(text) is expected
+    if expected:
+        assert check_weights_id(text, "the id") == text
+    else:
+        with pytest.raises(WeightsError, match="64 lowercase hex digits"):
+            check_weights_id(text, "the id")
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    arrays=st.lists(
+        hnp.arrays(
+            dtype=st.sampled_from(
+                [np.float32, np.float64, np.int8, np.uint8, np.bool_, np.float16]
+            ),
+            shape=hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=4),
+        ),
+        min_size=0,
+        max_size=4,
+    )
+)
+def test_every_encoding_passes_the_strict_reader(arrays):
+    w = Weights({f"p{i}": a for i, a in enumerate(arrays)})
+    blob = encode(w)
+    assert read_header(blob).total_size == len(blob)
+    views = sealed_arrays(blob)
+    assert Weights.from_arrays(views) == w

@@ -199,11 +199,13 @@ def test_timeout_counts_as_not_approving_and_round_goes_on(pool_factory, quads):
 def test_validation_runs_in_parallel(pool_factory):
     # Every validator waits at one barrier: run one after another, the first would wait
     # alone until the barrier's timeout broke it; run in parallel, all pass together.
-    barrier = threading.Barrier(4)
-
+    # (The barrier is made where the learners run, in the test's process or in the
+    # Ray actor holding them, hence a class attribute set on first use.)
     class Meeting(QuadraticLearner):
+        meeting: dict = {}
+
         def mli_test_weights(self, weights):
-            barrier.wait(timeout=30)
+            self.meeting.setdefault("barrier", threading.Barrier(4)).wait(timeout=30)
             return super().mli_test_weights(weights)
 
     pool = pool_factory([Meeting(target=[1.0, 2.0], seed=i) for i in range(4)])
@@ -263,4 +265,46 @@ def test_the_decider_decides_and_the_driver_obeys(pool_factory, quads):
     result = play_round(pool, plan, current_weights_id="x", decider=Contrary(0.5))
     assert result.record.status == "rejected"  # everyone approved; the decider said no
     assert result.record.decision.decided_by == "contrary"
-    assert [x.mli_get_current_weights() for x in learners] == before
+    after = [pool.current_weights(lid, None).value for lid in pool.learner_ids]
+    assert after == before
+
+
+# -- only the asked learners are in the record ------------------------------------------------
+
+
+def test_a_committee_round_records_only_the_learners_it_asked(pool_factory, quads):
+    from colearning.core.plans import CommitteePlanner
+
+    learners = quads(6)
+    pool = pool_factory(learners)
+    plan = CommitteePlanner(RoundRobin(), 2).plan(1, pool.learner_ids)
+    result = play_round(pool, plan, current_weights_id="x", decider=TallyDecider(0.5))
+    record = result.record
+    assert [v.learner_id for v in record.votes] == list(plan.testers)
+    assert record.eligible == 2 and record.committee == plan.committee
+    by_id = dict(zip(pool.learner_ids, result.verdicts, strict=True))
+    for lid, verdict in by_id.items():
+        if lid in plan.committee:
+            assert verdict.vote is True
+        elif lid == "learner-1":  # the proposer: its own score is kept, no vote
+            assert verdict.vote is None and verdict.vote_score is not None
+        else:  # not asked
+            assert verdict.vote is None and verdict.vote_score is None
+
+
+def test_a_skipped_round_asked_nobody(pool_factory, quads):
+    learners = quads(3)
+    learners[0] = FaultyLearner(learners[0], "raise", on={"propose"})
+    result = play(pool_factory(learners))
+    assert result.record.status == "skipped" and result.record.votes == ()
+    assert [v.vote for v in result.verdicts] == [None, None, None]
+
+
+def test_every_learner_holds_the_shared_weights_when_run_returns(quads):
+    from colearning import Experiment
+
+    learners = quads(8)
+    with Experiment(learners, committee=2) as experiment:
+        result = experiment.run(5)
+    assert any(r.accepted for r in result.rounds)
+    assert all(x.mli_get_current_weights() == result.final_weights for x in learners)

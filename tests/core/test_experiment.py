@@ -41,7 +41,8 @@ def test_random_proposer_is_seeded_per_round():
     [
         ({"vote_threshold": 2.0}, "vote_threshold must be in"),
         ({"proposer": "best"}, "one of round-robin, random"),
-        ({"timeout": 0}, "timeout must be > 0"),
+        ({"timeout": 0}, r"timeout must be a number of seconds in \(0, 31536000\]"),
+        ({"timeout": float("inf")}, "timeout must be a number of seconds in"),
     ],
 )
 def test_bad_settings(kwargs, message):
@@ -89,8 +90,10 @@ def test_rounds_are_committed_and_resume_matches_uninterrupted(tmp_path):
 
 
 def test_resume_refuses_other_learners(tmp_path):
-    store = ExperimentStore.create(tmp_path / "x", {}, ["learner-0", "learner-1"])
-    Experiment(quads(2), store=store).run(2)
+    with Experiment(
+        quads(2), store=ExperimentStore.create(tmp_path / "x", {}, ["learner-0", "learner-1"])
+    ) as first:
+        first.run(2)
     with pytest.raises(StoreError, match="same learners"):
         Experiment(quads(3), store=ExperimentStore.open(tmp_path / "x"))
 

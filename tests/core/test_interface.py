@@ -107,3 +107,10 @@ def test_proposed_weights_is_frozen():
     p = ProposedWeights(None, 1.0, 1.0, True)
     with pytest.raises(AttributeError):
         p.vote = False  # type: ignore[misc]
+
+
+def test_from_arrays_refuses_the_name_safetensors_keeps_its_header_under():
+    from colearning import WeightsError
+
+    with pytest.raises(WeightsError, match="reserved by the safetensors format"):
+        Weights.from_arrays({"__metadata__": np.zeros(1)})

@@ -9,6 +9,7 @@ from colearning.core.decider import TallyDecider
 from colearning.core.driver import play_round
 from colearning.core.observers import RoundObserver
 from colearning.core.plans import AggregatePlanner, RoundPlan, planner_for_mode
+from colearning.core.pool import catch_up
 from colearning.core.protocol import Ballot, Reason
 from colearning.core.store import opened
 from colearning.core.wrapper import LearnerWrapper
@@ -40,7 +41,9 @@ class Counting(QuadraticLearner):
 def play(pool, mode="aggregate", combiner="mean", proposers=None, threshold=0.5, **kw):
     planner = AggregatePlanner(proposers, seed=0, combiner=combiner, screened=mode == "screened")
     plan = planner.plan(kw.pop("round_index", 0), pool.learner_ids)
-    return play_round(pool, plan, current_weights_id="x", decider=TallyDecider(threshold), **kw)
+    result = play_round(pool, plan, current_weights_id="x", decider=TallyDecider(threshold), **kw)
+    catch_up(pool, None)  # a pool that defers adoption: every learner holds the weights now
+    return result
 
 
 def current(learners):
@@ -92,12 +95,12 @@ def test_a_single_plan_with_two_proposers_is_refused():
 # -- aggregate rounds -------------------------------------------------------------------
 
 
-def test_aggregate_round_combines_every_proposal_and_everyone_votes(pool_factory):
+def test_aggregate_round_combines_every_proposal_and_everyone_votes(inspectable_pool_factory):
     learners = [Counting(target=[1.0, 2.0], seed=i) for i in range(4)]
     proposals = [x.mli_propose_weights() for x in learners]  # deterministic per round
     for x in learners:
         x.proposed = 0
-    result = play(pool_factory(learners))
+    result = play(inspectable_pool_factory(learners))
     record = result.record
     assert [x.proposed for x in learners] == [1, 1, 1, 1]
     assert record.mode == "aggregate" and record.status == "accepted"
@@ -113,9 +116,9 @@ def test_aggregate_round_combines_every_proposal_and_everyone_votes(pool_factory
     assert current(learners)[0] == result.candidate.weights.arrays["w"].tolist()
 
 
-def test_a_sampled_aggregate_round_asks_only_the_sample_to_train(pool_factory):
+def test_a_sampled_aggregate_round_asks_only_the_sample_to_train(inspectable_pool_factory):
     learners = [Counting(target=[1.0], seed=i) for i in range(6)]
-    result = play(pool_factory(learners), proposers=2)
+    result = play(inspectable_pool_factory(learners), proposers=2)
     assert sum(x.proposed for x in learners) == 2
     assert len(result.record.proposals) == 2
     assert result.record.decision.eligible == 6

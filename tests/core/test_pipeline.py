@@ -15,12 +15,14 @@ def skewed(n=4):
     return [QuadraticLearner(target=[float(i) * 3, -float(i)], seed=i) for i in range(n)]
 
 
-def final_id(pool_factory, learners, rounds, pipeline):
+def final_id(pool_factory, learners, rounds, pipeline, inspect=None):
     pool = pool_factory(learners)
     if pipeline:
         pool = PipelinedPool(pool, RoundRobin(), rounds=rounds)
     with Experiment(pool) as experiment:
         result = experiment.run(rounds)
+        if inspect is not None:  # while the pool is open: the learner as it runs
+            inspect.append(pool.learner(inspect.pop()))
     statuses = [r.status for r in result.rounds]
     return result.final_weights_id, statuses, pool.stats if pipeline else None
 
@@ -48,16 +50,21 @@ def test_learners_that_are_not_deterministic_are_never_asked_early(pool_factory)
 def test_a_learner_training_early_votes_first_and_trains_after(pool_factory):
     # The next proposer's vote is never delayed by its early training: it votes on
     # round r, then trains for r + 1, while another voter is still validating.
-    release = threading.Event()
+    # The event is made where the learners run (this process, or the Ray actor holding
+    # them all), hence a dictionary both classes share, filled on first use.
+    shared: dict = {}
+
+    def release():
+        return shared.setdefault("release", threading.Event())
 
     class SlowVoter(QuadraticLearner):
         def mli_test_weights(self, weights):
-            release.wait(30)
+            release().wait(30)
             return super().mli_test_weights(weights)
 
     class Next(QuadraticLearner):
         def mli_propose_weights(self):
-            release.set()  # only an early proposal can run while SlowVoter waits
+            release().set()  # only an early proposal can run while SlowVoter waits
             return super().mli_propose_weights()
 
     learners = [
@@ -76,11 +83,12 @@ def test_a_learner_training_early_votes_first_and_trains_after(pool_factory):
 def test_a_failed_early_proposal_is_trained_again(pool_factory):
     learners = skewed(3)
     learners[1] = FaultyLearner(learners[1], "raise", on={"propose"})
+    seen = ["learner-1"]
     with pytest.warns(UserWarning, match="injected failure"):
-        _, statuses, stats = final_id(pool_factory, learners, 3, pipeline=True)
+        _, statuses, stats = final_id(pool_factory, learners, 3, pipeline=True, inspect=seen)
     assert statuses[1] == "skipped"  # it failed early, was asked again, and failed again
     assert 1 not in stats.rounds
-    assert learners[1].calls["propose"] == 2
+    assert seen[0].calls["propose"] == 2
 
 
 @pytest.mark.parametrize("rounds", [1, 2])

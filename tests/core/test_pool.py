@@ -138,10 +138,101 @@ def test_a_learner_whose_previous_call_hangs_times_out_its_next_call():
         pool.close()
 
 
-def test_a_non_positive_timeout_is_refused(quads):
+@pytest.mark.parametrize("timeout", [0, -1, float("nan"), float("inf"), 1e300, True, "5"])
+def test_a_timeout_that_cannot_be_waited_for_is_refused(quads, timeout):
     pool = LocalPool(quads(1))
     try:
-        with pytest.raises(ConfigError, match="timeout must be > 0"):
-            pool.test(["learner-0"], ref(), 0)
+        with pytest.raises(ConfigError, match=r"timeout must be a number of seconds in \(0, "):
+            pool.test(["learner-0"], ref(), timeout)
     finally:
         pool.close()
+
+
+# -- deferred adoption ------------------------------------------------------------------------
+
+
+def test_adoption_waits_for_each_learners_next_call(quads):
+    learners = [FaultyLearner(q, "raise", on=()) for q in quads(3)]  # counts calls only
+    pool = LocalPool(learners)
+    shared = ref(5.0)
+    try:
+        assert pool.adopt(shared, None) == {}
+        assert all("accept" not in x.calls for x in learners)  # nobody called yet
+        got = pool.current_weights("learner-1", None)
+        assert got.value == shared.weights  # caught up inside that call
+        assert learners[1].calls == {"accept": 1}
+        assert "accept" not in learners[0].calls and "accept" not in learners[2].calls
+        pool.test(["learner-1"], ref(6.0), None)
+        assert learners[1].calls["accept"] == 1  # once per adoption, not per call
+        caught = pool.catch_up(None)
+        assert sorted(caught) == ["learner-0", "learner-2"] and all(o.ok for o in caught.values())
+        assert [x.mli_get_current_weights() for x in learners] == [shared.weights] * 3
+        assert pool.catch_up(None) == {}
+    finally:
+        pool.close()
+
+
+def test_only_the_latest_shared_weights_are_accepted(quads):
+    learners = [FaultyLearner(q, "raise", on=()) for q in quads(2)]
+    pool = LocalPool(learners)
+    try:
+        for value in (1.0, 2.0, 3.0):
+            pool.adopt(ref(value), None)
+        pool.test(pool.learner_ids, ref(9.0), None)
+        assert [x.calls["accept"] for x in learners] == [1, 1]
+        assert learners[0].mli_get_current_weights() == ref(3.0).weights
+    finally:
+        pool.close()
+
+
+def test_an_explicit_accept_is_not_overwritten_by_an_older_adoption(quads):
+    pool = LocalPool(quads(2))
+    try:
+        pool.adopt(ref(1.0), None)
+        pool.accept(["learner-0"], ref(2.0), None)
+        assert pool.current_weights("learner-0", None).value == ref(2.0).weights
+        assert pool.current_weights("learner-1", None).value == ref(1.0).weights
+    finally:
+        pool.close()
+
+
+def test_a_learner_that_cannot_adopt_fails_its_next_call_with_the_reason(quads):
+    learners = quads(2)
+    learners[1] = FaultyLearner(learners[1], "raise", on={"accept"})
+    pool = LocalPool(learners)
+    try:
+        pool.adopt(ref(1.0), None)
+        got = pool.test(pool.learner_ids, ref(2.0), None)
+        assert got["learner-0"].ok
+        failure = got["learner-1"].failure
+        assert failure.reason is Reason.RAISED
+        assert failure.message.startswith("could not adopt the shared weights")
+        assert "injected failure in accept" in failure.message
+        # it is asked again at its next call (and fails again, as it still cannot)
+        assert not pool.test(["learner-1"], ref(2.0), None)["learner-1"].ok
+        assert learners[1].calls["accept"] == 2
+    finally:
+        pool.close()
+
+
+def test_a_pool_without_adopt_gets_accept_for_everyone(quads):
+    from colearning.core.pool import adopt, catch_up
+
+    class Eager:
+        def __init__(self, inner):
+            self.inner = inner
+            self.learner_ids = inner.learner_ids
+            self.accepted = []
+
+        def accept(self, ids, weights, timeout):
+            self.accepted.append(list(ids))
+            return self.inner.accept(ids, weights, timeout)
+
+    local = LocalPool(quads(3))
+    try:
+        eager = Eager(local)
+        assert adopt(eager, ref(), None).keys() == {"learner-0", "learner-1", "learner-2"}
+        assert eager.accepted == [["learner-0", "learner-1", "learner-2"]]
+        assert catch_up(eager, None) == {}
+    finally:
+        local.close()

@@ -2,6 +2,8 @@
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from colearning.core.exceptions import ConfigError, DataError
 from colearning.data import (
@@ -314,3 +316,30 @@ def test_partition_indices_are_the_rows_partition_dataset_gives(spec):
             np.testing.assert_array_equal(y, dataset.y[idx])
     every = np.concatenate([np.concatenate(r) for r in rows])
     assert sorted(every.tolist()) == list(range(len(dataset)))
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.text(max_size=30)
+    | st.builds(
+        lambda kind, arg: f"{kind}:{arg}",
+        st.sampled_from(["iid", "dirichlet", "shards", "SHARDS", " shards "]),
+        st.integers(-5, 10**30).map(str)
+        | st.floats(allow_nan=True, allow_infinity=True).map(repr)
+        | st.sampled_from(["1_000", "+5", "٣", "9" * 5000, "0005", "1e400", ""]),
+    )
+)
+def test_any_partition_string_is_a_spec_or_a_config_error(text):
+    from colearning.data.partition import MAX_ALPHA, MAX_SHARDS, PartitionSpec
+
+    try:
+        spec = parse_partition(text)
+    except ConfigError as exc:
+        assert len(str(exc)) < 300  # a long value is shortened, not echoed
+        return
+    assert isinstance(spec, PartitionSpec)
+    assert parse_partition(str(spec)) == spec
+    if spec.kind == "shards":
+        assert spec.shards is not None and 1 <= spec.shards <= MAX_SHARDS
+    if spec.kind == "dirichlet":
+        assert spec.alpha is not None and 0 < spec.alpha <= MAX_ALPHA

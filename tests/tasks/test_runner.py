@@ -1,11 +1,17 @@
 """The task runner: config checks, missing extras, baselines, resume rules."""
 
+import json
+import math
+
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from colearning import ConfigError, MissingExtraError, StoreError
 from colearning.data import Dataset
 from colearning.tasks import RunConfig, Task, register_task, resume_task, run_task
+from colearning.tasks.runner import MAX_LEARNERS, MAX_ROUNDS, MAX_SEED, MAX_TIMEOUT
 from colearning.testing import QuadraticLearner
 
 
@@ -90,3 +96,206 @@ def test_resume_refuses_a_changed_setting_and_allows_more_rounds(tmp_path):
         resume_task(tmp_path / "e", RunConfig(task="toy-points", rounds=3, seed=1))
     outcome = resume_task(tmp_path / "e", RunConfig(task="toy-points", rounds=5, baselines=False))
     assert [r.round_index for r in outcome.result.rounds] == [0, 1, 2, 3, 4]
+
+
+# -- every setting checked by type and range, before anything runs ------------------------
+
+hostile = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.sampled_from([0, 1, 2, 3, -1, MAX_LEARNERS, MAX_LEARNERS + 1, MAX_SEED, MAX_SEED + 1])
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.sampled_from([0.5, 1.0, 2.0, 1e-9, MAX_TIMEOUT, MAX_TIMEOUT * 2])
+    | st.text(max_size=12)
+    | st.sampled_from(["", " ", "iid", "dirichlet:0.5", "shards:2", "round-robin", "random", "no"])
+    | st.lists(st.integers(), max_size=2)
+    | st.dictionaries(st.text(max_size=4), st.integers(), max_size=2)
+)
+
+
+def whole(value, low, high):
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+def number(value):
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def expected_valid(c):
+    """The rules, written out apart from the code that enforces them."""
+    partitions = {"iid", "dirichlet:0.5", "shards:2"}
+    return (
+        (c["learners"] is None or whole(c["learners"], 1, MAX_LEARNERS))
+        and (c["rounds"] is None or whole(c["rounds"], 0, MAX_ROUNDS))
+        and whole(c["seed"], 0, MAX_SEED)
+        and (
+            c["vote_threshold"] is None
+            or (number(c["vote_threshold"]) and 0 <= c["vote_threshold"] <= 1)
+        )
+        and (
+            c["partition"] is None
+            or (isinstance(c["partition"], str) and c["partition"] in partitions)
+        )
+        and c["proposer"] in ("round-robin", "random")
+        and (
+            c["timeout"] is None
+            or (
+                number(c["timeout"])
+                and math.isfinite(c["timeout"])
+                and 0 < c["timeout"] <= MAX_TIMEOUT
+            )
+        )
+        and (
+            c["data_dir"] is None
+            or (isinstance(c["data_dir"], str) and c["data_dir"].strip() != "")
+        )
+        and isinstance(c["baselines"], bool)
+    )
+
+
+FIELDS = [
+    "learners",
+    "rounds",
+    "seed",
+    "vote_threshold",
+    "partition",
+    "proposer",
+    "timeout",
+    "data_dir",
+    "baselines",
+]
+VALID = {
+    "learners": 3,
+    "rounds": 4,
+    "seed": 0,
+    "vote_threshold": 0.5,
+    "partition": "iid",
+    "proposer": "round-robin",
+    "timeout": None,
+    "data_dir": None,
+    "baselines": True,
+}
+
+
+PARTITIONS = st.sampled_from(
+    ["iid", "dirichlet:0.5", "shards:2", "", " ", "zipf:2", "shards:0", "dirichlet:-1"]
+) | hostile.filter(lambda v: not isinstance(v, str))
+
+
+@settings(max_examples=600, deadline=None)
+@given(
+    changes=st.dictionaries(st.sampled_from(FIELDS), hostile, min_size=1, max_size=3),
+    partition=PARTITIONS,
+)
+def test_every_setting_is_checked_by_type_and_range(changes, partition):
+    c = {**VALID, **changes}
+    if "partition" in changes:
+        c["partition"] = partition
+    try:
+        config = RunConfig(task="toy-points", **c).resolved()
+    except ConfigError as exc:
+        assert not expected_valid(c), exc
+        assert "\n" not in str(exc) and len(str(exc)) < 400
+        return
+    assert expected_valid(c), c
+    json.dumps(config.to_dict(), allow_nan=False)  # storable as it is
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"learners": 10**12}, "learners must be at most 10000; got 1000000000000"),
+        ({"timeout": True}, "timeout must be a number of seconds > 0; got True (bool)"),
+        ({"baselines": "no"}, "baselines must be true or false; got 'no' (str)"),
+        ({"task": ["digits-mlp"]}, "task must be a string; got ['digits-mlp'] (list)"),
+        ({"data_dir": 5}, "data_dir must be a string; got 5 (int)"),
+        ({"params": 5}, "params must be a table of task options"),
+        ({"partition": ""}, "partition must not be empty"),
+        ({"seed": 2**64}, "seed must be at most 9223372036854775807"),
+        ({"timeout": 1e300}, "timeout must be at most 31536000 seconds"),
+        ({"params": {"unused": float("nan")}}, "task options must be numbers"),
+    ],
+)
+def test_the_settings_the_issue_found_are_refused_naming_the_value(changes, message):
+    with pytest.raises(ConfigError) as err:
+        RunConfig(**{"task": "toy-points", **changes}).resolved()
+    assert message in str(err.value)
+
+
+def test_more_learners_than_rows_are_refused_before_sharing_out(monkeypatch):
+    import importlib
+
+    partition = importlib.import_module("colearning.data.partition")
+
+    def never(*args, **kwargs):
+        raise AssertionError("the data set was shared out")
+
+    monkeypatch.setattr(partition, "partition_dataset", never)
+    with pytest.raises(
+        ConfigError, match="31 learners need at least 310 rows .* has 300; use at most 30"
+    ):
+        run_task(RunConfig(task="toy-points", learners=31))
+    with pytest.raises(
+        ConfigError, match=r"3 x 101 shards, more than it has rows; use shards:K with K <= 100"
+    ):
+        run_task(RunConfig(task="toy-points", partition="shards:101"))
+
+
+def test_a_bad_out_is_refused_before_the_data_loads(tmp_path):
+    loaded = []
+
+    def dataset(data_dir, params):
+        loaded.append(1)
+        return _toy_dataset(data_dir, params)
+
+    register_task(
+        Task("toy-counted", "x", "numpy", dataset, _toy_learner, defaults={"learners": 3}),
+        replace=True,
+    )
+    (tmp_path / "file").write_text("x")
+    for out in (tmp_path / "file" / "e", tmp_path / ("x" * 300), tmp_path / "file"):
+        with pytest.raises(StoreError):
+            run_task(RunConfig(task="toy-counted", rounds=1), out=out)
+    assert loaded == []
+
+
+# -- resuming ------------------------------------------------------------------------------
+
+register_task(
+    Task(
+        name="toy-layers",
+        description="QuadraticLearner with a tuple option (tests only)",
+        extra="numpy",
+        load_dataset=_toy_dataset,
+        make_learner=_toy_learner,
+        defaults={"learners": 3, "rounds": 2, "partition": "iid"},
+        params={"hidden": (8, 4), "epochs": 5},
+    ),
+    replace=True,
+)
+
+
+def test_resume_compares_settings_as_stored(tmp_path):
+    run_task(RunConfig(task="toy-layers", baselines=False), out=tmp_path / "e")
+    # the stored values, given again: a tuple and the list JSON keeps are the same
+    outcome = resume_task(tmp_path / "e", {"params": {"epochs": 5, "hidden": [8, 4]}})
+    assert len(outcome.result.rounds) == 2
+    outcome = resume_task(tmp_path / "e", RunConfig(task="toy-layers", rounds=3, baselines=False))
+    assert len(outcome.result.rounds) == 3
+    with pytest.raises(StoreError, match="was run with params.epochs=5; got params.epochs=6"):
+        resume_task(tmp_path / "e", {"params": {"epochs": 6}})
+    with pytest.raises(StoreError, match="was run with task='toy-layers'; got task='toy-points'"):
+        resume_task(tmp_path / "e", {"task": "toy-points"})
+
+
+def test_resume_refuses_fewer_rounds_than_committed_and_changes_nothing(tmp_path):
+    run_task(RunConfig(task="toy-layers", baselines=False), out=tmp_path / "e")
+    from colearning.core.store import opened
+
+    with opened(tmp_path / "e") as store:
+        before = store.to_json()
+    with pytest.raises(ConfigError, match="already holds 2 committed rounds; .* at least 2; got 1"):
+        resume_task(tmp_path / "e", {"rounds": 1})
+    with opened(tmp_path / "e") as store:
+        assert store.to_json() == before

@@ -24,6 +24,7 @@ from colearning.data import Dataset, LearnerData, load_dataset, partition_datase
 from colearning.learners.forest import RandomForestLearner
 from colearning.learners.keras import KerasLearner, keras
 from colearning.learners.sklearn import SKLearnLearner
+from colearning.learners.softmax import SoftmaxLearner
 from colearning.learners.torch import TorchLearner
 from colearning.learners.xgboost import XGBoostLearner
 from colearning.privacy import DPConfig, DPTorchLearner
@@ -103,6 +104,10 @@ BUNDLED: dict[str, tuple[Callable[[], MachineLearningInterface], LearnerTags]] =
             classes=dataset("digits").classes,
             seed=0,
         ),
+        LearnerTags(deterministic=True, exports_model=True),
+    ),
+    "SoftmaxLearner": (
+        lambda: SoftmaxLearner(part("digits"), classes=dataset("digits").classes, seed=0),
         LearnerTags(deterministic=True, exports_model=True),
     ),
     "TorchLearner": (

@@ -10,6 +10,8 @@ from typing import Any, TextIO
 from colearning.core.records import RoundRecord
 
 ROW = "{:>5}  {:<11} {:<9} {:>7}  {:>10}  {:>10}  {:>7}"
+#: Past this many learners the summary shows the spread instead of a row each.
+MAX_ROWS = 10
 
 
 def _fmt(score: float | None, width: int = 10) -> str:
@@ -121,15 +123,33 @@ def format_summary(summary: dict[str, Any], directory: str | None) -> str:
         ("collective model", summary["collective"]["score"]),
     ]
     if "individual" in summary:
-        rows += [(f"{lid} alone", s) for lid, s in summary["individual"].items()]
+        alone = summary["individual"]
+        if len(alone) <= MAX_ROWS:
+            rows += [(f"{lid} alone", s) for lid, s in alone.items()]
+        else:  # thousands of learners: the spread, not a row each
+            scores = sorted(s for s in alone.values() if s is not None)
+            if scores:
+                rows.append((f"median of {len(alone):,} learners alone", scores[len(scores) // 2]))
+                worst = scores[0] if summary["higher_is_better"] else scores[-1]
+                rows.append(("worst learner alone", worst))
         rows.append(("best learner alone", summary["best_individual"]["score"]))
         rows.append(("pooled data (upper reference)", summary["pooled"]["score"]))
     lines += [f"{name:<34}{_fmt(score, 8)}" for name, score in rows]
-    for lid, dp in summary.get("dp_budgets", {}).items():
+    budgets = summary.get("dp_budgets", {})
+    shown = budgets if len(budgets) <= MAX_ROWS else {}
+    for lid, dp in shown.items():
         lines.append(
             f"{lid}: privacy spent epsilon {dp['consumed_epsilon']:.3f} of "
             f"{dp['target_epsilon']:.3f} (delta {dp['target_delta']:g})"
         )
+    if budgets and not shown:
+        most = max(budgets.values(), key=lambda dp: dp["consumed_epsilon"])
+        lines.append(
+            f"{len(budgets):,} learners spent privacy budget; the most: epsilon "
+            f"{most['consumed_epsilon']:.3f} of {most['target_epsilon']:.3f}"
+        )
+    if summary.get("committee"):
+        lines.append(f"each round voted on by a committee of {summary['committee']}")
     ledger = summary.get("ledger")
     if ledger:
         where = ledger.get("chain_url") or "the embedded chain"

@@ -8,7 +8,11 @@ traceback; nothing committed is changed.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
+import os
+import shlex
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -16,7 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from colearning.cli import exit_codes
-from colearning.core.exceptions import ColearningError, ConfigError
+from colearning.core.exceptions import (
+    ColearningError,
+    ConfigError,
+    StoreDamagedError,
+    StoreWriteError,
+)
 
 EPILOG = """examples:
   colearn run --task digits-mlp --learners 5 --rounds 20 --out runs/demo --plot
@@ -29,6 +38,9 @@ EPILOG = """examples:
   colearn learner serve --task mnist-cnn --share 2/5 --port 7001 --certs certs
   colearn run --remote host1:7001,host2:7001 --certs certs --out runs/remote
   colearn run --task digits-mlp --ledger evm --out runs/chain && colearn ledger verify runs/chain
+  colearn committee --learners 10000 --malicious-share 0.2 --risk 1e-6
+  colearn run --task synthetic-softmax --learners 10000 -c params.rows=400000 \
+      --committee 51 --no-baselines --pool ray
 """
 
 
@@ -111,10 +123,12 @@ def _parser() -> argparse.ArgumentParser:
         default="text",
         help="json: stdout carries only the result JSON; progress goes to stderr",
     )
-    from colearning.cli import network_cmds
+    from colearning.cli import committee_cmd, network_cmds
 
     network_cmds.add_run_options(run)
+    committee_cmd.add_run_options(run)
     network_cmds.add_parsers(sub)
+    committee_cmd.add_parser(sub)
 
     tasks = sub.add_parser("tasks", help="list the named tasks")
     tasks.add_argument("--format", choices=["text", "json"], default="text")
@@ -156,6 +170,9 @@ def _parser() -> argparse.ArgumentParser:
     from colearning.cli.bench_cmds import add_bench_parser
 
     add_bench_parser(sub)
+    from colearning.cli import verify_cmd
+
+    verify_cmd.add_parser(sub)
     return parser
 
 
@@ -167,28 +184,71 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exit_codes.USAGE
     from colearning.cli import ledger_cmds, peer_cmds
 
-    handler = {
-        "ledger": ledger_cmds.cmd_ledger,
-        "peer": peer_cmds.cmd_peer,
-        "run": cmd_run,
-        "tasks": cmd_tasks,
-        "plot": cmd_plot,
-        "export": cmd_export,
-        "show": cmd_show,
-        "learner": _network("cmd_learner"),
-        "certs": _network("cmd_certs"),
-        "bench": _cmd_bench,
-    }[args.command]
+    handler = (
+        getattr(args, "handler", None)
+        or {
+            "ledger": ledger_cmds.cmd_ledger,
+            "peer": peer_cmds.cmd_peer,
+            "run": cmd_run,
+            "tasks": cmd_tasks,
+            "plot": cmd_plot,
+            "export": cmd_export,
+            "show": cmd_show,
+            "learner": _network("cmd_learner"),
+            "certs": _network("cmd_certs"),
+            "bench": _cmd_bench,
+            "committee": _committee,
+        }[args.command]
+    )
     try:
         return handler(args)
     except ColearningError as exc:
-        print(f"colearn {args.command}: error: {exc}", file=sys.stderr)
+        _error(args, exc)
+        if isinstance(exc, StoreDamagedError):
+            return exit_codes.DAMAGED
+        if isinstance(exc, StoreWriteError):
+            return exit_codes.IO_ERROR
         return exit_codes.USAGE
     except KeyboardInterrupt:
-        print(
-            f"\ncolearn {args.command}: {exit_codes.HELP[exit_codes.INTERRUPTED]}", file=sys.stderr
-        )
+        print(f"\ncolearn {args.command}: {_interrupted(args)}", file=sys.stderr)
         return exit_codes.INTERRUPTED
+    except BrokenPipeError:
+        # the reader of stdout went away (`colearn export DIR | head`): nothing to say
+        with contextlib.suppress(OSError):
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - replaces the closed pipe
+        return exit_codes.OK
+    except OSError as exc:  # a file the user named, or the disk: never a traceback
+        from colearning.core.store import os_message
+
+        _error(args, os_message(exc))
+        return exit_codes.IO_ERROR
+
+
+def _error(args: argparse.Namespace, message: object) -> None:
+    """One line on stderr: ``colearn COMMAND: error: MESSAGE``."""
+    text = " ".join(str(message).split())
+    print(f"colearn {args.command}: error: {text}", file=sys.stderr)
+
+
+def _interrupted(args: argparse.Namespace) -> str:
+    """What Ctrl-C left behind, naming the real experiment directory."""
+    directory = getattr(args, "experiment_dir", None)
+    if args.command != "run" or not directory:
+        return "Interrupted (Ctrl-C)."
+    from colearning.core.store import DB_NAME
+
+    if not (Path(directory) / DB_NAME).is_file():
+        return f"Interrupted (Ctrl-C) before {directory} was created; nothing was written."
+    return (
+        f"Interrupted (Ctrl-C). The rounds committed to {directory} are kept; continue "
+        f"with `colearn run --resume {shlex.quote(str(directory))}`."
+    )
+
+
+def _committee(args: argparse.Namespace) -> int:
+    from colearning.cli import committee_cmd
+
+    return committee_cmd.cmd_committee(args)
 
 
 def _network(name: str) -> Callable[[argparse.Namespace], int]:
@@ -226,6 +286,7 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
         "out": args.out,
         "ledger": args.ledger,
         "chain_url": args.chain_url,
+        "committee": args.committee,
     }
     settings.update({k: v for k, v in flags.items() if v is not None})
     if args.no_baselines:
@@ -236,13 +297,23 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
 def cmd_run(args: argparse.Namespace) -> int:
     from colearning.cli.config import to_run_config
     from colearning.cli.display import ProgressBar, RoundTable, format_summary
-    from colearning.tasks.runner import RunConfig, Setup, resume_task, run_task
+    from colearning.core.store import ExperimentStore
+    from colearning.tasks.runner import Setup, resume_task, run_task
 
     settings = _settings(args)
     text = args.format == "text"
     table = RoundTable(sys.stdout if text else None, ProgressBar(sys.stderr, 0))
 
+    def announce(directory: str) -> None:
+        print(
+            f"experiment directory: {directory}",
+            file=sys.stdout if text else sys.stderr,
+            flush=True,
+        )
+
     def on_start(setup: Setup, first_round: int) -> None:
+        if args.resume is not None:
+            announce(args.resume)  # once the directory proved to be one to resume
         table.bar.total = int(setup.config.rounds or 0)
         table.bar.done = table.bar.first = first_round
         if text:
@@ -258,26 +329,35 @@ def cmd_run(args: argparse.Namespace) -> int:
             )
         table.bar.draw()
 
-    from colearning.cli import network_cmds
+    from colearning.cli import committee_cmd, network_cmds
 
-    if network_cmds.is_network_run(args):
+    ray_pool = committee_cmd.ray_pool(args)
+    if ray_pool is None and network_cmds.is_network_run(args):
         outcome = network_cmds.run_network(args, settings, table, on_start)
-    elif args.resume:
-        if args.config or args.out:
+    elif args.resume is not None:
+        if args.config is not None or "out" in settings:
             raise ConfigError(
                 "--resume DIR continues a stored experiment with its stored settings; "
                 "drop the config file and --out (only --rounds may change)"
             )
-        overrides = None
-        if len(settings) > 0:
-            stored = _stored_config(args.resume)
-            merged = {**stored.to_dict(), **settings}
-            overrides = RunConfig.from_dict(merged)
-        outcome = resume_task(args.resume, overrides, observers=[table], on_start=on_start)
+        if not args.resume.strip():
+            raise ConfigError("--resume needs an experiment directory; got ''")
+        args.experiment_dir = args.resume  # for the Ctrl-C message
+        outcome = resume_task(
+            args.resume,
+            settings or None,
+            observers=[table],
+            on_start=on_start,
+            pool_factory=ray_pool,
+        )
     else:
         config, out = to_run_config(settings)
+        config = config.resolved()  # every setting checked before anything runs
         out = out or f"runs/{config.task}-{time.strftime('%Y%m%d-%H%M%S')}"
-        outcome = run_task(config, out, observers=[table], on_start=on_start)
+        ExperimentStore.check_new(out)  # refused before it is announced
+        args.experiment_dir = out
+        announce(out)  # before the data loads, which may take long
+        outcome = run_task(config, out, observers=[table], on_start=on_start, pool_factory=ray_pool)
     table.bar.clear()
 
     directory = str(outcome.directory) if outcome.directory else None
@@ -300,14 +380,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         json.dump(document, sys.stdout, indent=1)
         sys.stdout.write("\n")
     return exit_codes.OK
-
-
-def _stored_config(directory: str) -> Any:
-    from colearning.core.store import opened
-    from colearning.tasks.runner import RunConfig
-
-    with opened(directory) as store:
-        return RunConfig.from_dict(store.config)
 
 
 # -- the other commands -----------------------------------------------------------------
@@ -343,7 +415,8 @@ def cmd_tasks(args: argparse.Namespace) -> int:
         return exit_codes.OK
     width = max(len(t.name) for t in tasks) + 2
     for t in tasks:
-        print(f"{t.name:<{width}}{t.description}  [needs colearning[{t.extra}]]")
+        needs = f"  [needs colearning[{t.extra}]]" if t.extra else ""
+        print(f"{t.name:<{width}}{t.description}{needs}")
         if t.params:
             opts = ", ".join(f"{k}={v!r}" for k, v in t.params.items())
             print(f"{'':<{width}}options: {opts}")
@@ -351,16 +424,21 @@ def cmd_tasks(args: argparse.Namespace) -> int:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
+    from colearning.cli.outputs import output_path
     from colearning.report.plot import plot_experiment
 
-    path = plot_experiment(args.directory, args.output)
+    _experiment_dir(args.directory)
+    output = output_path(args.output, args.directory, "plot.png", suffix=".png")
+    path = plot_experiment(args.directory, output)
     print(f"plot written to {path}")
     return exit_codes.OK
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from colearning.cli.outputs import output_path, write_atomically
     from colearning.core.store import opened
 
+    _experiment_dir(args.directory)
     if args.format == "onnx":
         from colearning.cli.config import apply_override
         from colearning.core.interface import ModelFormat
@@ -374,6 +452,7 @@ def cmd_export(args: argparse.Namespace) -> int:
                 "export takes task options only (-c params.KEY=VALUE); got "
                 f"{sorted(set(settings) - {'params'})[0]!r}"
             )
+        output = output_path(args.output, args.directory, "model.onnx")
         model = export_model(args.directory, data_dir=args.data_dir, params=settings.get("params"))
         if model.model_format is not ModelFormat.ONNX:
             raise ConfigError(
@@ -381,46 +460,74 @@ def cmd_export(args: argparse.Namespace) -> int:
                 "not ONNX; use "
                 "--format safetensors for the raw weights"
             )
-        path = write_model(model, args.output or Path(args.directory) / "model.onnx")
+        path = write_model(model, output)
         print(f"final model written to {path} (ONNX)")
         return exit_codes.OK
 
     if args.data_dir or args.overrides:
         raise ConfigError("--data-dir and -c rebuild the model: they go with --format onnx")
-    with opened(args.directory) as store:
-        if args.format == "json":
+    if args.format == "json":
+        target = None
+        if args.output is not None:
+            target = output_path(args.output, args.directory, "results.json")
+        with opened(args.directory) as store:
             text = json.dumps(store.to_json(), indent=1) + "\n"
-            if args.output:
-                Path(args.output).write_text(text)
-                print(f"results written to {args.output}")
-            else:
-                sys.stdout.write(text)
-            return exit_codes.OK
+        if target is None:
+            sys.stdout.write(text)
+        else:
+            write_atomically(target, text.encode("utf-8"))
+            print(f"results written to {target}")
+        return exit_codes.OK
+    output = output_path(args.output, args.directory, "final.safetensors")
+    with opened(args.directory) as store:
         wid = store.current_weights_id()
         if wid is None:
             raise ConfigError(f"{args.directory} has no weights yet; run some rounds first")
+        store.rounds()  # the chain is checked before its weights are handed out
         blob = store.get_blob(wid)
-    output = args.output or str(Path(args.directory) / "final.safetensors")
-    Path(output).write_bytes(blob)
+    write_atomically(output, blob)
     print(f"final weights {wid[:12]} written to {output}")
     return exit_codes.OK
+
+
+def _experiment_dir(directory: str) -> None:
+    """Refuse a directory that is not an experiment before anything else is checked."""
+    from colearning.core.store import opened
+
+    if not directory.strip():
+        raise ConfigError("the experiment directory must not be empty; got ''")
+    with opened(directory):
+        pass
 
 
 def cmd_show(args: argparse.Namespace) -> int:
     from colearning.cli.display import ProgressBar, RoundTable, format_summary
     from colearning.core.store import opened
 
+    _experiment_dir(args.directory)
     with opened(args.directory) as store:
-        table = RoundTable(sys.stdout, ProgressBar(sys.stderr, 0))
-        table.bar.enabled = False
         rounds = store.rounds()
         summary = store.get_meta("summary")
+        notes = store.notes
+    out = io.StringIO()  # all of it, or nothing if something stored is damaged
+    table = RoundTable(out, ProgressBar(sys.stderr, 0))
+    table.bar.enabled = False
     for record in rounds:
         table(record)
     if summary:
-        print(format_summary(summary, args.directory))
+        try:
+            out.write(format_summary(summary, args.directory) + "\n")
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+            raise StoreDamagedError(
+                f"{args.directory} is damaged: its stored summary cannot be shown "
+                f"({type(exc).__name__}: {exc}); the rounds are intact. Run `colearn verify "
+                f"{args.directory}` for every problem found"
+            ) from None
     else:
-        print(f"\n{len(rounds)} rounds committed; no summary yet (the run did not finish)")
+        out.write(f"\n{len(rounds)} rounds committed; no summary yet (the run did not finish)\n")
+    sys.stdout.write(out.getvalue())
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
     return exit_codes.OK
 
 

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -78,6 +80,223 @@ def _layout_json(weights: Weights) -> str:
 def weights_id(blob: bytes) -> str:
     """The id of encoded weights: the hex SHA-256 of their bytes."""
     return hashlib.sha256(blob).hexdigest()
+
+
+_ID = re.compile(r"[0-9a-f]{64}")
+
+
+def is_weights_id(value: object) -> bool:
+    """Whether ``value`` has the form of a weights id: 64 lowercase hex digits."""
+    return isinstance(value, str) and _ID.fullmatch(value) is not None
+
+
+def check_weights_id(value: object, where: str) -> str:
+    """``value`` if it is a weights id (64 lowercase hex digits), else :class:`WeightsError`.
+
+    Every id that comes from outside (a stored record, a file name, the wire) passes
+    here before it is used, so an id can never name a path such as ``../../etc/passwd``.
+
+    Examples
+    --------
+    >>> check_weights_id("ab" * 32, "the id")[:8]
+    'abababab'
+    >>> check_weights_id("../../etc/passwd", "the id")
+    Traceback (most recent call last):
+    ...
+    colearning.core.exceptions.WeightsError: the id must be a weights id (64 lowercase \
+hex digits, the SHA-256 of the weights' bytes); got '../../etc/passwd'
+    """
+    if not is_weights_id(value):
+        shown = repr(value) if len(repr(value)) <= 80 else repr(value)[:77] + "..."
+        raise WeightsError(
+            f"{where} must be a weights id (64 lowercase hex digits, the SHA-256 of the "
+            f"weights' bytes); got {shown}"
+        )
+    return str(value)
+
+
+#: The largest JSON header a blob may declare (safetensors' own limit).
+MAX_HEADER_BYTES = 100_000_000
+
+#: safetensors dtype names and the NumPy dtypes they hold (little-endian).
+DTYPES: Mapping[str, str] = {
+    "F64": "<f8",
+    "F32": "<f4",
+    "F16": "<f2",
+    "I64": "<i8",
+    "I32": "<i4",
+    "I16": "<i2",
+    "I8": "i1",
+    "U64": "<u8",
+    "U32": "<u4",
+    "U16": "<u2",
+    "U8": "u1",
+    "BOOL": "?",
+    "C64": "<c8",
+}
+
+
+@dataclass(frozen=True)
+class HeaderEntry:
+    """One array as a blob's header declares it."""
+
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class BlobHeader:
+    """A safetensors header, checked: every array's dtype, shape and byte range, the
+    ranges contiguous from the start of the data, and the size of the whole blob."""
+
+    header_bytes: int
+    entries: tuple[HeaderEntry, ...]
+    metadata: Mapping[str, str]
+
+    @property
+    def data_start(self) -> int:
+        return 8 + self.header_bytes
+
+    @property
+    def total_size(self) -> int:
+        """The exact size in bytes of a blob with this header."""
+        return self.data_start + max((e.end for e in self.entries), default=0)
+
+
+def header_length(prefix: bytes) -> int:
+    """The header length a blob's first 8 bytes declare, bounded by
+    :data:`MAX_HEADER_BYTES` (so nothing larger is ever read for it)."""
+    if len(prefix) < 8:
+        raise WeightsError(
+            f"these {len(prefix)} bytes are too short for a safetensors blob (it starts "
+            "with an 8-byte header length); send weights encoded with "
+            "colearning.core.codec.encode"
+        )
+    n = int.from_bytes(bytes(prefix[:8]), "little")
+    if n > MAX_HEADER_BYTES:
+        raise WeightsError(
+            f"the blob declares a {n}-byte header, more than the {MAX_HEADER_BYTES} "
+            "a safetensors header may have; it is damaged or not a weights blob"
+        )
+    return n
+
+
+def read_header(head: bytes) -> BlobHeader:
+    """Parse and check the header at the start of ``head`` (the 8-byte length and the
+    JSON after it; the array data may follow or not).
+
+    Raises
+    ------
+    WeightsError
+        If the header is truncated, not a JSON object, declares an unknown dtype, a
+        shape whose size does not match its byte range, or ranges that overlap or
+        leave gaps.
+    """
+    n = header_length(head)
+    raw = bytes(head[8 : 8 + n])
+    if len(raw) < n:
+        raise WeightsError(
+            f"the blob declares a {n}-byte header but holds only {len(raw)} bytes after "
+            "the length; it is truncated"
+        )
+
+    def bad(what: str) -> WeightsError:
+        return WeightsError(
+            f"the blob's safetensors header is malformed ({what}); it is damaged or not "
+            "a weights blob"
+        )
+
+    try:
+        header = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise bad(f"not JSON: {exc}") from None
+    if not isinstance(header, dict):
+        raise bad(f"a {type(header).__name__}, not an object")
+    metadata = header.pop("__metadata__", None) or {}
+    if not isinstance(metadata, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()
+    ):
+        raise bad("__metadata__ must map names to strings")
+    entries = []
+    for name, entry in header.items():
+        if not isinstance(entry, dict) or set(entry) != {"dtype", "shape", "data_offsets"}:
+            raise bad(f"{name!r} must hold exactly dtype, shape and data_offsets")
+        dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
+        if not isinstance(dtype, str) or dtype not in DTYPES:
+            raise bad(f"{name!r} has dtype {dtype!r}; known: {', '.join(DTYPES)}")
+        if not isinstance(shape, list) or not all(_is_count(d) for d in shape):
+            raise bad(f"{name!r} has shape {shape!r}; a shape is a list of integers >= 0")
+        if (
+            not isinstance(offsets, list)
+            or len(offsets) != 2
+            or not all(_is_count(o) for o in offsets)
+            or offsets[0] > offsets[1]
+        ):
+            raise bad(f"{name!r} has data_offsets {offsets!r}; expected [start, end]")
+        size = math.prod(shape) * _itemsize(dtype)
+        if offsets[1] - offsets[0] != size:
+            raise bad(
+                f"{name!r} of dtype {dtype} and shape {shape} needs {size} bytes but its "
+                f"data_offsets span {offsets[1] - offsets[0]}"
+            )
+        entries.append(HeaderEntry(name, dtype, tuple(shape), offsets[0], offsets[1]))
+    position = 0
+    for e in sorted(entries, key=lambda e: (e.start, e.end)):
+        if e.start != position:
+            raise bad(
+                f"{e.name!r} starts at byte {e.start}, not {position}: ranges overlap or leave gaps"
+            )
+        position = e.end
+    return BlobHeader(n, tuple(entries), dict(metadata))
+
+
+def _is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _itemsize(dtype: str) -> int:
+    return int(np.dtype(DTYPES[dtype]).itemsize)
+
+
+def sealed_arrays(blob: bytes) -> dict[str, Array]:
+    """The arrays of ``blob`` as read-only views of its bytes, in header order.
+
+    ``blob`` must be ``bytes``, which nobody can change: the views can never be made
+    writable (NumPy refuses, the buffer being read-only), so what they hold is what
+    the blob's id says, for as long as anyone holds them. Nothing is copied.
+    """
+    if not isinstance(blob, bytes):
+        raise WeightsError(
+            f"sealed arrays need immutable bytes; got {type(blob).__name__} (pass bytes(blob))"
+        )
+    header = read_header(blob)
+    if len(blob) != header.total_size:
+        raise WeightsError(
+            f"the blob is {len(blob)} bytes but its header says {header.total_size}; "
+            "it is truncated or has trailing bytes"
+        )
+    start = header.data_start
+    layout = _read_layout(
+        {"__metadata__": dict(header.metadata)}, sorted(e.name for e in header.entries)
+    )
+    by_name = {e.name: e for e in header.entries}
+    scalars = set(layout["scalars"])
+    out: dict[str, Array] = {}
+    for name in layout["order"]:
+        e = by_name[name]
+        dtype = np.dtype(DTYPES[e.dtype])
+        count = math.prod(e.shape)
+        if count:
+            array = np.frombuffer(blob, dtype=dtype, count=count, offset=start + e.start)
+        else:  # frombuffer refuses an offset at the very end of the buffer
+            array = np.zeros(0, dtype)
+            array.flags.writeable = False
+        shape: tuple[int, ...] = () if name in scalars and count == 1 else e.shape
+        out[name] = array.reshape(shape)
+    return out
 
 
 def id_of(weights: Weights) -> str:

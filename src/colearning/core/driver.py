@@ -18,13 +18,21 @@ A round, top to bottom (see :func:`play_round`):
    critical path.
 6. **decide**: the decider (the Python tally by default, a contract with a ledger)
    decides from the votes; failures count as not approving.
-7. **accept**: on approval every learner adopts the candidate, in parallel.
+7. **accept**: on approval every learner adopts the candidate
+   (:func:`~colearning.core.pool.adopt`: at once, in parallel, or, on a pool that
+   defers adoption, at each learner's next call).
+
+The record holds a vote entry for each learner that was asked to test (every learner,
+unless a committee votes); a learner without an entry was not asked. Nothing in a
+round costs time per learner that is not in it, so a round among 10,000 learners with a
+committee of 51 does the work of a round among 52.
 
 The driver builds new values at each step; a learner's own answer is never changed.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 import warnings
@@ -46,7 +54,7 @@ from colearning.core.interface import (
 )
 from colearning.core.observers import RoundObserver
 from colearning.core.plans import RoundPlan, RoundRobin
-from colearning.core.pool import LearnerPool, LocalPool, Outcome
+from colearning.core.pool import LearnerPool, LocalPool, Outcome, adopt, catch_up
 from colearning.core.protocol import Ballot, Candidate, Decision, Proposal, Reason, Vote
 from colearning.core.records import PhaseTimings, RoundRecord, RoundStatus
 from colearning.core.weights_ref import WeightsRef
@@ -61,17 +69,55 @@ class ProposerSkippedWarning(UserWarning):
 
 @dataclass(frozen=True)
 class RoundResult:
-    """A played round: its record, the candidate's weights, and each learner's verdict
-    in pool order (Colearn's :class:`~colearning.ProposedWeights` view)."""
+    """A played round: its record, the candidate's weights, and (in :attr:`verdicts`)
+    each learner's verdict in pool order."""
 
     record: RoundRecord
     candidate: WeightsRef | None
-    verdicts: tuple[ProposedWeights, ...]
+    learner_ids: Sequence[str] = ()
+    #: the plan's eligible voters; ``None``: every learner but the proposers
+    voters: frozenset[str] | None = None
 
     @property
     def proposal(self) -> Weights | None:
         """The weights voted on (``None`` if nothing was)."""
         return None if self.candidate is None else self.candidate.weights
+
+    @functools.cached_property
+    def verdicts(self) -> tuple[ProposedWeights, ...]:
+        """Colearn's view: one :class:`~colearning.ProposedWeights` per learner, in pool
+        order (built when first asked for: a round of many learners does not pay for
+        it). A learner that was not asked has ``vote=None``; a failed voter
+        ``vote=False`` and its reason in ``error``; when a malformed proposal was
+        refused, every voter counts as having rejected it."""
+        record = self.record
+        proposers = set(record.proposer_ids)
+        if self.candidate is None:
+            reason = next((p.detail for p in record.proposals if p.detail), None)
+            malformed = record.reason_code is Reason.MALFORMED
+            voters = set(record.committee) if record.committee is not None else None
+
+            def refused(lid: str) -> bool | None:
+                if not malformed or lid in proposers:
+                    return None
+                return False if voters is None or lid in voters else None
+
+            return tuple(
+                ProposedWeights(None, None, None, refused(lid), reason) for lid in self.learner_ids
+            )
+        weights = self.candidate.weights
+        entries = {v.learner_id: v for v in record.votes}
+        counted = self.voters
+        return tuple(
+            _verdict(
+                entries[lid],
+                weights,
+                lid not in counted if counted is not None else lid in proposers,
+            )
+            if lid in entries
+            else ProposedWeights(weights, None, None, None, None)
+            for lid in self.learner_ids
+        )
 
 
 @dataclass(frozen=True)
@@ -133,7 +179,7 @@ def play_round(
     first needed. ``observer`` sees each step.
     """
     watch = observer or RoundObserver()
-    ids = list(pool.learner_ids)
+    ids = pool.learner_ids
     r = plan.round_index
     start = time.perf_counter()
     decider.begin(plan)
@@ -197,7 +243,9 @@ def play_round(
     t_validate = time.perf_counter() - t0
     voters = set(plan.voters)
     proposers = set(plan.proposers)
-    votes = tuple(_vote(lid, answers.get(lid), lid in voters, lid in proposers) for lid in ids)
+    votes = tuple(
+        _vote(lid, answers.get(lid), lid in voters, lid in proposers) for lid in plan.testers
+    )
 
     proposals = _proposals(received, refs, screening)
     candidate = Candidate(ref.weights_id, tuple(x.proposer_id for x in sources), combiner_name)
@@ -211,10 +259,14 @@ def play_round(
     watch.decided(r, decision)
 
     # -- accept -----------------------------------------------------------------------
+    # What every learner adopts is sealed: views of the encoded bytes whose hash is the
+    # recorded id, so a proposer that kept its arrays and edits them later changes
+    # nothing but its own copy (the encoding is already done: the id needed it).
+    ref = ref.sealed()
     t0 = time.perf_counter()
     accept_errors: dict[str, str] = {}
     if decision.accepted:
-        for lid, outcome in pool.accept(ids, ref, timeout).items():
+        for lid, outcome in adopt(pool, ref, timeout).items():
             if not outcome.ok:
                 accept_errors[lid] = str(outcome.error)
     t_accept = time.perf_counter() - t0
@@ -237,8 +289,7 @@ def play_round(
         committee=plan.committee,
         extra=extra,
     )
-    verdicts = tuple(_verdict(v, ref.weights, v.learner_id not in voters) for v in votes)
-    return RoundResult(record, ref, verdicts)
+    return RoundResult(record, ref, ids, frozenset(plan.voters))
 
 
 # -- steps --------------------------------------------------------------------------------
@@ -257,9 +308,7 @@ def _screen(
     eligible = tuple(v for v in plan.voters if v != pid)
     counted = set(eligible)
     answers = pool.test(plan.testers, ref, timeout)
-    votes = tuple(
-        _vote(lid, answers.get(lid), lid in counted, lid == pid) for lid in pool.learner_ids
-    )
+    votes = tuple(_vote(lid, answers.get(lid), lid in counted, lid == pid) for lid in plan.testers)
     decision = decider.decide(plan.round_index, Candidate(ref.weights_id, (pid,)), votes, eligible)
     return _Screening(votes, decision)
 
@@ -297,7 +346,7 @@ def _screened_out(
     """A screened round in which no proposal passed its own vote: nothing is combined
     and nothing put to the final vote; the round is rejected."""
     decision = Decision(False, 0, len(plan.voters), decider.threshold, decided_by="screening")
-    votes = tuple(Vote(lid, Ballot.ABSTAIN, reason=Reason.NOT_ASKED) for lid in ids)
+    votes = tuple(Vote(lid, Ballot.ABSTAIN, reason=Reason.NOT_ASKED) for lid in plan.testers)
     record = RoundRecord(
         round_index=plan.round_index,
         status="rejected",
@@ -311,8 +360,7 @@ def _screened_out(
         mode=plan.mode,
         committee=plan.committee,
     )
-    verdicts = tuple(ProposedWeights(None, None, None, None) for _ in ids)
-    return RoundResult(record, None, verdicts)
+    return RoundResult(record, None, ids)
 
 
 def _receive(
@@ -363,12 +411,11 @@ def _unvoted(
         else None
     )
     status: RoundStatus = "rejected" if malformed else "skipped"
-    votes = tuple(Vote(lid, Ballot.ABSTAIN, reason=Reason.NOT_ASKED) for lid in ids)
     record = RoundRecord(
         round_index=plan.round_index,
         status=status,
         proposals=proposals,
-        votes=votes,
+        votes=(),  # nobody was asked
         decision=decision,
         candidate=None,
         previous_weights_id=current_weights_id,
@@ -377,14 +424,7 @@ def _unvoted(
         mode=plan.mode,
         committee=plan.committee,
     )
-    reason = next((p.detail for p in proposals if p.detail), None)
-    voters = set(plan.voters)
-    # a malformed proposal counts as rejected by every voter, though none was asked
-    verdicts = tuple(
-        ProposedWeights(None, None, None, False if malformed and lid in voters else None, reason)
-        for lid in ids
-    )
-    return RoundResult(record, None, verdicts)
+    return RoundResult(record, None, ids)
 
 
 def _vote(
@@ -446,6 +486,11 @@ def _read_answer(answer: object) -> tuple[str, float | None, float | None]:
     scores: list[float | None] = []
     for name in ("vote_score", "test_score"):
         raw = getattr(answer, name)
+        if raw is None or type(raw) is float:  # the common case, checked cheaply
+            if raw is not None and not math.isfinite(raw):
+                return f"answered {name}={raw!r}; scores must be finite numbers or None", None, None
+            scores.append(raw)
+            continue
         if isinstance(raw, Mapping):  # later Colearn: {criterion: score}
             key = answer.criterion if answer.criterion in raw else None
             if key is None and len(raw) == 1:
@@ -514,6 +559,7 @@ def run_one_round(
         proposer = pool.learner(plan.proposers[0])
         expected = WeightsSpec.of(proposer.mli_get_current_weights())
         result = play_round(pool, plan, current_weights_id="", decider=decider, expected=expected)
+        catch_up(pool, None)  # every learner holds the outcome when this returns
     finally:
         pool.close()
     record = result.record

@@ -11,6 +11,8 @@ every message names the value, what was expected and the fix::
     │   └── WeightsTypeError a payload that can never be weights (also a TypeError)
     ├── DataError            a data set or partition that cannot be used
     ├── StoreError           an experiment directory that cannot be read or resumed
+    │   ├── StoreDamagedError ... because something in it is damaged (names what)
+    │   └── StoreWriteError  ... or written (a full disk, a read-only file system)
     ├── LearnerError         a learner broke its contract or failed a call
     ├── LedgerError          a chain or contract refused or failed (names the reason)
     └── MissingExtraError    an optional dependency is not installed (names the pip line)
@@ -45,6 +47,16 @@ class DataError(ColearningError, ValueError):
 
 class StoreError(ColearningError):
     """An experiment directory cannot be created, read or resumed."""
+
+
+class StoreDamagedError(StoreError):
+    """Something in an experiment directory is damaged or was edited: a record, the
+    chain of rounds, a blob; the message names the round or the file."""
+
+
+class StoreWriteError(StoreError):
+    """An experiment directory cannot be written (a full disk, a read-only file system,
+    no permission); everything committed before is intact."""
 
 
 class LearnerError(ColearningError):

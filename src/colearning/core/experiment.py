@@ -17,8 +17,15 @@ from colearning.core.driver import BUDGET_EXHAUSTED, ProposerSkippedWarning, Rou
 from colearning.core.exceptions import ConfigError, LearnerError, StoreError
 from colearning.core.interface import MachineLearningInterface, Weights
 from colearning.core.observers import Observers, RoundObserver
-from colearning.core.plans import PROPOSER_POLICIES, Planner, choose_proposer, planner_for_mode
-from colearning.core.pool import LearnerPool, LocalPool
+from colearning.core.plans import (
+    PROPOSER_POLICIES,
+    CommitteePlanner,
+    Planner,
+    check_committee_size,
+    choose_proposer,
+    planner_for_mode,
+)
+from colearning.core.pool import LearnerPool, LocalPool, catch_up, check_timeout
 from colearning.core.protocol import Reason
 from colearning.core.records import RoundRecord, proposals_made
 from colearning.core.store import ExperimentStore
@@ -84,6 +91,11 @@ class Experiment:
         taking each committed :class:`RoundRecord`): progress bars, ledgers, trackers.
     decider
         Who decides each round; default the Python tally with ``vote_threshold``.
+    committee
+        Voters per round: each round ``committee`` learners drawn from the non-proposers
+        with randomness from ``(seed, round_index)`` vote instead of everyone
+        (:class:`~colearning.core.plans.CommitteePlanner`; size it with
+        :func:`colearning.scale.committee_size`). Default: everyone votes.
 
     Examples
     --------
@@ -109,17 +121,19 @@ class Experiment:
         mode: str = "single",
         combiner: str | Combiner = "mean",
         proposers: int | None = None,
+        committee: int | None = None,
     ) -> None:
         self.decider = decider or TallyDecider(vote_threshold)
-        self.planner = planner_for_mode(mode, proposer, seed, combiner, proposers)
-        if timeout is not None and not timeout > 0:
-            raise ConfigError(f"timeout must be > 0 seconds; got {timeout}")
+        self.planner = planner_for_mode(mode, proposer, seed, combiner, proposers, committee)
+        check_timeout(timeout)
         if isinstance(learners, Sequence):
             if len(learners) < 1:
                 raise ConfigError("an experiment needs at least 1 learner; got 0")
             self.pool: LearnerPool = LocalPool(learners, learner_ids)
         else:
             self.pool = learners
+        if isinstance(self.planner, CommitteePlanner):
+            check_committee_size(self.planner.size, len(self.pool.learner_ids))
         self.vote_threshold = vote_threshold
         self.proposer = proposer
         self.seed = seed
@@ -158,11 +172,12 @@ class Experiment:
         if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 0:
             raise ConfigError(f"rounds must be an integer >= 0; got {rounds!r}")
         stopped: str | None = None
+        ids = self.pool.learner_ids
         for round_index in range(self.next_round, rounds):
-            if len(self._exhausted) == len(self.learner_ids):
+            if len(self._exhausted) == len(ids):
                 stopped = f"every learner's {BUDGET_EXHAUSTED}"
                 break
-            plan = self.planner.plan(round_index, self.learner_ids)
+            plan = self.planner.plan(round_index, ids)
             result = play_round(
                 self.pool,
                 plan,
@@ -174,6 +189,8 @@ class Experiment:
                 observer=self.observer,
             )
             self._commit(result)
+        # a pool that defers adoption: every learner holds the shared weights on return
+        catch_up(self.pool, self.timeout)
         return ExperimentResult(
             rounds=list(self.rounds),
             final_weights_id=self.current_weights_id,
@@ -226,7 +243,9 @@ class Experiment:
                     f"cannot start: {ids[0]} did not return its current weights "
                     f"({got.error or type(got.value).__name__})"
                 )
-            current = WeightsRef.of(got.value)
+            # sealed, like every accepted proposal: learner 0 may keep training the
+            # arrays it returned in place
+            current = WeightsRef.of(got.value).sealed()
             self.spec = WeightsSpec.of(got.value)
             if self.store is not None:
                 self.store.set_initial_weights(current.blob())

@@ -259,6 +259,12 @@ class Weights:
             )
         frozen = {}
         for name, array in arrays.items():
+            if not isinstance(name, str) or not name or name in _RESERVED_NAMES:
+                raise WeightsError(
+                    f"weight names must be non-empty strings other than "
+                    f"{sorted(_RESERVED_NAMES)} (reserved by the safetensors format); got "
+                    f"{name!r}"
+                )
             frozen[name] = _to_array(array, "numpy", f"weight {name!r}")
         self._layout = layout
         self._arrays = frozen

@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 
 from colearning.core.interface import LearnerTags, ProposedWeights, Weights
 from colearning.core.plans import Planner
-from colearning.core.pool import LearnerPool, Outcome
+from colearning.core.pool import DeferredAdoption, LearnerPool, Outcome, catch_up
 from colearning.core.weights_ref import WeightsRef
 
 T = TypeVar("T")
@@ -151,6 +151,16 @@ class PipelinedPool:
         for lid in learner_ids:
             self._epoch[lid] += 1  # any early proposal of theirs is now stale
         return self._call(learner_ids, lambda ids: self.pool.accept(ids, weights, timeout))
+
+    def adopt(self, weights: WeightsRef, timeout: float | None) -> dict[str, Outcome[None]]:
+        if not isinstance(self.pool, DeferredAdoption):
+            return self.accept(self.pool.learner_ids, weights, timeout)
+        for lid in self._epoch:
+            self._epoch[lid] += 1  # every early proposal is now stale
+        return self.pool.adopt(weights, timeout)
+
+    def catch_up(self, timeout: float | None) -> dict[str, Outcome[None]]:
+        return catch_up(self.pool, timeout)
 
     def current_weights(self, learner_id: str, timeout: float | None) -> Outcome[Weights]:
         self._wait(learner_id)

@@ -8,14 +8,24 @@ Bundled planners: :class:`RoundRobin` (``round_index % n``, the default) and
 :class:`RandomProposer` (seeded per round) plan the single-proposer round;
 :class:`AggregatePlanner` plans the ``aggregate`` and ``screened`` rounds (k proposers,
 all or a sample seeded by ``(seed, round_index)``, one combined candidate that every
-learner votes on). Committees of voters plug in here too.
+learner votes on); :class:`CommitteePlanner` wraps any of them and lets a sampled
+committee of K voters (drawn from the non-proposers) vote instead of everyone.
+
+A committee is drawn from the non-proposers by :func:`sample_indices`, a partial
+Fisher-Yates shuffle driven by SHA-256, so anyone holding the round's seed bytes can
+recompute it without NumPy (an auditor, a contract). Where the seed bytes come from is
+a :class:`CommitteeRandomness`: :class:`SeededRandomness` derives them from
+``(seed, round_index)``; a ledger can supply the chain's randomness instead, so that no
+party chooses its committee.
 """
 
 from __future__ import annotations
 
 import abc
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -122,7 +132,20 @@ def single_proposer_plan(round_index: int, learner_ids: Sequence[str], proposer:
     )
 
 
-class RoundRobin(Planner):
+class SingleProposerPlanner(Planner):
+    """A planner whose rounds have one proposer, chosen by :meth:`proposer_index`."""
+
+    @abc.abstractmethod
+    def proposer_index(self, round_index: int, n_learners: int) -> int:
+        """The position of ``round_index``'s proposer among ``n_learners``."""
+
+    def plan(self, round_index: int, learner_ids: Sequence[str]) -> RoundPlan:
+        _check_round(round_index, learner_ids)
+        pick = self.proposer_index(round_index, len(learner_ids))
+        return single_proposer_plan(round_index, learner_ids, pick)
+
+
+class RoundRobin(SingleProposerPlanner):
     """The proposer of round ``r`` is learner ``r % n``.
 
     >>> RoundRobin().plan(7, ["a", "b", "c"]).proposers
@@ -131,12 +154,11 @@ class RoundRobin(Planner):
 
     name = "round-robin"
 
-    def plan(self, round_index: int, learner_ids: Sequence[str]) -> RoundPlan:
-        _check_round(round_index, learner_ids)
-        return single_proposer_plan(round_index, learner_ids, round_index % len(learner_ids))
+    def proposer_index(self, round_index: int, n_learners: int) -> int:
+        return int(round_index) % n_learners
 
 
-class RandomProposer(Planner):
+class RandomProposer(SingleProposerPlanner):
     """A proposer drawn per round from a generator seeded with ``(seed, round_index)``.
 
     >>> a = RandomProposer(seed=3).plan(5, ["a", "b", "c"]).proposers
@@ -147,14 +169,10 @@ class RandomProposer(Planner):
     name = "random"
 
     def __init__(self, seed: int = 0) -> None:
-        if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
-            raise ConfigError(f"seed must be an integer >= 0; got {seed!r}")
-        self.seed = int(seed)
+        self.seed = _check_seed(seed)
 
-    def plan(self, round_index: int, learner_ids: Sequence[str]) -> RoundPlan:
-        _check_round(round_index, learner_ids)
-        pick = int(np.random.default_rng([self.seed, round_index]).integers(len(learner_ids)))
-        return single_proposer_plan(round_index, learner_ids, pick)
+    def proposer_index(self, round_index: int, n_learners: int) -> int:
+        return int(np.random.default_rng([self.seed, round_index]).integers(n_learners))
 
     def describe(self) -> dict[str, object]:
         return {"planner": self.name, "seed": self.seed}
@@ -240,9 +258,219 @@ class AggregatePlanner(Planner):
         }
 
 
-def planner_for(policy: str | Planner, seed: int = 0) -> Planner:
+# -- committees ---------------------------------------------------------------------------
+
+
+@runtime_checkable
+class CommitteeRandomness(Protocol):
+    """Where a round's committee comes from: the seed bytes of its draw.
+
+    The bytes must be fixed by the round alone (a resumed experiment draws the same
+    committees) and, for a committee to bound anyone's influence, be beyond any one
+    party's choosing: derived from a seed fixed in advance (:class:`SeededRandomness`)
+    or taken from a ledger's randomness once the round is opened.
+    """
+
+    def round_seed(self, round_index: int) -> bytes:
+        """The seed bytes of ``round_index``'s committee draw."""
+        ...
+
+    def describe(self) -> dict[str, object]:
+        """What to store with the experiment to draw the same committees again."""
+        ...
+
+
+@dataclass(frozen=True)
+class SeededRandomness:
+    """Committee seed bytes from the experiment's seed and the round index:
+    ``SHA-256("colearning-committee:{seed}:{round_index}")``.
+
+    >>> SeededRandomness(0).round_seed(3).hex()[:16]
+    '235207637b470f58'
+    """
+
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _check_seed(self.seed)
+
+    def round_seed(self, round_index: int) -> bytes:
+        return hashlib.sha256(f"colearning-committee:{self.seed}:{round_index}".encode()).digest()
+
+    def describe(self) -> dict[str, object]:
+        return {"randomness": "seed", "seed": self.seed}
+
+
+def sample_indices(seed: bytes, population: int, k: int) -> list[int]:
+    """``k`` distinct integers from ``range(population)``, drawn from ``seed`` alone.
+
+    A partial Fisher-Yates shuffle of ``0 .. population-1``: step ``i`` swaps position
+    ``i`` with a position drawn uniformly from ``i .. population-1`` and keeps what
+    lands at ``i``. The draws use a stream of 64-bit values: value ``j`` (counting from
+    0 over the whole call) is bytes ``8 * (j % 4)`` to ``8 * (j % 4) + 8``, big-endian,
+    of ``SHA-256(seed || (j // 4) as 8 bytes big-endian)``. A value in the top,
+    incomplete multiple of the range is skipped and the next one taken (rejection
+    sampling), so every position is exactly equally likely. Memory and time grow with
+    ``k``, not with ``population``. Returned in draw order.
+
+    >>> sample_indices(b"round seed", 10, 3)
+    [3, 2, 1]
+    >>> sorted(sample_indices(b"x", 5, 5))
+    [0, 1, 2, 3, 4]
+    """
+    if not 0 <= k <= population:
+        raise ConfigError(f"cannot draw {k} distinct values from {population}")
+    base = hashlib.sha256(seed)
+    stream: list[int] = []
+
+    def extend(count: int) -> None:
+        # the values of the next blocks, in stream order
+        for _ in range((count + 3) // 4):
+            h = base.copy()
+            h.update((len(stream) // 4).to_bytes(8, "big"))
+            digest = h.digest()
+            stream.extend(int.from_bytes(digest[i : i + 8], "big") for i in (0, 8, 16, 24))
+
+    extend(k)  # a rejection is rarer than one in 2**44 here: the stream rarely grows
+    swapped: dict[int, int] = {}
+    out: list[int] = []
+    space = 1 << 64
+    n = 0  # values used
+    for i in range(k):
+        span = population - i
+        limit = space - space % span
+        while True:
+            if n == len(stream):
+                extend(4)
+            value = stream[n]
+            n += 1
+            if value < limit:
+                break
+        j = i + value % span
+        out.append(swapped.get(j, j))
+        swapped[j] = swapped.get(i, i)
+    return out
+
+
+class CommitteePlanner(Planner):
+    """Rounds of another planner, voted on by a committee of ``size`` learners.
+
+    The proposers are the inner planner's; the committee is ``size`` learners drawn
+    from the others by :func:`sample_indices` with ``randomness``'s seed bytes for the
+    round. The committee are the eligible voters (the tally's denominator, with the same
+    rule); they and the proposers are asked to test (the proposer's own score is
+    recorded, not counted); nobody else is called.
+
+    Parameters
+    ----------
+    planner
+        Who proposes (a :class:`RoundRobin` or :class:`RandomProposer`, or any planner).
+    size
+        Voters per round, >= 1 and at most the number of non-proposers.
+    randomness
+        Where each round's draw comes from; default :class:`SeededRandomness` ``(0)``.
+
+    Examples
+    --------
+    >>> ids = [f"learner-{i}" for i in range(10)]
+    >>> plan = CommitteePlanner(RoundRobin(), 3, SeededRandomness(0)).plan(2, ids)
+    >>> plan.proposers, plan.committee
+    (('learner-2',), ('learner-0', 'learner-5', 'learner-7'))
+    >>> plan.voters == plan.committee and plan.testers
+    ('learner-0', 'learner-2', 'learner-5', 'learner-7')
+    """
+
+    name = "committee"
+
+    def __init__(
+        self,
+        planner: Planner,
+        size: int,
+        randomness: CommitteeRandomness | None = None,
+    ) -> None:
+        if isinstance(planner, CommitteePlanner):
+            raise ConfigError("a CommitteePlanner wraps a proposer planner, not another committee")
+        self.planner = planner
+        self.size = check_committee_size(size)
+        self.randomness: CommitteeRandomness = (
+            randomness if randomness is not None else SeededRandomness(0)
+        )
+
+    def plan(self, round_index: int, learner_ids: Sequence[str]) -> RoundPlan:
+        _check_round(round_index, learner_ids)
+        n = len(learner_ids)
+        inner = self.planner
+        if isinstance(inner, SingleProposerPlanner):
+            # the fast path: no plan of n voters is built only to be thrown away
+            excluded = [inner.proposer_index(round_index, n)]
+            base_mode, options = "single", {}
+        else:
+            base = inner.plan(round_index, learner_ids)
+            position = {lid: i for i, lid in enumerate(learner_ids)}
+            excluded = sorted({position[p] for p in base.proposers})
+            base_mode, options = base.mode, dict(base.options)
+        eligible = n - len(excluded)
+        if self.size > eligible:
+            raise ConfigError(
+                f"round {round_index}: a committee of {self.size} needs at least "
+                f"{self.size} learners besides the proposer(s); there are {eligible}. "
+                "Use a smaller committee or more learners"
+            )
+        picks = sample_indices(self.randomness.round_seed(round_index), eligible, self.size)
+        chosen = sorted(_skip(picks, excluded))
+        committee = tuple([learner_ids[i] for i in chosen])
+        testers = tuple([learner_ids[i] for i in sorted(chosen + excluded)])
+        return RoundPlan(
+            round_index=round_index,
+            proposers=tuple([learner_ids[i] for i in excluded]),
+            testers=testers,
+            voters=committee,
+            mode=base_mode,
+            committee=committee,
+            options=options,
+        )
+
+    def describe(self) -> dict[str, object]:
+        return {
+            **self.planner.describe(),
+            "committee": self.size,
+            **self.randomness.describe(),
+        }
+
+
+def check_committee_size(size: object, n_learners: int | None = None) -> int:
+    """``size`` as an int, after checking it is a whole number >= 1 (and, given
+    ``n_learners``, at most the ``n_learners - 1`` learners besides the proposer)."""
+    if isinstance(size, bool) or not isinstance(size, int | np.integer) or size < 1:
+        raise ConfigError(f"committee must be a whole number of voters >= 1; got {size!r}")
+    if n_learners is not None and size > n_learners - 1:
+        raise ConfigError(
+            f"committee must be at most {n_learners - 1} (the learners besides the "
+            f"proposer) with {n_learners} learners; got {size}"
+        )
+    return int(size)
+
+
+def _skip(picks: Sequence[int], excluded: Sequence[int]) -> list[int]:
+    """Map positions among the non-excluded back to positions among all (``excluded``
+    sorted): each pick moves past every excluded position at or below it."""
+    out = []
+    for p in picks:
+        for e in excluded:
+            if e <= p:
+                p += 1
+            else:
+                break
+        out.append(p)
+    return out
+
+
+def planner_for(policy: str | Planner, seed: int = 0, committee: int | None = None) -> Planner:
     """The planner of a proposer policy name (``"round-robin"``, ``"random"``), or
-    ``policy`` itself if it is a :class:`Planner` already."""
+    ``policy`` itself if it is a :class:`Planner` already; with ``committee``, wrapped
+    in a :class:`CommitteePlanner` of that size drawing from ``seed``."""
+    if committee is not None:
+        return CommitteePlanner(planner_for(policy, seed), committee, SeededRandomness(seed))
     if isinstance(policy, Planner):
         return policy
     if policy == "round-robin":
@@ -265,9 +493,12 @@ def planner_for_mode(
     seed: int = 0,
     combiner: str | Combiner = "mean",
     proposers: int | None = None,
+    committee: int | None = None,
 ) -> Planner:
     """The planner of a round mode: ``proposer``'s for ``"single"`` rounds, an
-    :class:`AggregatePlanner` for ``"aggregate"`` and ``"screened"`` ones.
+    :class:`AggregatePlanner` for ``"aggregate"`` and ``"screened"`` ones; with
+    ``committee``, wrapped in a :class:`CommitteePlanner` of that size drawing from
+    ``seed`` (the committee is drawn from the learners that do not propose).
 
     >>> planner_for_mode("screened", proposers=2).describe()["planner"]
     'screened'
@@ -282,7 +513,7 @@ def planner_for_mode(
                 "aggregate)"
             )
         Combiner.parse(combiner)  # a typo fails here too, not only in another mode
-        return planner_for(proposer, seed)
+        return planner_for(proposer, seed, committee)
     if isinstance(proposer, Planner) or proposer != "round-robin":
         shown = type(proposer).__name__ if isinstance(proposer, Planner) else repr(proposer)
         raise ConfigError(
@@ -290,13 +521,22 @@ def planner_for_mode(
             f"of a {mode} round are every learner or a seeded sample (set proposers=K "
             "instead)"
         )
-    return AggregatePlanner(proposers, seed, combiner, screened=mode == "screened")
+    planner = AggregatePlanner(proposers, seed, combiner, screened=mode == "screened")
+    if committee is not None:
+        return CommitteePlanner(planner, committee, SeededRandomness(seed))
+    return planner
 
 
 def choose_proposer(policy: str, round_index: int, n_learners: int, seed: int) -> int:
     """The index of ``round_index``'s proposer under a named single-proposer policy."""
     ids = [str(i) for i in range(n_learners)]
     return int(planner_for(policy, seed).plan(round_index, ids).proposers[0])
+
+
+def _check_seed(seed: object) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise ConfigError(f"seed must be an integer >= 0; got {seed!r}")
+    return int(seed)
 
 
 def _check_round(round_index: int, learner_ids: Sequence[str]) -> None:

@@ -14,17 +14,31 @@ the failure is typed (:class:`~colearning.core.protocol.Failure`: raised, timed 
 bad answer, unreachable). Calls to one learner never overlap (a per-learner lock), so
 a call that timed out and is still running delays that learner's next call rather
 than racing it.
+
+**Adoption can be deferred.** After an accepted round every learner must hold the new
+shared weights, but a learner only needs them at its next call. A pool with an
+``adopt(weights, timeout)`` method (:class:`LocalPool`, the Ray pool) records the
+shared weights and has each learner accept them at the start of its next call, inside
+that call (a learner that cannot accept them fails that call, with the reason);
+``catch_up(timeout)`` brings every learner up to date at once. With thousands of
+learners and committees of a few dozen, adoption then costs nothing per round. The
+driver calls :func:`adopt`, which falls back to ``accept`` for every learner on a pool
+without ``adopt`` (the gRPC pool).
 """
 
 from __future__ import annotations
 
+import math
+import os
 import queue
+import sys
 import threading
 import time
 import traceback
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 from colearning.core.exceptions import ConfigError
 from colearning.core.interface import (
@@ -61,6 +75,28 @@ class Outcome(Generic[T]):
     @classmethod
     def failed(cls, reason: Reason, message: str, seconds: float = 0.0) -> Outcome[Any]:
         return cls(None, Failure(reason, message), seconds)
+
+
+#: The longest timeout a call may have: a year (beyond it the clocks and waits the
+#: pool uses overflow; leave the timeout out for none).
+MAX_TIMEOUT = 365 * 24 * 3600.0
+
+
+def check_timeout(timeout: object) -> None:
+    """Raise :class:`ConfigError` unless ``timeout`` is ``None`` or a finite number of
+    seconds in (0, :data:`MAX_TIMEOUT`]."""
+    if timeout is None:
+        return
+    if (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, int | float)
+        or not math.isfinite(timeout)
+        or not 0 < timeout <= MAX_TIMEOUT
+    ):
+        raise ConfigError(
+            f"timeout must be a number of seconds in (0, {MAX_TIMEOUT:.0f}] or None (no "
+            f"timeout); got {timeout!r}"
+        )
 
 
 class LearnerPool(Protocol):
@@ -111,6 +147,43 @@ class LearnerPool(Protocol):
     def close(self) -> None:
         """Release threads and connections."""
         ...
+
+
+@runtime_checkable
+class DeferredAdoption(Protocol):
+    """A pool that can defer each learner's adoption of the shared weights to its next
+    call (see the module docstring)."""
+
+    def adopt(self, weights: WeightsRef, timeout: float | None) -> dict[str, Outcome[None]]:
+        """Make ``weights`` every learner's weights: each accepts them before its next
+        call. Returns the outcomes of adoptions made now (none, where all wait)."""
+        ...
+
+    def catch_up(self, timeout: float | None) -> dict[str, Outcome[None]]:
+        """Have every learner that has not yet accepted the shared weights do so now."""
+        ...
+
+
+def adopt(
+    pool: LearnerPool, weights: WeightsRef, timeout: float | None
+) -> dict[str, Outcome[None]]:
+    """Every learner of ``pool`` adopts ``weights``: deferred to each learner's next call
+    where the pool can (:class:`DeferredAdoption`), else ``accept`` for everyone now."""
+    if isinstance(pool, DeferredAdoption):
+        return pool.adopt(weights, timeout)
+    return pool.accept(pool.learner_ids, weights, timeout)
+
+
+def catch_up(pool: LearnerPool, timeout: float | None) -> dict[str, Outcome[None]]:
+    """Bring every learner of ``pool`` to the shared weights now (a no-op for a pool that
+    adopts at once)."""
+    if isinstance(pool, DeferredAdoption):
+        return pool.catch_up(timeout)
+    return {}
+
+
+class _CatchUpError(Exception):
+    """A learner could not accept the shared weights before its call."""
 
 
 class _Job:
@@ -167,22 +240,39 @@ class _Batch:
             return job.abandoned
 
 
+#: Workers that start on a batch at once; more join (up to the pool's size) when jobs
+#: are waiting and none finished for :data:`GROW_AFTER` seconds. Cheap calls (thousands
+#: of small learners) are then drained by as many threads as cores, not by dozens
+#: contending for the interpreter; calls that block or run long get every worker within
+#: milliseconds.
+EAGER_WORKERS = max(2, os.cpu_count() or 2)
+GROW_AFTER = 0.002
+
+
 class _Workers:
     """A small pool of daemon threads (a hung learner must not block interpreter exit,
-    which ``concurrent.futures`` would, since it joins its threads at exit)."""
+    which ``concurrent.futures`` would, since it joins its threads at exit).
+
+    A batch of jobs is a deque that workers share: each "token" put on the queue lets
+    one worker pop jobs from it until it is empty, so a hung job holds up only the
+    worker running it (the others drain the rest, and a replacement worker gets a
+    token of its own).
+    """
 
     def __init__(self, size: int) -> None:
-        self._size = max(1, size)
-        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self.size = max(1, size)
+        self._queue: queue.SimpleQueue[deque[_Job] | None] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
 
-    def submit(self, job: _Job) -> None:
-        if len(self._threads) < self._size:
-            with self._lock:
-                if len(self._threads) < self._size:
-                    self._spawn()
-        self._queue.put(job)
+    def share(self, jobs: deque[_Job], hands: int) -> None:
+        """Let ``hands`` more workers take jobs from ``jobs``."""
+        for _ in range(hands):
+            if len(self._threads) < self.size:
+                with self._lock:
+                    if len(self._threads) < self.size:
+                        self._spawn()
+            self._queue.put(jobs)
 
     def replace_stuck(self) -> None:
         """A worker is stuck in an abandoned call: add one so capacity stays."""
@@ -196,19 +286,25 @@ class _Workers:
 
     def _work(self) -> None:
         while True:
-            job = self._queue.get()
-            if job is None:
+            jobs = self._queue.get()
+            if jobs is None:
                 return
-            abandoned = _run_job(job)
-            # Drop the job (and the learner and tensors it references) now, not while
-            # this thread waits for the next one: a framework object freed by a daemon
-            # thread during interpreter shutdown can abort the process.
-            del job
-            if abandoned:
-                # replace_stuck() already started a successor for this thread
-                with self._lock:
-                    self._threads.remove(threading.current_thread())
-                return
+            while True:
+                try:
+                    job = jobs.popleft()
+                except IndexError:
+                    break
+                abandoned = _run_job(job)
+                # Drop the job (and the learner and tensors it references) now, not while
+                # this thread waits for the next one: a framework object freed by a daemon
+                # thread during interpreter shutdown can abort the process.
+                del job
+                if abandoned:
+                    # replace_stuck() already started a successor for this thread
+                    with self._lock:
+                        self._threads.remove(threading.current_thread())
+                    return
+            del jobs
 
     def close(self, timeout: float = 1.0) -> None:
         """Stop the workers; wait up to ``timeout`` seconds for idle ones to exit (a
@@ -235,10 +331,15 @@ def _run_job(job: _Job) -> bool:
             )
         else:
             try:
-                with torch_threads(job.single_thread):
+                if "torch" in sys.modules:
+                    with torch_threads(job.single_thread):
+                        job.value = job.fn()
+                else:  # nothing to set (and no context to enter: cheap calls stay cheap)
                     job.value = job.fn()
             finally:
                 job.lock.release()
+    except _CatchUpError as exc:
+        job.error = Failure(Reason.RAISED, str(exc))
     except BaseException as exc:
         job.error = Failure(Reason.RAISED, _describe(exc))
     job.seconds = time.perf_counter() - start
@@ -289,6 +390,11 @@ class LocalPool:
         share_malloc_arena()
         self._locks = {lid: threading.Lock() for lid in ids}
         self._workers = _Workers(max_workers or min(32, max(1, len(members))))
+        # Deferred adoption: the shared weights with their epoch (one tuple, replaced
+        # whole, so readers on other threads see a consistent pair), and the epoch each
+        # learner last accepted at (0: the weights it was last given explicitly).
+        self._shared: tuple[int, WeightsRef] | None = None
+        self._synced = dict.fromkeys(ids, 0)
 
     def __len__(self) -> int:
         return len(self._ids)
@@ -337,9 +443,33 @@ class LocalPool:
         self, learner_ids: Sequence[str], weights: WeightsRef, timeout: float | None
     ) -> dict[str, Outcome[None]]:
         w = weights.weights
-        return self._run(
-            {lid: _bind(self.learner(lid).mli_accept_weights, w) for lid in learner_ids}, timeout
-        )
+        epoch = 0 if self._shared is None else self._shared[0]
+
+        def call(lid: str) -> Callable[[], None]:
+            learner = self.learner(lid)
+
+            def accept() -> None:
+                learner.mli_accept_weights(w)
+                self._synced[lid] = epoch  # given explicitly: nothing to catch up
+
+            return accept
+
+        return self._run({lid: call(lid) for lid in learner_ids}, timeout, catch_up=False)
+
+    def adopt(self, weights: WeightsRef, timeout: float | None) -> dict[str, Outcome[None]]:
+        """Every learner accepts ``weights`` at the start of its next call (see the
+        module docstring); nothing is called now."""
+        epoch = 1 if self._shared is None else self._shared[0] + 1
+        self._shared = (epoch, weights)
+        return {}
+
+    def catch_up(self, timeout: float | None) -> dict[str, Outcome[None]]:
+        """Every learner behind the shared weights accepts them now, in parallel."""
+        shared = self._shared
+        if shared is None:
+            return {}
+        behind = [lid for lid in self._ids if self._synced[lid] < shared[0]]
+        return self._run({lid: _nothing for lid in behind}, timeout)
 
     def current_weights(self, learner_id: str, timeout: float | None) -> Outcome[Weights]:
         learner = self.learner(learner_id)
@@ -366,27 +496,48 @@ class LocalPool:
     # -- machinery --------------------------------------------------------------------
 
     def _run(
-        self, calls: Mapping[str, Callable[[], Any]], timeout: float | None
+        self,
+        calls: Mapping[str, Callable[[], Any]],
+        timeout: float | None,
+        *,
+        catch_up: bool = True,
     ) -> dict[str, Outcome[Any]]:
-        if timeout is not None and not timeout > 0:
-            raise ConfigError(f"timeout must be > 0 seconds or None; got {timeout}")
+        check_timeout(timeout)
+        shared = self._shared if catch_up else None
+        if shared is not None:
+            calls = {lid: self._after_catching_up(lid, fn, shared) for lid, fn in calls.items()}
         batch = _Batch(len(calls), timeout)
         parallel = len(calls) > 1
         jobs = {lid: _Job(fn, self._locks[lid], batch, parallel) for lid, fn in calls.items()}
+        pending = deque(jobs.values())
         # BLAS: one thread always; torch: one thread per call of a parallel batch, every
         # core for a lone call (the proposer training). See colearning/runtime/threads.py.
         with one_blas_thread():
-            for job in jobs.values():
-                self._workers.submit(job)
-            self._wait(list(jobs.values()), batch)
+            hands = min(len(pending), self._workers.size, EAGER_WORKERS)
+            self._workers.share(pending, hands)
+            self._wait(list(jobs.values()), batch, pending, hands)
         return {lid: _outcome(job, timeout) for lid, job in jobs.items()}
 
-    def _wait(self, jobs: list[_Job], batch: _Batch) -> None:
+    def _wait(self, jobs: list[_Job], batch: _Batch, pending: deque[_Job], hands: int) -> None:
         timeout = batch.timeout
-        if timeout is None:
-            batch.done.wait()
-            return
-        while not batch.done.wait(_until_next_deadline(jobs, timeout)):
+        limit = self._workers.size
+        remaining = batch.remaining
+        while True:
+            wait = None if timeout is None else _until_next_deadline(jobs, timeout)
+            if pending and hands < limit:  # jobs wait: look again soon
+                wait = GROW_AFTER if wait is None else min(wait, GROW_AFTER)
+            if batch.done.wait(wait):
+                return
+            finished_some, remaining = batch.remaining < remaining, batch.remaining
+            if pending and hands < limit and not finished_some:
+                # every worker on it is held up (a long or blocking call): more hands.
+                # (While calls keep finishing, more threads would only contend for the
+                # interpreter.)
+                more = min(len(pending), limit - hands)
+                self._workers.share(pending, more)
+                hands += more
+            if timeout is None:
+                continue
             now = time.perf_counter()
             stuck = []
             with batch.lock:
@@ -398,8 +549,34 @@ class LocalPool:
                 resolved = all(job.finished or job.abandoned for job in jobs)
             for _ in stuck:
                 self._workers.replace_stuck()
+            if stuck and pending:  # the replacements take over the stuck workers' share
+                self._workers.share(pending, len(stuck))
             if resolved:
                 return
+
+    def _after_catching_up(
+        self, lid: str, fn: Callable[[], T], shared: tuple[int, WeightsRef]
+    ) -> Callable[[], T]:
+        """``fn``, preceded (in the same job, under the learner's lock) by accepting the
+        shared weights if this learner has not yet."""
+        epoch, ref = shared
+
+        def call() -> T:
+            if self._synced[lid] < epoch:
+                try:
+                    self._learners[lid].mli_accept_weights(ref.weights)
+                except Exception as exc:
+                    raise _CatchUpError(
+                        f"could not adopt the shared weights before this call: {_describe(exc)}"
+                    ) from exc
+                self._synced[lid] = epoch
+            return fn()
+
+        return call
+
+
+def _nothing() -> None:
+    return None
 
 
 def _until_next_deadline(jobs: list[_Job], timeout: float) -> float:

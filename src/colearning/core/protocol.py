@@ -2,8 +2,8 @@
 
 A round holds one or more **proposals** (who proposed, the weights id, or why nothing
 usable came), the **candidate** put to the vote (a proposal as it is, or several
-combined), one **vote** per learner on the candidate (approve, reject, or abstain with
-a reason code) and the **decision**. Every reason is a :class:`Reason` code; the
+combined), one **vote** on the candidate per learner asked (approve, reject, or abstain
+with a reason code) and the **decision**. Every reason is a :class:`Reason` code; the
 prose beside it (``detail``) is for people and is never matched by code.
 
 These values are what observers see, what the store records, what the wire carries

@@ -1,6 +1,6 @@
 """What one round leaves behind: a frozen :class:`RoundRecord`, JSON-ready via ``to_dict``.
 
-A record holds the round's proposals, the candidate, one vote per learner and the
+A record holds the round's proposals, the candidate, one vote per learner asked and the
 decision (the values of :mod:`colearning.core.protocol`), the shared weights it moved
 from and to, and phase timings. Records written by the first version of the store
 (schema 1, one proposal a round, votes as booleans) are read with :meth:`from_v1`.
@@ -37,8 +37,10 @@ class RoundRecord:
 
     ``status`` is ``"accepted"`` or ``"rejected"`` (the candidate was voted on, or a
     malformed proposal was refused before any vote), or ``"skipped"`` (no usable
-    proposal). ``votes`` has one entry per learner, in the experiment's learner order.
-    ``committee`` lists the learners asked to vote when the round used a committee.
+    proposal). ``votes`` has one entry per learner asked to test the candidate (every
+    learner, unless a committee voted), in the experiment's learner order; a learner
+    without an entry was not asked (none is, in a round with nothing to vote on).
+    ``committee`` lists the learners drawn to vote when the round used a committee.
     """
 
     round_index: int

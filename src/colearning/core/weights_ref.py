@@ -12,9 +12,11 @@ from __future__ import annotations
 import threading
 from concurrent.futures import Executor, Future
 
-from colearning.core.codec import decode, encode, weights_id
+import numpy as np
+
+from colearning.core.codec import check_weights_id, decode, encode, sealed_arrays, weights_id
 from colearning.core.exceptions import WeightsError
-from colearning.core.interface import Weights
+from colearning.core.interface import Array, Weights
 
 
 class WeightsRef:
@@ -43,6 +45,8 @@ class WeightsRef:
     ) -> None:
         if weights is None and blob is None:
             raise WeightsError("a WeightsRef needs the weights or their bytes; got neither")
+        if weights_id is not None:
+            check_weights_id(weights_id, "a WeightsRef's weights_id")
         self._weights = weights
         self._id = weights_id
         self._blob = blob
@@ -58,6 +62,8 @@ class WeightsRef:
     def from_blob(cls, blob: bytes, weights_id: str | None = None) -> WeightsRef:
         """A reference to encoded weights; if ``weights_id`` is given it is checked."""
         actual = weights_id_of(blob)
+        if weights_id is not None:
+            check_weights_id(weights_id, "the id that came with these bytes")
         if weights_id is not None and actual != weights_id:
             raise WeightsError(
                 f"these {len(blob)} bytes hash to {actual[:12]}..., not to the id they came "
@@ -95,6 +101,37 @@ class WeightsRef:
     @property
     def has_blob(self) -> bool:
         return self._blob is not None
+
+    def sealed(self) -> WeightsRef:
+        """A reference to the same weights whose arrays nobody else can change.
+
+        A learner's proposal shares memory with the learner (``Weights.arrays`` are
+        read-only *views*; the learner still holds the writable buffer behind them). A
+        learner that keeps that buffer and trains in place later would change every
+        learner's model, and what they hold would no longer hash to the recorded id.
+        The sealed weights are read-only views of this reference's own encoded bytes,
+        an immutable ``bytes`` object whose SHA-256 is the id: nothing is copied
+        beyond the encoding that computing the id needs anyway, and the payload keeps
+        its form (``Weights.weights`` rebuilds a ``state_dict`` as tensors, a list as
+        a list).
+        """
+        blob = self.blob()
+        if not isinstance(blob, bytes):
+            blob = bytes(blob)
+        wid = self.weights_id
+        original = self.weights
+        views = sealed_arrays(blob)
+        arrays: dict[str, Array] = {}
+        for name, array in original.arrays.items():
+            view = views.get(name)
+            if view is None or view.dtype != array.dtype or view.shape != array.shape:
+                # safetensors stores little-endian; a big-endian array keeps its dtype
+                # in a private read-only copy instead
+                view = np.array(array, copy=True)
+                view.flags.writeable = False
+            arrays[name] = view
+        weights = Weights.from_arrays(arrays, original.layout, original.training_summary)
+        return WeightsRef(weights, weights_id=wid, blob=blob)
 
     def start_encoding(self, executor: Executor) -> None:
         """Encode and hash on ``executor`` now, so ``blob()`` and ``weights_id`` are

@@ -14,10 +14,11 @@ from colearning.data.partition import (
     partition,
     partition_dataset,
     partition_indices,
+    share_dataset,
     split_learner_data,
     split_sizes,
 )
-from colearning.data.types import XY, Dataset, LearnerData, pool_data
+from colearning.data.types import XY, Dataset, LearnerData, Shares, pool_data
 
 __all__ = [
     "DEFAULT_FRACTIONS",
@@ -26,6 +27,7 @@ __all__ = [
     "Dataset",
     "LearnerData",
     "PartitionSpec",
+    "Shares",
     "list_datasets",
     "load_dataset",
     "min_rows_for",
@@ -34,6 +36,7 @@ __all__ = [
     "partition_dataset",
     "partition_indices",
     "pool_data",
+    "share_dataset",
     "split_learner_data",
     "split_sizes",
 ]

@@ -200,3 +200,36 @@ def load_dataset(name: str, data_dir: Path | None = None) -> Dataset:
         ) from None
     require_extra(module, _EXTRA, f"the {name!r} data set")
     return loader()
+
+
+def synthetic_classification(
+    rows: int, features: int = 20, classes: int = 10, seed: int = 0, spread: float = 1.0
+) -> Dataset:
+    """A generated classification set of any size, with NumPy alone: ``classes`` Gaussian
+    clouds of unit variance in ``features`` dimensions, their centres drawn from
+    ``N(0, spread^2)``, labels uniform. The same arguments give the same rows.
+
+    Features are ``float32`` and labels ``int64``, as for the bundled sets. Made for
+    simulations of many learners (``synthetic-softmax``), where no bundled set has rows
+    enough.
+
+    >>> ds = synthetic_classification(1000, features=4, classes=3)
+    >>> ds.X.shape, ds.X.dtype, ds.classes.tolist()
+    ((1000, 4), dtype('float32'), [0, 1, 2])
+    """
+    for name, value, least in (
+        ("rows", rows, 1),
+        ("features", features, 1),
+        ("classes", classes, 2),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < least:
+            raise ConfigError(f"{name} must be a whole number >= {least}; got {value!r}")
+    if not (isinstance(spread, int | float) and spread > 0):
+        raise ConfigError(f"spread must be a number > 0; got {spread!r}")
+    rng = np.random.default_rng([int(seed), 0x5EED])
+    centres = rng.normal(scale=float(spread), size=(int(classes), int(features)))
+    y = rng.integers(0, int(classes), size=int(rows))
+    X = (centres[y] + rng.standard_normal((int(rows), int(features)))).astype(np.float32)
+    return Dataset(
+        f"synthetic-{rows}x{features}", X, y.astype(np.int64), classes=np.arange(int(classes))
+    )

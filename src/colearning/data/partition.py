@@ -30,7 +30,7 @@ from typing import Literal
 import numpy as np
 
 from colearning.core.exceptions import ConfigError, DataError
-from colearning.data.types import Array, Dataset, LearnerData
+from colearning.data.types import Array, Dataset, LearnerData, Shares
 
 DEFAULT_FRACTIONS: tuple[float, float, float] = (0.6, 0.2, 0.2)
 #: Rows a learner needs at least, by default, in :func:`partition_dataset`.
@@ -38,6 +38,11 @@ DEFAULT_MIN_ROWS = 10
 #: How many Dirichlet draws :func:`partition` makes to give every learner
 #: ``min_rows`` rows before it settles for the fairest draw.
 DIRICHLET_TRIES = 100
+
+#: The largest ALPHA and K a spec may name: beyond them a Dirichlet split is iid in all
+#: but name, and no data set has that many shards per learner.
+MAX_ALPHA = 1e6
+MAX_SHARDS = 1_000_000
 
 _SPEC_HELP = "partition must be 'iid', 'dirichlet:ALPHA' (ALPHA > 0) or 'shards:K' (K >= 1)"
 
@@ -52,7 +57,7 @@ class PartitionSpec:
 
     def __str__(self) -> str:
         if self.kind == "dirichlet":
-            return f"dirichlet:{self.alpha:g}"
+            return f"dirichlet:{self.alpha!r}"  # repr: parses back to the same alpha
         if self.kind == "shards":
             return f"shards:{self.shards}"
         return "iid"
@@ -78,7 +83,8 @@ def parse_partition(spec: str | PartitionSpec) -> PartitionSpec:
     """
     if isinstance(spec, PartitionSpec):
         return spec
-    bad = ConfigError(f"{_SPEC_HELP}; got {spec!r}")
+    shown = repr(spec) if len(repr(spec)) <= 60 else repr(spec)[:57] + "..."
+    bad = ConfigError(f"{_SPEC_HELP}; got {shown}")
     if not isinstance(spec, str):
         raise bad
     kind, _, arg = spec.strip().partition(":")
@@ -92,15 +98,22 @@ def parse_partition(spec: str | PartitionSpec) -> PartitionSpec:
             raise bad from None
         if not (math.isfinite(alpha) and alpha > 0):
             raise bad
+        if alpha > MAX_ALPHA:
+            raise ConfigError(
+                f"partition dirichlet:ALPHA takes ALPHA <= {MAX_ALPHA:g} (larger is iid in "
+                f"all but name; use 'iid'); got {shown}"
+            )
         return PartitionSpec("dirichlet", alpha=alpha)
     if kind == "shards":
-        try:
-            shards = int(arg)
-        except ValueError:
-            raise bad from None
-        if shards < 1:
+        # plain decimal digits only: int() would also take "1_000" and other scripts' digits
+        if not (arg.isascii() and arg.isdigit()) or not arg.strip("0"):
             raise bad
-        return PartitionSpec("shards", shards=shards)
+        if len(arg.lstrip("0")) > 7 or int(arg) > MAX_SHARDS:
+            raise ConfigError(
+                f"partition shards:K takes K <= {MAX_SHARDS} shards per learner (and no "
+                f"more shards in all than the data set has rows); got {shown}"
+            )
+        return PartitionSpec("shards", shards=int(arg))
     raise bad
 
 
@@ -350,6 +363,12 @@ def partition_dataset(
     """Share ``dataset`` out among ``n_learners`` and split each share (the rows of
     :func:`partition_indices`).
 
+    The learners' arrays are read-only views into one copy of the data set
+    (:func:`share_dataset`), not a copy each.
+
+    The learners' arrays are read-only views into one copy of the data set
+    (:func:`share_dataset`), not a copy each.
+
     Parameters
     ----------
     dataset
@@ -387,10 +406,42 @@ def partition_dataset(
     >>> [p.sizes for p in parts]
     [(30, 10, 10), (30, 10, 10), (30, 10, 10)]
     """
-    return [
-        learner_data(dataset.X, dataset.y, rows)
-        for rows in partition_indices(dataset, n_learners, spec, seed, fractions, min_rows)
-    ]
+    return share_dataset(dataset, n_learners, spec, seed, fractions, min_rows).parts()
+
+
+def share_dataset(
+    dataset: Dataset,
+    n_learners: int,
+    spec: str | PartitionSpec,
+    seed: int,
+    fractions: Sequence[float] = DEFAULT_FRACTIONS,
+    min_rows: int = DEFAULT_MIN_ROWS,
+) -> Shares:
+    """:func:`partition_dataset` as one :class:`~colearning.data.types.Shares`: every
+    learner's rows (train, vote, test, learner after learner) gathered once into one
+    read-only buffer, which each learner's data views. Same arguments, same rows in the
+    same order as :func:`partition_indices` gives each learner.
+
+    Examples
+    --------
+    >>> from colearning.data.datasets import load_dataset
+    >>> shares = share_dataset(load_dataset("iris"), 3, "iid", seed=0)
+    >>> shares.X.shape, shares.bounds[1].tolist(), shares.part(1).vote[0].base is not None
+    ((150, 4), [50, 80, 90, 100], True)
+    """
+    rows = partition_indices(dataset, n_learners, spec, seed, fractions, min_rows)
+    bounds, start = np.zeros((len(rows), 4), dtype=np.int64), 0
+    for i, (train, vote, test) in enumerate(rows):
+        n_train, n_vote = len(train), len(vote)
+        bounds[i] = (
+            start,
+            start + n_train,
+            start + n_train + n_vote,
+            start + n_train + n_vote + len(test),
+        )
+        start = int(bounds[i, 3])
+    gather = np.concatenate([np.concatenate(r) for r in rows]) if rows else np.zeros(0, np.int64)
+    return Shares(dataset.X[gather], dataset.y[gather], bounds)
 
 
 def partition_indices(

@@ -49,6 +49,40 @@ class LearnerData:
         return len(self.train[1]), len(self.vote[1]), len(self.test[1])
 
 
+@dataclass(frozen=True)
+class Shares:
+    """Every learner's rows in one read-only buffer: learner 0's train, vote and test
+    rows, then learner 1's, and so on. Each learner's :class:`LearnerData` is made of
+    views into it (:meth:`part`), so the learners of one process share one copy of the
+    data set, and the whole can cross to another process (a Ray object store) once.
+
+    ``bounds[i]`` holds learner ``i``'s four offsets: where its train, vote and test
+    rows start and where its test rows end.
+    """
+
+    X: Array
+    y: Array
+    bounds: Array
+
+    def __post_init__(self) -> None:
+        for array in (self.X, self.y, self.bounds):
+            if array.flags.writeable:
+                array.setflags(write=False)
+
+    def __len__(self) -> int:
+        return len(self.bounds)
+
+    def part(self, learner_index: int) -> LearnerData:
+        """Learner ``learner_index``'s data, as views."""
+        a, b, c, d = (int(v) for v in self.bounds[learner_index])
+        X, y = self.X, self.y
+        return LearnerData(train=(X[a:b], y[a:b]), vote=(X[b:c], y[b:c]), test=(X[c:d], y[c:d]))
+
+    def parts(self) -> list[LearnerData]:
+        """Every learner's data, in learner order."""
+        return [self.part(i) for i in range(len(self))]
+
+
 def pool_data(parts: list[LearnerData]) -> LearnerData:
     """Every learner's data together: the pooled reference that no party could build."""
 

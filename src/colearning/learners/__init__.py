@@ -8,6 +8,7 @@ its framework only::
     from colearning.learners import KerasLearner        # Keras 3 on PyTorch
     from colearning.learners import XGBoostLearner      # XGBoost
     from colearning.learners import RandomForestLearner # scikit-learn + skops
+    from colearning.learners import SoftmaxLearner      # NumPy alone
 
 A missing extra fails loudly, naming the ``pip install`` to run. The differentially
 private ``DPTorchLearner`` lives in :mod:`colearning.privacy` (privacy builds on the
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from colearning.learners.keras import KerasLearner
     from colearning.learners.metrics import METRICS, Metric
     from colearning.learners.sklearn import SKLearnLearner
+    from colearning.learners.softmax import SoftmaxLearner
     from colearning.learners.torch import TorchLearner
     from colearning.learners.xgboost import XGBoostLearner
 
@@ -46,6 +48,7 @@ _WHERE = {
     "Metric": "colearning.learners.metrics",
     "RandomForestLearner": "colearning.learners.forest",
     "SKLearnLearner": "colearning.learners.sklearn",
+    "SoftmaxLearner": "colearning.learners.softmax",
     "TorchLearner": "colearning.learners.torch",
     "XGBoostLearner": "colearning.learners.xgboost",
 }
@@ -57,6 +60,7 @@ __all__ = [
     "Metric",
     "RandomForestLearner",
     "SKLearnLearner",
+    "SoftmaxLearner",
     "TorchLearner",
     "XGBoostLearner",
 ]

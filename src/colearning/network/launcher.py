@@ -281,7 +281,8 @@ def main(argv: list[str]) -> int:
         # the framework first, so that the thread limits below apply to it; then learner
         # 0, with one thread, so that everything the learners need is imported before
         # the forks and no thread team exists at them
-        importlib.import_module(_module_of_extra(setup.task.extra))
+        if setup.task.extra is not None:
+            importlib.import_module(_module_of_extra(setup.task.extra))
         with one_blas_thread(), torch_threads(True):
             first = setup.make_learner(setup.parts[0], 0)
     except ColearningError as exc:

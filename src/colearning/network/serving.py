@@ -56,10 +56,9 @@ def task_setup(
 ) -> Setup:
     """A task's data set shared out ``count`` ways by ``partition`` and ``seed``, as
     ``colearn run --learners count`` shares it (no learner built yet)."""
-    from colearning.core.exceptions import require_extra
     from colearning.data.partition import partition_dataset
     from colearning.tasks.registry import get_task
-    from colearning.tasks.runner import RunConfig, Setup, _module_of_extra
+    from colearning.tasks.runner import RunConfig, Setup, require_task_extra
 
     config = RunConfig(
         task=task_name,
@@ -70,7 +69,7 @@ def task_setup(
         params=dict(params or {}),
     ).resolved()
     task = get_task(config.task)
-    require_extra(_module_of_extra(task.extra), task.extra, f"task {task.name!r}")
+    require_task_extra(task)
     dataset = task.load_dataset(Path(data_dir) if data_dir else None, config.params)
     parts = partition_dataset(dataset, count, str(config.partition), config.seed)
     return Setup(config, task, dataset, parts)

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from colearning.core.exceptions import require_extra
+from colearning.core.exceptions import StoreDamagedError, require_extra
 from colearning.core.protocol import Reason
 from colearning.core.records import RoundRecord
 from colearning.core.store import opened
@@ -20,13 +20,20 @@ from colearning.core.store import opened
 # vote matrix cell codes
 NOT_ASKED, REJECT, APPROVE, ABSTAIN, PROPOSER = 0, 1, 2, 3, 4
 CELL_COLORS = ["#f4f4f4", "#d9534f", "#5cb85c", "#9e9e9e", "#ffffff"]
+#: With more learners than this, the vote matrix shows only those asked in some round,
+#: and the score panel the spread of scores instead of a line per learner.
+MANY_LEARNERS = 40
+#: Tallest the vote matrix gets, in inches (one row per learner below that).
+MAX_MATRIX_INCHES = 12.0
 
 
 def vote_matrix(rounds: Sequence[RoundRecord], learner_ids: Sequence[str]) -> np.ndarray:
     """Learner x round codes of the votes on each round's candidate: approve, reject,
-    abstain (failed/timed out), not asked (skipped rounds, malformed proposals, screened
-    rounds with nothing left to combine) or proposer (the single proposer, who scores
-    its own proposal without voting; in aggregate and screened rounds proposers vote)."""
+    abstain (failed/timed out), not asked (not in the round's committee, skipped rounds,
+    malformed proposals, screened rounds with nothing left to combine) or proposer (the
+    single proposer, who scores its own proposal without voting; in aggregate and
+    screened rounds proposers vote). A round's record holds only the learners it asked;
+    everyone else is not asked."""
     index = {lid: i for i, lid in enumerate(learner_ids)}
     matrix = np.full((len(learner_ids), len(rounds)), NOT_ASKED, dtype=np.int8)
     for col, record in enumerate(rounds):
@@ -42,6 +49,13 @@ def vote_matrix(rounds: Sequence[RoundRecord], learner_ids: Sequence[str]) -> np
             elif vote.vote is False:
                 matrix[row, col] = REJECT
     return matrix
+
+
+def _asked(rounds: Sequence[RoundRecord], learner_ids: Sequence[str]) -> list[str]:
+    """The learners that some round asked (or that proposed), in experiment order."""
+    asked = {v.learner_id for rec in rounds for v in rec.votes}
+    asked |= {p for rec in rounds for p in rec.proposer_ids}
+    return [lid for lid in learner_ids if lid in asked]
 
 
 def _scores(rounds: Sequence[RoundRecord], learner_ids: Sequence[str], field: str) -> np.ndarray:
@@ -88,12 +102,16 @@ def plot_rounds(
     from matplotlib.ticker import MaxNLocator
 
     n, r = len(learner_ids), len(rounds)
+    many = n > MANY_LEARNERS
+    shown = _asked(rounds, learner_ids) if many else list(learner_ids)
+    rows = max(1, len(shown))
+    matrix_inches = min(MAX_MATRIX_INCHES, max(1.2, 0.3 * rows))
     x = np.array([rec.round_index for rec in rounds])
     fig, (ax_s, ax_v) = plt.subplots(
         2,
         1,
-        figsize=(max(8.0, 0.35 * r + 3), 5.5 + 0.3 * n),
-        gridspec_kw={"height_ratios": [3, max(1.2, 0.3 * n)]},
+        figsize=(max(8.0, 0.35 * r + 3), 5.5 + matrix_inches),
+        gridspec_kw={"height_ratios": [3, matrix_inches]},
         constrained_layout=True,
     )
 
@@ -103,7 +121,15 @@ def plot_rounds(
         values = _scores(rounds, learner_ids, field)
         if np.isnan(values).all():
             continue
-        for i in range(n):
+        if many:  # thousands of lines say nothing: the middle 80% of the scores
+            band = ~np.isnan(values).all(axis=0)
+            with np.errstate(all="ignore"):
+                low = np.nanpercentile(values[:, band], 10, axis=0)
+                high = np.nanpercentile(values[:, band], 90, axis=0)
+            ax_s.fill_between(
+                x[band], low, high, color="grey", alpha=0.2, label=f"{label} scores, 10-90%"
+            )
+        for i in range(0 if many else n):
             ax_s.plot(x, values[i], style, color=colors(i % 10), alpha=0.45, linewidth=1)
         with np.errstate(all="ignore"):
             mean = np.nanmean(np.where(np.isnan(values).all(axis=0), 0.0, values), axis=0)
@@ -123,7 +149,8 @@ def plot_rounds(
         )
     handles, _ = ax_s.get_legend_handles_labels()
     handles += [
-        Line2D([], [], color=colors(i % 10), label=lid) for i, lid in enumerate(learner_ids[:10])
+        Line2D([], [], color=colors(i % 10), label=lid)
+        for i, lid in enumerate([] if many else learner_ids[:10])
     ]
     handles.append(Line2D([], [], marker="o", color="black", linestyle="", label="accepted round"))
     ax_s.legend(handles=handles, fontsize=7, ncol=2, loc="best")
@@ -135,7 +162,7 @@ def plot_rounds(
     ax_s.grid(alpha=0.3)
 
     # -- panel 2: the vote matrix -------------------------------------------------------
-    matrix = vote_matrix(rounds, learner_ids)
+    matrix = vote_matrix(rounds, shown)
     ax_v.imshow(
         matrix,
         cmap=ListedColormap(CELL_COLORS),
@@ -144,40 +171,51 @@ def plot_rounds(
         aspect="auto",
         interpolation="nearest",
     )
-    rows = {lid: i for i, lid in enumerate(learner_ids)}
+    row_of = {lid: i for i, lid in enumerate(shown)}
     combined = False
     for col, record in enumerate(rounds):
         status_marker = {"accepted": ("*", "#1f5fbf", 11), "rejected": ("X", "black", 8)}.get(
             record.status, ("s", "#f0ad4e", 7)
         )
         if record.mode == "single":
-            marker, color, size = status_marker
-            ax_v.plot(col, rows[record.proposer_id], marker=marker, color=color, markersize=size)
+            row = row_of.get(record.proposer_id)
+            if row is not None:
+                marker, color, size = status_marker
+                ax_v.plot(col, row, marker=marker, color=color, markersize=size)
             continue
         # several proposals: a dot for each one combined into the candidate, a cross for
         # each left out (screened out, failed, malformed); the round's fate above the grid
         combined = True
         sources = set(record.candidate.sources) if record.candidate else set()
         for p in record.proposals:
+            if p.proposer_id not in row_of:
+                continue
             kept = p.proposer_id in sources
             ax_v.plot(
                 col,
-                rows[p.proposer_id],
+                row_of[p.proposer_id],
                 marker="o" if kept else "x",
                 color="#1f5fbf" if kept else "black",
-                markersize=4 if n <= 40 else 2,
+                markersize=4 if len(shown) <= 40 else 2,
             )
         marker, color, size = status_marker
         ax_v.plot(col, -1, marker=marker, color=color, markersize=size, clip_on=False)
-    ax_v.set_ylim(n - 0.5, -1.6 if combined else -0.5)
-    ax_v.set_yticks(range(n), list(learner_ids) if n <= 40 else [""] * n)
+    ax_v.set_ylim(len(shown) - 0.5, -1.6 if combined else -0.5)
+    if many:
+        ax_v.set_yticks([])
+        ax_v.set_ylabel(f"{len(shown):,} of {n:,} learners (those asked)")
+    else:
+        ax_v.set_yticks(range(n), list(learner_ids) if n <= 40 else [""] * n)
     step = max(1, r // 25)
     ax_v.set_xticks(range(0, r, step), [str(v) for v in x[::step]])
     ax_v.set_xlabel("round")
+    sizes = sorted({len(rec.committee) for rec in rounds if rec.committee is not None})
+    committee = f"; a committee of {', '.join(map(str, sizes))} votes" if sizes else ""
     ax_v.set_title(
         "votes (star accepted, X rejected, square skipped"
         + ("; o combined, x left out" if combined else "")
-        + ")",
+        + ")"
+        + committee,
         loc="left",
     )
     ax_v.legend(
@@ -214,9 +252,35 @@ def plot_experiment(
     with opened(directory) as store:
         rounds = store.rounds()
         ids = store.learner_ids
-        summary = store.get_meta("summary")
+        summary = _checked_summary(store.get_meta("summary"), directory)
         config = store.config
     title = f"{config.get('task', 'experiment')}: {len(ids)} learners, {len(rounds)} rounds"
     return plot_rounds(
         rounds, ids, output or Path(directory) / "plot.png", title=title, summary=summary
     )
+
+
+def _checked_summary(summary: Any, directory: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The stored summary if the plot can use it (it is not part of the chain)."""
+    if summary is None:
+        return None
+    budgets = summary.get("dp_budgets") if isinstance(summary, dict) else None
+    ok = (
+        isinstance(summary, dict)
+        and isinstance(summary.get("metric", ""), str)
+        and (budgets is None or isinstance(budgets, dict))
+        and all(
+            isinstance(b, dict)
+            and all(
+                isinstance(b.get(k), (int, float)) and not isinstance(b.get(k), bool)
+                for k in ("consumed_epsilon", "target_epsilon")
+            )
+            for b in (budgets or {}).values()
+        )
+    )
+    if not ok:
+        raise StoreDamagedError(
+            f"{directory} is damaged: its stored summary is not one colearning wrote (the "
+            f"rounds are intact); run `colearn verify {directory}` for every problem found"
+        )
+    return summary  # type: ignore[no-any-return]

@@ -61,7 +61,8 @@ def final_learner(
                 data_dir=data_dir if data_dir is not None else config.data_dir,
                 params={**config.params, **(params or {})},
             )
-    learner = build(config).learners[0]
+    setup = build(config, learners=False)  # learner 0 alone, however many the run had
+    learner = setup.make_learner(setup.parts[0], 0)
     try:
         weights = decode(blob, learner.mli_get_current_weights())
     except WeightsError as exc:

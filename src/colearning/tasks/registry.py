@@ -44,7 +44,8 @@ class Task:
     description
         One line for ``colearn tasks``.
     extra
-        The colearning extra its learners need, e.g. ``"sklearn"``.
+        The colearning extra its learners need, e.g. ``"sklearn"``; ``None`` for a task
+        that needs only the core install (NumPy).
     load_dataset
         ``(data_dir, params) -> Dataset``.
     make_learner
@@ -64,7 +65,7 @@ class Task:
 
     name: str
     description: str
-    extra: str
+    extra: str | None
     load_dataset: Callable[[Path | None, Mapping[str, Any]], Dataset]
     make_learner: Callable[[LearnerData, BuildContext], MachineLearningInterface]
     metric: str = "accuracy"
@@ -81,6 +82,7 @@ _BUILTIN_MODULES = (
     "colearning.tasks.tree_tasks",
     "colearning.tasks.keras_tasks",
     "colearning.tasks.torch_tasks",
+    "colearning.tasks.scale_tasks",
 )
 _loaded = False
 

@@ -11,6 +11,7 @@ This is what ``colearn run`` calls; it is as usable from Python::
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -18,17 +19,17 @@ from pathlib import Path
 from typing import Any
 
 from colearning.core.combiners import Combiner
-from colearning.core.exceptions import ConfigError, StoreError, require_extra
+from colearning.core.exceptions import ConfigError, ConfigTypeError, StoreError, require_extra
 from colearning.core.experiment import Experiment, ExperimentResult, ObserverLike
 from colearning.core.interface import MachineLearningInterface, Weights
 from colearning.core.pipeline import PipelinedPool
 from colearning.core.plans import planner_for_mode
-from colearning.core.pool import LearnerPool
+from colearning.core.pool import MAX_TIMEOUT, LearnerPool
 from colearning.core.records import RoundRecord
 from colearning.core.store import ExperimentStore
 from colearning.core.tally import threshold_fraction
 from colearning.core.weights_ref import WeightsRef
-from colearning.data.types import Dataset, LearnerData, pool_data
+from colearning.data.types import Dataset, LearnerData, Shares, pool_data
 from colearning.tasks.registry import BuildContext, Task, get_task
 
 # Settings that may differ when an experiment is resumed: they do not change what the
@@ -37,6 +38,43 @@ _RESUMABLE_CHANGES = frozenset({"rounds", "baselines", "chain_url"})
 #: ``ledger`` values: ``"evm"`` puts the rounds on an Ethereum chain (colearning.ledger).
 LEDGERS = ("evm",)
 
+#: Limits refused before anything runs (every learner is a model in this process; a
+#: seed is a 63-bit integer everywhere it travels; MAX_TIMEOUT, a year, is the pool's).
+MAX_LEARNERS = 10_000
+MAX_ROUNDS = 10_000_000
+MAX_SEED = 2**63 - 1
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _whole(name: str, value: Any, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigTypeError(
+            f"{name} must be a whole number in [{low}, {high}]; got {_shown(value)} "
+            f"({type(value).__name__})"
+        )
+    if value < low:
+        raise ConfigError(f"{name} must be a whole number >= {low}; got {_shown(value)}")
+    if value > high:
+        raise ConfigError(
+            f"{name} must be at most {high}; got {_shown(value)}"
+            + (" (each learner is a model held in this process)" if name == "learners" else "")
+        )
+
+
+def _text(name: str, value: Any, optional: bool = False) -> None:
+    if optional and value is None:
+        return
+    if not isinstance(value, str):
+        raise ConfigTypeError(
+            f"{name} must be a string; got {_shown(value)} ({type(value).__name__})"
+        )
+    if not value.strip():
+        raise ConfigError(f"{name} must not be empty; got {value!r}")
+
 
 @dataclass(frozen=True)
 class RunConfig:
@@ -44,9 +82,9 @@ class RunConfig:
 
     ``params`` holds the task's own options (see ``colearn tasks``). ``ledger="evm"``
     has a smart contract decide every round, on the embedded chain or the node at
-    ``chain_url`` (see ``docs/ledger.md``).
-    ``params`` holds the task's own options (see ``colearn tasks``). ``mode``,
-    ``combiner`` and ``proposers`` choose the round mode (``docs/modes.md``).
+    ``chain_url`` (see ``docs/ledger.md``). ``mode``, ``combiner`` and ``proposers``
+    choose the round mode (``docs/modes.md``). ``committee``, if set, is the number of
+    voters drawn each round (default: everyone votes).
     """
 
     task: str
@@ -65,9 +103,17 @@ class RunConfig:
     mode: str = "single"
     combiner: str = "mean"
     proposers: int | None = None
+    committee: int | None = None
 
     def resolved(self) -> RunConfig:
-        """This config with the task's defaults filled in and every value checked."""
+        """This config with the task's defaults filled in and every value checked (by
+        type and range, before any data is loaded)."""
+        _text("task", self.task)
+        if not isinstance(self.params, Mapping):
+            raise ConfigTypeError(
+                f"params must be a table of task options (e.g. [params] in TOML, or "
+                f"-c params.NAME=VALUE); got {_shown(self.params)}"
+            )
         task = get_task(self.task)
         d = task.defaults
         config = dataclasses.replace(
@@ -79,33 +125,63 @@ class RunConfig:
                 if self.vote_threshold is not None
                 else float(d.get("vote_threshold", 0.5))
             ),
-            partition=self.partition or str(d.get("partition", "iid")),
+            partition=(
+                self.partition if self.partition is not None else str(d.get("partition", "iid"))
+            ),
             params={**task.params, **dict(self.params)},
         )
         config._check(task)
         return config
 
     def _check(self, task: Task) -> None:
-        if (
-            not isinstance(self.learners, int)
-            or isinstance(self.learners, bool)
-            or self.learners < 1
-        ):
-            raise ConfigError(f"learners must be a whole number >= 1; got {self.learners!r}")
-        if not isinstance(self.rounds, int) or isinstance(self.rounds, bool) or self.rounds < 0:
-            raise ConfigError(f"rounds must be a whole number >= 0; got {self.rounds!r}")
-        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
-            raise ConfigError(f"seed must be a whole number >= 0; got {self.seed!r}")
+        _whole("learners", self.learners, 1, MAX_LEARNERS)
+        _whole("rounds", self.rounds, 0, MAX_ROUNDS)
+        _whole("seed", self.seed, 0, MAX_SEED)
         threshold_fraction(self.vote_threshold)  # type: ignore[arg-type]
+        _text("proposer", self.proposer)
         if self.proposer not in ("round-robin", "random"):
-            raise ConfigError(f"proposer must be 'round-robin' or 'random'; got {self.proposer!r}")
-        planner_for_mode(self.mode, self.proposer, self.seed, self.combiner, self.proposers)
-        if self.timeout is not None and not (
-            isinstance(self.timeout, (int, float))
-            and math.isfinite(self.timeout)
-            and self.timeout > 0
-        ):
-            raise ConfigError(f"timeout must be a number of seconds > 0; got {self.timeout!r}")
+            raise ConfigError(
+                f"proposer must be 'round-robin' or 'random'; got {_shown(self.proposer)}"
+            )
+        planner_for_mode(
+            self.mode, self.proposer, self.seed, self.combiner, self.proposers, self.committee
+        )
+        if self.committee is not None:
+            from colearning.core.plans import check_committee_size
+
+            check_committee_size(self.committee, self.learners)
+        if self.timeout is not None:
+            if isinstance(self.timeout, bool) or not isinstance(self.timeout, (int, float)):
+                raise ConfigTypeError(
+                    f"timeout must be a number of seconds > 0; got {_shown(self.timeout)} "
+                    f"({type(self.timeout).__name__})"
+                )
+            if not (math.isfinite(self.timeout) and self.timeout > 0):
+                raise ConfigError(
+                    f"timeout must be a number of seconds > 0; got {_shown(self.timeout)}"
+                )
+            if self.timeout > MAX_TIMEOUT:
+                raise ConfigError(
+                    f"timeout must be at most {MAX_TIMEOUT:.0f} seconds (a year); got "
+                    f"{_shown(self.timeout)} (leave it out for no timeout)"
+                )
+        _text("data_dir", self.data_dir, optional=True)
+        if not isinstance(self.baselines, bool):
+            raise ConfigTypeError(
+                f"baselines must be true or false; got {_shown(self.baselines)} "
+                f"({type(self.baselines).__name__})"
+            )
+        _text("partition", self.partition)
+        bad_names = [k for k in self.params if not isinstance(k, str) or not k]
+        if bad_names:
+            raise ConfigTypeError(f"task option names must be strings; got {bad_names[0]!r}")
+        try:
+            json.dumps(dict(self.params), allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise ConfigTypeError(
+                "task options must be numbers, strings, booleans, lists or tables of them "
+                f"(finite numbers, no dates): {exc}"
+            ) from None
         unknown = sorted(set(self.params) - set(task.params))
         if unknown:
             known = ", ".join(sorted(task.params)) or "none"
@@ -139,8 +215,10 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RunConfig:
+        if not isinstance(data, Mapping):
+            raise ConfigTypeError(f"settings must be a table; got {_shown(data)}")
         names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
+        unknown = sorted(str(k) for k in set(data) - names)
         if unknown:
             key = unknown[0]
             hint = ""
@@ -158,9 +236,15 @@ class RunConfig:
             raise ConfigError(
                 f"unknown setting {key!r}{hint or '; settings are: ' + ', '.join(sorted(names))}"
             )
-        if "task" not in data:
+        if "task" not in data or data["task"] is None:
             raise ConfigError("no task given; pass --task NAME (see `colearn tasks`)")
-        return cls(**{**data, "params": dict(data.get("params") or {})})
+        params = data.get("params")
+        if params is not None and not isinstance(params, Mapping):
+            raise ConfigTypeError(
+                f"params must be a table of task options (e.g. [params] in TOML, or "
+                f"-c params.NAME=VALUE); got {_shown(params)}"
+            )
+        return cls(**{**data, "params": dict(params or {})})
 
 
 @dataclass
@@ -168,7 +252,9 @@ class Setup:
     """A run's parts before any round: the task, its data shared out, the learners.
 
     The learners are built when first asked for: a run over learner servers
-    (``--processes``) never builds them here, its servers do.
+    (``--processes``) or Ray actors never builds them here, its servers do.
+    ``shares`` holds every learner's rows in one buffer (``parts`` are views into it),
+    for pools that ship the data elsewhere once.
     """
 
     config: RunConfig
@@ -182,6 +268,8 @@ class Setup:
         if self.built is None:
             self.built = [self.make_learner(part, i) for i, part in enumerate(self.parts)]
         return self.built
+
+    shares: Shares | None = None
 
     @property
     def learner_ids(self) -> list[str]:
@@ -205,21 +293,74 @@ class Setup:
     def make_learner(self, data: LearnerData, learner_index: int) -> MachineLearningInterface:
         return self.task.make_learner(data, self.context(learner_index))
 
+    def learner_builder(self) -> TaskLearners:
+        """What builds this run's learners in another process, from ``(dataset, shares)``
+        (a Ray actor: :meth:`colearning.scale.RayPool.for_setup`)."""
+        return TaskLearners(self.config, self.task)
 
-def build(config: RunConfig) -> Setup:
-    """Load the task's data and share it out (the learners, one per share, are built
-    when :attr:`Setup.learners` is first read)."""
-    from colearning.data.partition import partition_dataset
+
+@dataclass(frozen=True)
+class TaskLearners:
+    """Builds a task run's learners wherever it is unpickled, from the run's data set
+    and its :class:`~colearning.data.types.Shares` (views, not copies)."""
+
+    config: RunConfig
+    task: Task
+
+    def build(
+        self, indices: Sequence[int], shared: tuple[Dataset, Shares]
+    ) -> list[MachineLearningInterface]:
+        dataset, shares = shared
+        setup = Setup(self.config, self.task, dataset, [], None, shares)
+        return [setup.make_learner(shares.part(i), i) for i in indices]
+
+
+def build(config: RunConfig, *, learners: bool = True) -> Setup:
+    """Load the task's data and share it out; build one learner per share now, or
+    (``learners`` false) when :attr:`Setup.learners` is first read (never, when another
+    process builds them)."""
+    from colearning.data.partition import share_dataset
 
     config = config.resolved()
     task = get_task(config.task)
-    require_extra(_module_of_extra(task.extra), task.extra, f"task {task.name!r}")
+    require_task_extra(task)
     data_dir = Path(config.data_dir) if config.data_dir else None
     dataset = task.load_dataset(data_dir, config.params)
-    parts = partition_dataset(
-        dataset, int(config.learners or 0), str(config.partition), config.seed
-    )
-    return Setup(config, task, dataset, parts)
+    _check_fits(config, dataset)
+    shares = share_dataset(dataset, int(config.learners or 0), str(config.partition), config.seed)
+    parts = shares.parts()
+    setup = Setup(config, task, dataset, parts, None, shares)
+    if learners:
+        setup.learners  # noqa: B018 (built now)
+    return setup
+
+
+def require_task_extra(task: Task) -> None:
+    """Fail with the ``pip install`` to run if ``task``'s extra is missing."""
+    if task.extra is not None:
+        require_extra(_module_of_extra(task.extra), task.extra, f"task {task.name!r}")
+
+
+def _check_fits(config: RunConfig, dataset: Dataset) -> None:
+    """Refuse, before sharing the data out, what cannot fit: more learners than the
+    data set has rows for, or more shards than rows."""
+    from colearning.data.partition import DEFAULT_MIN_ROWS, parse_partition
+
+    rows = len(dataset.y)
+    learners = int(config.learners or 0)
+    if learners * DEFAULT_MIN_ROWS > rows:
+        raise ConfigError(
+            f"{learners} learners need at least {learners * DEFAULT_MIN_ROWS} rows "
+            f"({DEFAULT_MIN_ROWS} each), but {dataset.name} has {rows}; use at most "
+            f"{rows // DEFAULT_MIN_ROWS} learners"
+        )
+    spec = parse_partition(str(config.partition))
+    if spec.kind == "shards" and learners * int(spec.shards or 0) > rows:
+        raise ConfigError(
+            f"partition {spec} cuts {dataset.name}'s {rows} rows into {learners} x "
+            f"{spec.shards} shards, more than it has rows; use shards:K with K <= "
+            f"{max(1, rows // learners)}"
+        )
 
 
 def _module_of_extra(extra: str) -> str:
@@ -262,22 +403,24 @@ def run_task(
     here either way.
     """
     config = config.resolved()
-    setup = build(config)
+    if out is not None:
+        ExperimentStore.check_new(out)  # before the data loads
+    setup = build(config, learners=pool_factory is None)
     if config.ledger is not None and config.chain_url:
         from colearning.ledger.chain import RpcChain
 
         RpcChain(config.chain_url).close()  # unreachable: refuse before creating `out`
-    if pool_factory is None:
-        setup.learners  # noqa: B018 (built before the experiment directory is made)
     store = None
     if out is not None:
-        store = ExperimentStore.create(out, _stored(config), setup.learner_ids)
+        store = ExperimentStore.create(
+            out, _stored(config), setup.learner_ids, mutable_keys=_RESUMABLE_CHANGES
+        )
     return _play(setup, store, observers, on_start, pool_factory)
 
 
 def resume_task(
     directory: str | Path,
-    overrides: RunConfig | None = None,
+    overrides: RunConfig | Mapping[str, Any] | None = None,
     *,
     observers: Sequence[ObserverLike] = (),
     on_start: Callable[[Setup, int], None] | None = None,
@@ -285,34 +428,94 @@ def resume_task(
 ) -> RunOutcome:
     """Continue the experiment in ``directory`` from its last committed round.
 
-    ``overrides`` may raise ``rounds`` (or turn off baselines); any other difference
-    from the stored config is refused, since the rounds already committed were
-    computed with it.
+    ``overrides`` (a whole :class:`RunConfig`, or only the settings given, as a
+    mapping) may raise ``rounds`` (never below the rounds already committed) or turn
+    off baselines; any other difference from the stored config is refused, naming
+    the setting, since the rounds already committed were computed with it.
     """
     store = ExperimentStore.open(directory)
     try:
-        stored = RunConfig.from_dict(store.config)
+        path = Path(directory)
+        stored = _stored_run_config(store, path)
         config = stored
-        if overrides is not None:
-            config = _merge_resume(stored.resolved(), overrides.resolved(), Path(directory))
-        setup = build(config)
+        if isinstance(overrides, Mapping):
+            config = _merge_settings(stored, overrides, path)
+        elif overrides is not None:
+            config = _merge_resume(stored, overrides.resolved(), path)
+        committed = len(store.rounds())
+        if int(config.rounds or 0) < committed:
+            raise ConfigError(
+                f"{directory} already holds {committed} committed rounds; to resume it "
+                f"rounds must be at least {committed}; got {config.rounds}. Nothing was "
+                "changed"
+            )
+        setup = build(config, learners=pool_factory is None)
         if config.rounds != stored.rounds or config.baselines != stored.baselines:
-            store.put_meta("config", _stored(config))
+            store.update_config(_stored(config))
     except BaseException:
         store.close()
         raise
     return _play(setup, store, observers, on_start, pool_factory)
 
 
+def _stored_run_config(store: ExperimentStore, directory: Path) -> RunConfig:
+    """The stored settings, checked as given ones are (a damaged config is named)."""
+    try:
+        return RunConfig.from_dict(store.config).resolved()
+    except ConfigError as exc:
+        raise StoreError(
+            f"the settings stored in {directory} cannot be used: {exc}. The experiment "
+            "was written by another version or its config was edited; `colearn verify "
+            f"{directory}` says more"
+        ) from None
+
+
+def _comparable(value: Any) -> Any:
+    """A value as JSON stores it: a tuple and a list of the same items are equal."""
+    try:
+        return json.loads(json.dumps(value, sort_keys=True))
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def _changed(directory: Path, key: str, was: Any, got: Any) -> StoreError:
+    return StoreError(
+        f"{directory} was run with {key}={was!r}; got {key}={got!r}. Resume with the same "
+        "settings (only rounds may change, and baselines be turned off), or start a new "
+        "experiment in another directory (--out, or run_task(config, out=...))"
+    )
+
+
+def _merge_settings(stored: RunConfig, given: Mapping[str, Any], directory: Path) -> RunConfig:
+    """The stored config with ``given`` settings, refusing any that change the rounds."""
+    names = {f.name for f in dataclasses.fields(RunConfig)}
+    was = stored.to_dict()
+    for key, value in given.items():
+        if key not in names:
+            raise ConfigError(f"unknown setting {key!r}; settings are: {', '.join(sorted(names))}")
+        if key in _RESUMABLE_CHANGES:
+            continue
+        if key == "params":
+            if not isinstance(value, Mapping):
+                raise ConfigTypeError(f"params must be a table of task options; got {value!r}")
+            for option, got in value.items():
+                if option in was["params"] and _comparable(was["params"][option]) != _comparable(
+                    got
+                ):
+                    raise _changed(directory, f"params.{option}", was["params"][option], got)
+            continue
+        if _comparable(was[key]) != _comparable(value):
+            raise _changed(directory, key, was[key], value)
+    merged = {**was, **{k: v for k, v in given.items() if k != "params"}}
+    merged["params"] = {**was["params"], **dict(given.get("params") or {})}
+    return RunConfig.from_dict(merged).resolved()
+
+
 def _merge_resume(stored: RunConfig, given: RunConfig, directory: Path) -> RunConfig:
     a, b = stored.to_dict(), given.to_dict()
     for key in a:
-        if key not in _RESUMABLE_CHANGES and a[key] != b[key]:
-            raise StoreError(
-                f"{directory} was run with {key}={a[key]!r}; got {key}={b[key]!r}. "
-                "Resume with the same settings (only rounds may change), or start a "
-                "new experiment in another directory (--out, or run_task(config, out=...))"
-            )
+        if key not in _RESUMABLE_CHANGES and _comparable(a[key]) != _comparable(b[key]):
+            raise _changed(directory, key, a[key], b[key])
     return dataclasses.replace(
         stored, rounds=given.rounds, baselines=given.baselines, chain_url=given.chain_url
     )
@@ -347,23 +550,34 @@ def _play(
         if store is not None:
             store.close()
         raise
-    experiment = Experiment(
-        members,
-        vote_threshold=float(c.vote_threshold or 0.0),
-        proposer=c.proposer,
-        seed=c.seed,
-        timeout=c.timeout,
-        store=store,
-        learner_ids=setup.learner_ids,
-        observers=observers,
-        decider=decider,
-        mode=c.mode,
-        # the weighted mean weighs each proposal by its learner's train rows
-        combiner=Combiner.parse(
-            c.combiner, dict(zip(setup.learner_ids, setup.train_rows, strict=True))
-        ),
-        proposers=c.proposers,
-    )
+    try:
+        experiment = Experiment(
+            members,
+            vote_threshold=float(c.vote_threshold or 0.0),
+            proposer=c.proposer,
+            seed=c.seed,
+            timeout=c.timeout,
+            store=store,
+            learner_ids=setup.learner_ids,
+            observers=observers,
+            decider=decider,
+            mode=c.mode,
+            # the weighted mean weighs each proposal by its learner's train rows
+            combiner=Combiner.parse(
+                c.combiner, dict(zip(setup.learner_ids, setup.train_rows, strict=True))
+            ),
+            proposers=c.proposers,
+            committee=c.committee,
+        )
+    except BaseException:
+        # the pool may hold processes (learner servers, Ray actors): end them here
+        if not isinstance(members, list):
+            members.close()
+        if decider is not None:
+            decider.close()
+        if store is not None:
+            store.close()
+        raise
     with experiment:
         if decider is not None:
             initial_id = store.initial_weights_id if store else None
@@ -442,6 +656,7 @@ def summarize(
             },
         },
         "dp_budgets": _dp_budgets(result.rounds),
+        "committee": c.committee,
     }
     if isinstance(experiment.pool, PipelinedPool):
         summary["pipeline"] = experiment.pool.stats.as_dict()

@@ -41,6 +41,17 @@ class FaultyLearner(LearnerWrapper):
         """Let hanging calls return."""
         self._release.set()
 
+    def __getstate__(self) -> dict[str, object]:
+        # picklable (to reach a learner process or a Ray actor): the event is this
+        # process's own, and a copy starts with a new one
+        state = dict(self.__dict__)
+        state.pop("_release", None)
+        return state
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        self._release = threading.Event()
+
     def _fault(self, call: str) -> bool:
         self.calls[call] = self.calls.get(call, 0) + 1
         if call not in self.on:

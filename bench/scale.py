@@ -1,0 +1,352 @@
+"""Thousands of learners: round overhead in process and on local Ray, peak memory, and
+the committee sizes.
+
+    .venv/bin/python bench/scale.py                   # everything (a few minutes)
+    .venv/bin/python bench/scale.py --skip-ray        # in process only
+    .venv/bin/python bench/scale.py --table           # the committee-size table only
+
+The model is ``synthetic-softmax`` (SoftmaxLearner, NumPy alone; 40 rows a learner,
+20 features, 10 classes). For each pool, learner count and committee it prints the
+median (and 90th percentile) round time, the learners' own compute per round, and
+the **overhead**: the median over rounds of round time minus that round's compute.
+Compute is the CPU time the learners' calls used (propose, test, accept; each call's
+``time.thread_time``, so a call waiting for the interpreter lock or a core does not
+count), measured by a thin wrapper around each learner in the in-process run;
+the Ray run plays the very same rounds (same seeds, same calls), so its overhead is its
+round time minus the in-process compute of the same round. The same rounds with
+learners that do no work at all (``InstantLearner``) give the overhead directly; both
+are printed, and, in process, the CPU time such a round takes (all of it is this
+process's: less disturbed by other programs on a shared machine than wall time).
+Committees are sized by ``colearning.scale.committee_size`` for 20% malicious
+learners at risk 1e-6. Peak memory is measured in a fresh process
+holding 10,000 learners in process (``--memory`` runs only that part).
+
+Every number is a median over rounds measured in this one run, side by side: on a
+shared machine, compare the ratios, not a lone absolute time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from colearning import Experiment, LearnerWrapper, ProposedWeights, Weights
+from colearning.core.pool import LearnerPool, LocalPool
+from colearning.scale import committee_size, committee_table
+from colearning.tasks.runner import RunConfig, Setup, build
+from colearning.testing import InstantLearner
+
+ROWS_PER_LEARNER = 40
+MALICIOUS, RISK = 0.2, 1e-6
+
+
+def setup_for(n: int) -> Setup:
+    config = RunConfig(
+        task="synthetic-softmax",
+        learners=n,
+        rounds=0,
+        baselines=False,
+        params={"rows": ROWS_PER_LEARNER * n},
+    )
+    return build(config, learners=False)
+
+
+class InstantBuilder:
+    """Builds learners that do no work, inside Ray actors (pickled by value from here)."""
+
+    def build(self, indices: Sequence[int], shared: Any) -> list[InstantLearner]:
+        return [InstantLearner() for _ in indices]
+
+
+class Timed(LearnerWrapper):
+    """Adds the CPU time of each of its learner's calls to :data:`SPENT`."""
+
+    def mli_propose_weights(self) -> Weights:
+        t0 = time.thread_time()
+        try:
+            return self.inner.mli_propose_weights()
+        finally:
+            _spend(time.thread_time() - t0)
+
+    def mli_test_weights(self, weights: Weights) -> ProposedWeights:
+        t0 = time.thread_time()
+        try:
+            return self.inner.mli_test_weights(weights)
+        finally:
+            _spend(time.thread_time() - t0)
+
+    def mli_accept_weights(self, weights: Weights) -> None:
+        t0 = time.thread_time()
+        try:
+            self.inner.mli_accept_weights(weights)
+        finally:
+            _spend(time.thread_time() - t0)
+
+
+SPENT = [0.0]
+_SPENT_LOCK = threading.Lock()
+
+
+def _spend(seconds: float) -> None:
+    with _SPENT_LOCK:
+        SPENT[0] += seconds
+
+
+def round_times(
+    pool: LearnerPool,
+    committee: int | None,
+    rounds: int,
+    warm: int = 3,
+    compute: list[float] | None = None,
+    cpu: list[float] | None = None,
+) -> list[float]:
+    """Seconds of each round after ``warm`` rounds (the experiment's own loop); the
+    learners' time in each round goes to ``compute`` (with :class:`Timed` learners),
+    this process's CPU seconds of each round to ``cpu``."""
+    times: list[float] = []
+    last = [time.perf_counter()]
+    last_cpu = [time.process_time()]
+
+    def tick(_record: object) -> None:
+        now = time.perf_counter()
+        times.append(now - last[0])
+        last[0] = now
+        if cpu is not None:
+            spent = time.process_time()
+            cpu.append(spent - last_cpu[0])
+            last_cpu[0] = spent
+        if compute is not None:
+            with _SPENT_LOCK:
+                compute.append(SPENT[0])
+                SPENT[0] = 0.0
+
+    with Experiment(pool, committee=committee, observers=[tick]) as experiment:
+        experiment.run(warm)
+        times.clear()
+        if compute is not None:
+            compute.clear()
+        if cpu is not None:
+            cpu.clear()
+        last[0] = time.perf_counter()
+        last_cpu[0] = time.process_time()
+        with _SPENT_LOCK:
+            SPENT[0] = 0.0
+        experiment.run(warm + rounds)
+    return times
+
+
+def empty_wave(pool: Any, calls: int = 100) -> float:
+    """Median seconds of one call to every actor of ``pool`` that does nothing: Ray's
+    own fixed cost of a wave, beside which the pool's rounds are measured."""
+    import ray
+
+    times = []
+    for _ in range(calls):
+        t0 = time.perf_counter()
+        ray.get([actor.hello.remote() for actor in pool._actors])
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def describe(times: list[float]) -> tuple[float, float]:
+    ordered = sorted(times)
+    return statistics.median(ordered), ordered[int(0.9 * (len(ordered) - 1))]
+
+
+def bench(
+    label: str,
+    make: Callable[[], LearnerPool],
+    make_zero: Callable[[], LearnerPool],
+    n: int,
+    committee: int | None,
+    rounds: int,
+    compute: list[float],
+    measure: bool,
+) -> dict[str, float]:
+    """Rounds on ``make()``; with ``measure``, their learners' compute fills ``compute``
+    (Timed learners), else ``compute`` holds the same rounds' compute already."""
+    pool = make()
+    times = round_times(pool, committee, rounds, compute=compute if measure else None)
+    zero_cpu: list[float] = []
+    zero = round_times(make_zero(), committee, rounds, cpu=zero_cpu)
+    median, p90 = describe(times)
+    zero_median, _ = describe(zero)
+    row = {
+        "round_ms": 1e3 * median,
+        "p90_ms": 1e3 * p90,
+        "compute_ms": 1e3 * statistics.median(compute),
+        "overhead_ms": 1e3 * statistics.median(t - c for t, c in zip(times, compute, strict=True)),
+        "zero_work_ms": 1e3 * zero_median,
+        # with the learners in this process, its CPU is all of a round's work
+        "zero_cpu_ms": 1e3 * statistics.median(zero_cpu),
+    }
+    k = "all" if committee is None else str(committee)
+    print(
+        f"{label:<9}{n:>8,}{k:>6}  {row['round_ms']:>9.2f} {row['p90_ms']:>8.2f} "
+        f"{row['compute_ms']:>10.2f} {row['overhead_ms']:>11.2f} {row['zero_work_ms']:>11.2f}"
+        f"{row['zero_cpu_ms'] if label == 'process' else float('nan'):>10.2f}  {len(times)}",
+        flush=True,
+    )
+    return row
+
+
+def overhead(skip_ray: bool, sizes: Sequence[int]) -> None:
+    print(
+        "round time per pool, learners and committee (K: voters; all: everyone votes)\n"
+        "pool     learners     K  median ms   p90 ms  compute ms  overhead ms  zero-work ms"
+        "  (its CPU)  rounds"
+    )
+    ray_started = False
+    results: dict[tuple[str, int, str], dict[str, float]] = {}
+    for n in sizes:
+        setup = setup_for(n)
+        t0 = time.perf_counter()
+        learners = [setup.make_learner(part, i) for i, part in enumerate(setup.parts)]
+        built = time.perf_counter() - t0
+        del learners
+        k = committee_size(n, MALICIOUS, RISK).committee
+        print(f"-- {n:,} learners built in process in {built:.2f} s; committee {k} --", flush=True)
+        cases: list[int | None] = [k, None]
+        for committee in cases:
+            rounds = 30 if committee is not None else (10 if n <= 1000 else 3)
+            compute: list[float] = []
+            # new learners for every case, so that in process and on Ray play the same
+            timed = [Timed(setup.make_learner(part, i)) for i, part in enumerate(setup.parts)]
+            results[("local", n, str(committee))] = bench(
+                "process",
+                lambda timed=timed: LocalPool(timed),  # type: ignore[misc]
+                lambda n=n: LocalPool([InstantLearner() for _ in range(n)]),  # type: ignore[misc]
+                n,
+                committee,
+                rounds,
+                compute,
+                measure=True,
+            )
+            if skip_ray:
+                continue
+            from colearning.scale import RayPool
+
+            if not ray_started:
+                import ray
+
+                t0 = time.perf_counter()
+                ray.init(include_dashboard=False, logging_level="warning", log_to_driver=False)
+                print(f"   (local Ray started in {time.perf_counter() - t0:.1f} s)", flush=True)
+                ray_started = True
+            t0 = time.perf_counter()
+            pool = RayPool.for_setup(setup)
+            print(
+                f"   ({pool.actors} Ray actors built {n:,} learners in "
+                f"{time.perf_counter() - t0:.1f} s)",
+                flush=True,
+            )
+            if committee is not None:
+                wave = empty_wave(pool)
+                print(
+                    f"   (one wave of empty calls to the {pool.actors} actors: "
+                    f"{1e3 * wave:.2f} ms median; a round is two waves)",
+                    flush=True,
+                )
+            results[("ray", n, str(committee))] = bench(
+                "ray",
+                lambda pool=pool: pool,  # type: ignore[misc]
+                lambda n=n: RayPool(builder=InstantBuilder(), n_learners=n),  # type: ignore[misc]
+                n,
+                committee,
+                rounds,
+                compute,
+                measure=False,
+            )
+    if not skip_ray:
+        print("\nRay round time / in-process round time (same learners, same rounds):")
+        for n in sizes:
+            for committee in (str(committee_size(n, MALICIOUS, RISK).committee), "None"):
+                a, b = results[("ray", n, committee)], results[("local", n, committee)]
+                k = "all" if committee == "None" else committee
+                print(f"  {n:>7,} learners, K={k:<4} {a['round_ms'] / b['round_ms']:.2f} x")
+        import ray
+
+        ray.shutdown(wait_for_processes=True)
+
+
+def memory() -> None:
+    """Run in a fresh process: 10,000 learners in process, committee rounds."""
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    n = 10_000
+    t0 = time.perf_counter()
+    setup = setup_for(n)
+    learners = [setup.make_learner(part, i) for i, part in enumerate(setup.parts)]
+    built = time.perf_counter() - t0
+    k = committee_size(n, MALICIOUS, RISK).committee
+    with Experiment(learners, committee=k) as experiment:
+        experiment.run(50)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(
+        json.dumps(
+            {
+                "learners": n,
+                "committee": k,
+                "build_s": built,
+                "rounds": 50,
+                "peak_kib": peak,
+                "after_imports_kib": before,
+            }
+        )
+    )
+
+
+def table() -> None:
+    shares, risks = (0.1, 0.2, 0.33), (1e-3, 1e-6, 1e-9)
+    rows = committee_table((100, 1_000, 10_000), shares, risks)
+    print("committee size K (risk that malicious voters fill the approvals of a committee,")
+    print("threshold 0.5, worst case: every malicious learner among the non-proposers)")
+    head = "".join(f"  {int(f * 100)}% @{r:g}" for f in shares for r in risks)
+    print(f"{'learners':>8}{head}")
+    i = 0
+    for n in (100, 1_000, 10_000):
+        cells = []
+        for _ in range(len(shares) * len(risks)):
+            row = rows[i]
+            i += 1
+            cells.append("-" if row is None else str(row.committee))
+        width = [len(f"  {int(f * 100)}% @{r:g}") for f in shares for r in risks]
+        print(f"{n:>8,}" + "".join(c.rjust(w) for c, w in zip(cells, width, strict=True)))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--skip-ray", action="store_true", help="in process only")
+    parser.add_argument("--table", action="store_true", help="the committee table only")
+    parser.add_argument("--memory", action="store_true", help="peak memory only (own process)")
+    parser.add_argument("--learners", type=int, nargs="+", default=[100, 1_000, 10_000])
+    args = parser.parse_args()
+    if args.memory:
+        memory()
+        return
+    table()
+    if args.table:
+        return
+    print()
+    child = subprocess.run(
+        [sys.executable, __file__, "--memory"], capture_output=True, text=True, check=True
+    )
+    got = json.loads(child.stdout.strip().splitlines()[-1])
+    print(
+        f"peak memory, {got['learners']:,} learners in process, {got['rounds']} rounds with a "
+        f"committee of {got['committee']}: {got['peak_kib'] / 1024:.0f} MiB "
+        f"({got['after_imports_kib'] / 1024:.0f} MiB after imports; built in "
+        f"{got['build_s']:.1f} s)\n"
+    )
+    overhead(args.skip_ray, args.learners)
+
+
+if __name__ == "__main__":
+    main()
