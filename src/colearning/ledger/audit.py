@@ -123,7 +123,7 @@ def verify(
     path = Path(directory)
     if is_peer_record(path):
         return verify_peer(path, chain_url)
-    store = ExperimentStore.open(path)
+    store = ExperimentStore.open(path, readonly=True)
     try:
         info, chain, client, history = load_history(path, chain_url)
         try:
@@ -152,6 +152,7 @@ class _Audit:
         self.client = client
         self.history = history
         self.found: list[Discrepancy] = []
+        self._stored: list[RoundRecord] = []
         self.ids = list(info.learners)
         self.address = {lid: bytes.fromhex(a[2:]) for lid, a in info.learners.items()}
         self.by_address = {a: lid for lid, a in self.address.items()}
@@ -206,10 +207,19 @@ class _Audit:
     # -- the directory --------------------------------------------------------------
 
     def _records(self) -> dict[int, RoundRecord]:
+        """Every round the directory holds that can be read. The store refuses a
+        damaged directory on ordinary reads; the audit reads past the damage (each
+        problem the store's own checks find is a discrepancy) so it can compare every
+        readable round with the chain."""
         try:
-            return {r.round_index: r for r in self.store.rounds()}
+            inspection = self.store.inspect()
         except (ValueError, KeyError, TypeError) as exc:
             raise StoreError(f"{self.path}: a round's record cannot be read ({exc})") from exc
+        for damage in inspection.damage:
+            where = "directory" if damage.round_index is None else f"round {damage.round_index}"
+            self.flag(where, f"the directory's own checks: {damage.message}")
+        self._stored = inspection.records
+        return {r.round_index: r for r in inspection.records}
 
     def _rows(self) -> dict[int, dict[str, Any]]:
         """The relational rows of each round: ``rounds`` and the candidate's ``votes``."""
@@ -457,7 +467,9 @@ class _Audit:
                 f"the contract's current weights {_short(_hex(state.current_weights))} are "
                 f"not the last accepted {_short(chain_final)}",
             )
-        stored = self.store.current_weights_id()
+        stored = (
+            self._stored[-1].current_weights_id if self._stored else self.store.initial_weights_id
+        )
         if (
             records
             and stored != chain_final
