@@ -3,11 +3,17 @@ input once ended in another exception than a ``ColearningError`` (or in two read
 disagreeing); now each is a clean refusal. docs/robustness.md lists them."""
 
 import json
+import struct
+import subprocess
+import sys
+import tracemalloc
+from pathlib import Path
 
 import pytest
 
 from colearning.core.codec import decode, read_header, sealed_arrays
 from colearning.core.exceptions import WeightsError
+from colearning.learners._formats import parse_ubjson
 
 
 def with_header(header: object, data: bytes = b"") -> bytes:
@@ -49,3 +55,41 @@ def test_codec_crashes_are_refusals(name):
             continue
         with pytest.raises(WeightsError):
             read(blob)
+
+
+# -- the booster and forest readers ---------------------------------------------------
+
+BOOSTER_PARENTS = Path(__file__).with_name("data") / "booster-parents-segfault.ubj"
+
+
+def test_a_booster_whose_parents_do_not_match_its_links_is_refused():
+    """fuzz.booster, 2,000 executions in: one bit of a parent index changed (2 to
+    4194306) passed every check, and XGBoost 3.2.0 segfaulted loading it. Run in a
+    subprocess, so that a regression fails this test instead of killing pytest."""
+    code = (
+        "import sys; from colearning.core.exceptions import WeightsError\n"
+        "from colearning.learners.xgboost import booster_from_bytes\n"
+        "try:\n"
+        f"    booster_from_bytes(open({str(BOOSTER_PARENTS)!r}, 'rb').read(),"
+        " objective='binary:logistic', n_features=6)\n"
+        "except WeightsError as exc:\n"
+        "    print('refused:', exc)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "refused: tree 1: parents do not match the child links" in proc.stdout
+
+
+def test_typed_arrays_of_empty_values_cannot_multiply_the_input():
+    """A typed array of typed arrays of ``Z`` built len(blob)**2 values: a 14 KB blob
+    took 260 MB and two minutes. Now at most one value is built per byte."""
+    inner = b"$Z#I" + struct.pack(">h", 12000)
+    blob = b"{U\x01a[$[#I" + struct.pack(">h", 2400) + inner * 2400 + b"}"
+    tracemalloc.start()
+    try:
+        with pytest.raises(WeightsError, match="more values than bytes"):
+            parse_ubjson(blob)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 10 * len(blob)

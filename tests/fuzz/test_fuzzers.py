@@ -15,6 +15,8 @@ ROOT = Path(__file__).resolve().parents[2]
 #: (docs/robustness.md, "Hostile input", has the rates)
 RUNS = {
     "codec": 20_000,
+    "booster": 1_500,
+    "forest": 3_000,
 }
 
 
