@@ -93,3 +93,52 @@ def test_typed_arrays_of_empty_values_cannot_multiply_the_input():
     finally:
         tracemalloc.stop()
     assert peak < 10 * len(blob)
+
+
+# -- the gRPC messages ----------------------------------------------------------------
+
+
+def test_a_spec_with_a_dtype_numpy_cannot_read_is_refused_when_described():
+    """A Description whose spec named dtype 'garbage' was taken, and the first check of
+    weights against it raised TypeError from np.dtype."""
+    from colearning.network._proto import colearning_pb2 as pb
+    from colearning.network.convert import spec_from_proto
+
+    for spec in (
+        pb.TensorSpec(name="a", dtype="garbage", shape=[1]),
+        pb.TensorSpec(name="a", dtype="<f8", shape=[-1]),
+        pb.TensorSpec(name="a", dtype="O", shape=[1]),
+    ):
+        with pytest.raises(WeightsError, match="the weights spec gives"):
+            spec_from_proto([spec])
+
+
+def test_stream_bytes_that_are_not_protobuf_are_a_transfer_error():
+    """parse_message and receive_weights let protobuf's DecodeError out."""
+    from colearning.network.transfer import TransferError, parse_message, receive_weights
+
+    with pytest.raises(TransferError, match="not protobuf"):
+        parse_message(b"\x0a\xff")
+    with pytest.raises(TransferError, match="not protobuf"):
+        receive_weights([b"\x0a\xff"], 1 << 20)
+
+
+def test_a_model_stream_keeps_nothing_past_its_announced_size():
+    """CurrentModel kept every chunk until the stream ended (no bound), and an unknown
+    format raised ValueError from ModelFormat."""
+    from colearning.network._proto import colearning_pb2 as pb
+    from colearning.network.transfer import TransferError, receive_model
+
+    def endless():
+        yield pb.ModelMessage(header=pb.ModelHeader(model_format="ONNX", size=4))
+        while True:
+            yield pb.ModelMessage(chunk=b"\0" * 3)
+
+    with pytest.raises(TransferError, match="announced 4 bytes and sent more"):
+        receive_model(endless(), 1 << 20)
+    odd = [
+        pb.ModelMessage(header=pb.ModelHeader(model_format="PICKLE", size=1)),
+        pb.ModelMessage(chunk=b"x"),
+    ]
+    with pytest.raises(TransferError, match="format 'PICKLE'"):
+        receive_model(odd, 1 << 20)

@@ -17,6 +17,7 @@ RUNS = {
     "codec": 20_000,
     "booster": 1_500,
     "forest": 3_000,
+    "network": 20_000,
 }
 
 
