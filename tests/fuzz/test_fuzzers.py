@@ -14,10 +14,12 @@ ROOT = Path(__file__).resolve().parents[2]
 #: executions per harness in CI: what each does in a few seconds on one core
 #: (docs/robustness.md, "Hostile input", has the rates)
 RUNS = {
-    "codec": 20_000,
-    "booster": 1_500,
-    "forest": 3_000,
-    "network": 20_000,
+    "codec": 10_000,
+    "network": 10_000,
+    "booster": 1_000,
+    "forest": 2_000,
+    "config": 1_000,
+    "store": 100,
 }
 
 
