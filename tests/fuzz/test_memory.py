@@ -61,11 +61,15 @@ refused(lambda: read_skops_schema(zipped.getvalue()))
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_a_100_gb_claim_is_refused_without_allocating(name):
-    code = PRELUDE + textwrap.dedent(
-        """
+    code = (
+        PRELUDE
+        + textwrap.dedent(
+            """
         resource.setrlimit(resource.RLIMIT_AS, (3 << 30, resource.RLIM_INFINITY))
         """
-    ) + CASES[name]
+        )
+        + CASES[name]
+    )
     proc = subprocess.run(
         [sys.executable, "-c", code],
         capture_output=True,
