@@ -80,8 +80,9 @@ def weighted_mean(
             out[name] = _lower_median([p[name] for p in proposals])
             continue
         acc = np.zeros(first.shape, np.float64)
+        wide = first.dtype == np.float64  # no copy to widen (the same bits either way)
         for p, s in zip(proposals, share, strict=True):
-            acc += s * p[name].astype(np.float64)
+            acc += s * (p[name] if wide else p[name].astype(np.float64))
         out[name] = _as(acc, first)
     return out
 

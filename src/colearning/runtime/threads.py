@@ -19,7 +19,7 @@ import os
 import sys
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from typing import Any
 
 _lock = threading.Lock()
@@ -45,10 +45,42 @@ def _blas_controller() -> Any:
 @contextmanager
 def one_blas_thread() -> Iterator[None]:
     """Limit BLAS (OpenBLAS, MKL as threadpoolctl sees them) to one thread while the
-    block runs; process-wide, so set by the thread that dispatches the calls."""
+    block runs; process-wide, so set by the thread that dispatches the calls.
+
+    Each BLAS library is asked and set directly (``get_num_threads`` and
+    ``set_num_threads`` of threadpoolctl's library controllers), and only one that is
+    not at one thread already is changed and restored: a round of a thousand cheap
+    calls enters this twice, and threadpoolctl's ``limit`` re-reads every library's
+    whole description each time."""
     controller = _blas_controller()
-    with controller.limit(limits=1, user_api="blas") if controller else nullcontext():
+    changed = []
+    for lib in _blas_libraries(controller):
+        threads = lib.get_num_threads()
+        if threads is not None and threads != 1:
+            lib.set_num_threads(1)
+            changed.append((lib, threads))
+    try:
         yield
+    finally:
+        for lib, threads in reversed(changed):
+            lib.set_num_threads(threads)
+
+
+def _blas_libraries(controller: Any) -> tuple[Any, ...]:
+    if controller is None:
+        return ()
+    libraries = _blas_by_controller.get(id(controller))
+    if libraries is None or libraries[0] is not controller:
+        libraries = (
+            controller,
+            tuple(lib for lib in controller.lib_controllers if lib.user_api == "blas"),
+        )
+        _blas_by_controller.clear()
+        _blas_by_controller[id(controller)] = libraries
+    return libraries[1]
+
+
+_blas_by_controller: dict[int, tuple[Any, tuple[Any, ...]]] = {}
 
 
 def _all_cores() -> int:
