@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import tempfile
 import time
@@ -77,25 +78,32 @@ def main() -> int:
             outcome.notes.append(str(exc).splitlines()[0])
         return name, outcome
 
-    try:
-        with ThreadPoolExecutor(args.jobs) as pool:
-            results = list(pool.map(one, range(len(cases))))
-    finally:
-        if node is not None:
-            node.stop()
-    wall = time.perf_counter() - started
-
     print(f"{len(cases)} runs, {args.rounds} rounds each, toy-cli, 4 learners, seed 7\n")
     print("| mode | point | round | rounds left | final id | verify | ledger verify | s |")
-    print("|---|---|---:|---:|---|---|---|---:|")
-    for name, o in results:
-        k = o.kills[0]
+    print("|---|---|---:|---:|---|---|---|---:|", flush=True)
+
+    def row(name: str, o: harness.Outcome) -> None:  # as each run ends: a cut-short
+        k = o.kills[0]  # bench still shows what it did
         ledger = "-" if o.ledger_verify_ok is None else ("pass" if o.ledger_verify_ok else "FAIL")
         print(
             f"| {name} | {k.point} | {k.round_index} | {k.committed} | "
             f"{'same' if o.same_final_id and o.same_rounds else 'DIFFERENT'} | "
-            f"{'pass' if o.verify_ok else 'FAIL'} | {ledger} | {o.seconds:.1f} |"
+            f"{'pass' if o.verify_ok else 'FAIL'} | {ledger} | {o.seconds:.1f} |",
+            flush=True,
         )
+
+    # SIGTERM (a timeout) ends the run through the finally, which stops anvil
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    results = []
+    try:
+        with ThreadPoolExecutor(args.jobs) as pool:
+            for name, o in pool.map(one, range(len(cases))):
+                row(name, o)
+                results.append((name, o))
+    finally:
+        if node is not None:
+            node.stop()
+    wall = time.perf_counter() - started
     same = sum(o.same_final_id and o.same_rounds for _, o in results)
     verified = sum(o.verify_ok for _, o in results)
     ledgers = [o for _, o in results if o.ledger_verify_ok is not None]

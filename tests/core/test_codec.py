@@ -147,7 +147,7 @@ def test_decode_accepts_exactly_what_safetensors_accepts(layout):
     must refuse what safetensors refuses and read what it reads, to the same arrays."""
     from safetensors.numpy import load
 
-    from colearning.core.codec import _read_safetensors
+    from colearning.core.codec import _read_blob
 
     blob = _blob(*layout)
     try:
@@ -155,7 +155,7 @@ def test_decode_accepts_exactly_what_safetensors_accepts(layout):
     except Exception:
         want = None
     try:
-        _, got = _read_safetensors(blob)
+        _, got = _read_blob(blob)
     except Exception as exc:
         assert want is None, f"refused what safetensors reads: {exc}"
         return
