@@ -157,7 +157,7 @@ def test_a_toml_file_with_two_spellings_of_one_setting_is_refused(tmp_path):
         ("params = 5", "params must be a table of task options; got 5"),
         ('data_dir = ""', "data_dir must not be empty"),
         ("seed = 1979-05-27", "seed must be a whole number"),
-        ("[params]\nunused = 1979-05-27", "task options must be numbers"),
+        ("[params]\nunused = 1979-05-27", "task option unused must be a number"),
     ],
 )
 def test_wrong_types_in_toml_are_refused_not_taken(tmp_path, toml, message):

@@ -214,7 +214,7 @@ def test_every_setting_is_checked_by_type_and_range(changes, partition):
         ({"partition": ""}, "partition must not be empty"),
         ({"seed": 2**64}, "seed must be at most 9223372036854775807"),
         ({"timeout": 1e300}, "timeout must be at most 31536000 seconds"),
-        ({"params": {"unused": float("nan")}}, "task options must be numbers"),
+        ({"params": {"unused": float("nan")}}, "task option unused must be a number"),
     ],
 )
 def test_the_settings_the_issue_found_are_refused_naming_the_value(changes, message):

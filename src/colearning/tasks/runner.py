@@ -179,13 +179,15 @@ class RunConfig:
         bad_names = [k for k in self.params if not isinstance(k, str) or not k]
         if bad_names:
             raise ConfigTypeError(f"task option names must be strings; got {bad_names[0]!r}")
-        try:
-            json.dumps(dict(self.params), allow_nan=False)
-        except (TypeError, ValueError) as exc:
-            raise ConfigTypeError(
-                "task options must be numbers, strings, booleans, lists or tables of them "
-                f"(finite numbers, no dates): {exc}"
-            ) from None
+        for name, value in self.params.items():
+            try:
+                json.dumps(value, allow_nan=False)
+            except (TypeError, ValueError) as exc:
+                raise ConfigTypeError(
+                    f"task option {name} must be a number, a string, a boolean, or a list or "
+                    f"table of them (finite numbers, no dates); got {_shown(value)} ({exc}); "
+                    f"set params.{name} to such a value"
+                ) from None
         unknown = sorted(set(self.params) - set(task.params))
         if unknown:
             known = ", ".join(sorted(task.params)) or "none"
