@@ -247,6 +247,14 @@ class _Batch:
 #: milliseconds.
 EAGER_WORKERS = max(2, os.cpu_count() or 2)
 GROW_AFTER = 0.002
+#: A batch without a timeout runs on the calling thread, one call after another, when
+#: its calls are expected to take at most this many seconds in all (the mean call of
+#: the last batch of the same kind, propose, test, ..., times the calls of this one):
+#: handing a few cheap calls to worker threads and waking up again costs more than the
+#: calls (and, on a busy machine, waits for the scheduler twice). A batch with a
+#: timeout always goes to worker threads: only there can a call that runs past its
+#: timeout be abandoned.
+INLINE_BELOW = 0.001
 
 
 class _Workers:
@@ -317,8 +325,10 @@ class _Workers:
             thread.join(max(0.0, deadline - time.perf_counter()))
 
 
-def _run_job(job: _Job) -> bool:
-    """Run ``job``; return whether it was abandoned (its result is then dropped)."""
+def _run_job(job: _Job, here: bool = False) -> bool:
+    """Run ``job``; return whether it was abandoned (its result is then dropped).
+    ``here``: on the thread that dispatched it (Ctrl-C then stops the call and the
+    round, as it would stop the dispatcher's wait)."""
     start = time.perf_counter()
     job.started = start
     timeout = job.batch.timeout
@@ -341,6 +351,8 @@ def _run_job(job: _Job) -> bool:
     except _CatchUpError as exc:
         job.error = Failure(Reason.RAISED, str(exc))
     except BaseException as exc:
+        if here and isinstance(exc, KeyboardInterrupt):
+            raise
         job.error = Failure(Reason.RAISED, _describe(exc))
     job.seconds = time.perf_counter() - start
     return job.batch.finish(job)
@@ -395,6 +407,8 @@ class LocalPool:
         # learner last accepted at (0: the weights it was last given explicitly).
         self._shared: tuple[int, WeightsRef] | None = None
         self._synced = dict.fromkeys(ids, 0)
+        # the mean call of the last batch of each kind (see INLINE_BELOW)
+        self._cost: dict[str, float] = {}
 
     def __len__(self) -> int:
         return len(self._ids)
@@ -429,14 +443,16 @@ class LocalPool:
 
             return propose
 
-        return self._run({lid: call(self.learner(lid)) for lid in learner_ids}, timeout)
+        return self._run({lid: call(self.learner(lid)) for lid in learner_ids}, timeout, "propose")
 
     def test(
         self, learner_ids: Sequence[str], weights: WeightsRef, timeout: float | None
     ) -> dict[str, Outcome[ProposedWeights]]:
         w = weights.weights
         return self._run(
-            {lid: _bind(self.learner(lid).mli_test_weights, w) for lid in learner_ids}, timeout
+            {lid: _bind(self.learner(lid).mli_test_weights, w) for lid in learner_ids},
+            timeout,
+            "test",
         )
 
     def accept(
@@ -454,7 +470,7 @@ class LocalPool:
 
             return accept
 
-        return self._run({lid: call(lid) for lid in learner_ids}, timeout, catch_up=False)
+        return self._run({lid: call(lid) for lid in learner_ids}, timeout, "accept", catch_up=False)
 
     def adopt(self, weights: WeightsRef, timeout: float | None) -> dict[str, Outcome[None]]:
         """Every learner accepts ``weights`` at the start of its next call (see the
@@ -469,18 +485,22 @@ class LocalPool:
         if shared is None:
             return {}
         behind = [lid for lid in self._ids if self._synced[lid] < shared[0]]
-        return self._run({lid: _nothing for lid in behind}, timeout)
+        return self._run({lid: _nothing for lid in behind}, timeout, "catch_up")
 
     def current_weights(self, learner_id: str, timeout: float | None) -> Outcome[Weights]:
         learner = self.learner(learner_id)
-        return self._run({learner_id: learner.mli_get_current_weights}, timeout)[learner_id]
+        return self._run({learner_id: learner.mli_get_current_weights}, timeout, "current")[
+            learner_id
+        ]
 
     def restore_progress(
         self, learner_id: str, proposals_made: int, timeout: float | None
     ) -> Outcome[None]:
         learner = self.learner(learner_id)
         return self._run(
-            {learner_id: lambda: learner.mli_restore_progress(proposals_made)}, timeout
+            {learner_id: lambda: learner.mli_restore_progress(proposals_made)},
+            timeout,
+            "restore",
         )[learner_id]
 
     def tags(self, learner_id: str) -> LearnerTags:
@@ -499,6 +519,7 @@ class LocalPool:
         self,
         calls: Mapping[str, Callable[[], Any]],
         timeout: float | None,
+        kind: str,
         *,
         catch_up: bool = True,
     ) -> dict[str, Outcome[Any]]:
@@ -508,15 +529,28 @@ class LocalPool:
             calls = {lid: self._after_catching_up(lid, fn, shared) for lid, fn in calls.items()}
         batch = _Batch(len(calls), timeout)
         parallel = len(calls) > 1
-        jobs = {lid: _Job(fn, self._locks[lid], batch, parallel) for lid, fn in calls.items()}
-        pending = deque(jobs.values())
+        locks = self._locks
+        jobs = [_Job(fn, locks[lid], batch, parallel) for lid, fn in calls.items()]
+        cost = self._cost.get(kind)
+        here = timeout is None and cost is not None and cost * len(jobs) <= INLINE_BELOW
         # BLAS: one thread always; torch: one thread per call of a parallel batch, every
         # core for a lone call (the proposer training). See colearning/runtime/threads.py.
         with one_blas_thread():
-            hands = min(len(pending), self._workers.size, EAGER_WORKERS)
-            self._workers.share(pending, hands)
-            self._wait(list(jobs.values()), batch, pending, hands)
-        return {lid: _outcome(job, timeout) for lid, job in jobs.items()}
+            if here:
+                for job in jobs:
+                    _run_job(job, here=True)
+            else:
+                pending = deque(jobs)
+                hands = min(len(pending), self._workers.size, EAGER_WORKERS)
+                self._workers.share(pending, hands)
+                self._wait(jobs, batch, pending, hands)
+        # what the next batch of this kind expects a call to take (a call abandoned at
+        # its timeout: too long to run here)
+        spent = 0.0
+        for job in jobs:
+            spent += job.seconds if job.finished else math.inf
+        self._cost[kind] = spent / len(jobs) if jobs else 0.0
+        return {lid: _outcome(job, timeout) for lid, job in zip(calls, jobs, strict=True)}
 
     def _wait(self, jobs: list[_Job], batch: _Batch, pending: deque[_Job], hands: int) -> None:
         timeout = batch.timeout

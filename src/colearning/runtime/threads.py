@@ -19,36 +19,50 @@ import os
 import sys
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from typing import Any
 
 _lock = threading.Lock()
 _controllers: dict[int, Any] = {}
 
 
-def _blas_controller() -> Any:
-    """A cached threadpoolctl controller, rebuilt when new modules were imported (a
-    framework loaded later may bring its own BLAS or OpenMP)."""
+def _blas_libraries() -> list[Any]:
+    """threadpoolctl's controllers of the BLAS libraries loaded, cached, and found again
+    when new modules were imported (a framework loaded later may bring its own BLAS)."""
     try:
         from threadpoolctl import ThreadpoolController
     except ImportError:
-        return None
+        return []
     key = len(sys.modules)
     with _lock:
-        controller = _controllers.get(key)
-        if controller is None:
+        libraries = _controllers.get(key)
+        if libraries is None:
             _controllers.clear()
-            controller = _controllers[key] = ThreadpoolController()
-    return controller
+            found = ThreadpoolController().select(user_api="blas")
+            libraries = _controllers[key] = list(found.lib_controllers)
+    return libraries  # type: ignore[no-any-return]
 
 
 @contextmanager
 def one_blas_thread() -> Iterator[None]:
     """Limit BLAS (OpenBLAS, MKL as threadpoolctl sees them) to one thread while the
-    block runs; process-wide, so set by the thread that dispatches the calls."""
-    controller = _blas_controller()
-    with controller.limit(limits=1, user_api="blas") if controller else nullcontext():
+    block runs; process-wide, so set by the thread that dispatches the calls.
+
+    What ``threadpoolctl.threadpool_limits(1, "blas")`` does, with the libraries found
+    once: that looked every library up again on each entry, which cost more than a
+    round of cheap calls.
+    """
+    changed = []
+    for library in _blas_libraries():
+        before = library.get_num_threads()
+        if before is not None and before != 1:
+            library.set_num_threads(1)
+            changed.append((library, before))
+    try:
         yield
+    finally:
+        for library, before in changed:
+            library.set_num_threads(before)
 
 
 def _all_cores() -> int:
