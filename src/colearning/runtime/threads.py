@@ -40,7 +40,7 @@ def _blas_libraries() -> list[Any]:
             _controllers.clear()
             found = ThreadpoolController().select(user_api="blas")
             libraries = _controllers[key] = list(found.lib_controllers)
-    return libraries  # type: ignore[no-any-return]
+    return libraries
 
 
 @contextmanager
