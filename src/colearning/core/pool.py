@@ -248,13 +248,13 @@ class _Batch:
 EAGER_WORKERS = max(2, os.cpu_count() or 2)
 GROW_AFTER = 0.002
 #: A batch without a timeout runs on the calling thread, one call after another, when
-#: its calls are expected to take at most this many seconds in all (the mean call of
-#: the last batch of the same kind, propose, test, ..., times the calls of this one):
-#: handing a few cheap calls to worker threads and waking up again costs more than the
-#: calls (and, on a busy machine, waits for the scheduler twice). A batch with a
-#: timeout always goes to worker threads: only there can a call that runs past its
-#: timeout be abandoned.
-INLINE_BELOW = 0.001
+#: the last batch of the same kind (propose, test, accept, ...) took at most this many
+#: seconds a call on average. Calls that short are mostly interpreter time, which worker
+#: threads cannot overlap anyway (they take turns holding the GIL): handing them over
+#: and waking up again costs more than the calls, and on a busy machine waits for the
+#: scheduler twice. A batch with a timeout always goes to worker threads: only there can
+#: a call that runs past its timeout be abandoned.
+INLINE_BELOW = 0.00025
 
 
 class _Workers:
@@ -532,7 +532,7 @@ class LocalPool:
         locks = self._locks
         jobs = [_Job(fn, locks[lid], batch, parallel) for lid, fn in calls.items()]
         cost = self._cost.get(kind)
-        here = timeout is None and cost is not None and cost * len(jobs) <= INLINE_BELOW
+        here = timeout is None and cost is not None and cost <= INLINE_BELOW
         # BLAS: one thread always; torch: one thread per call of a parallel batch, every
         # core for a lone call (the proposer training). See colearning/runtime/threads.py.
         with one_blas_thread():
