@@ -248,12 +248,14 @@ class _Batch:
 EAGER_WORKERS = max(2, os.cpu_count() or 2)
 GROW_AFTER = 0.002
 #: A batch without a timeout runs on the calling thread, one call after another, when
-#: the last batch of the same kind (propose, test, accept, ...) took at most this many
-#: seconds a call on average. Calls that short are mostly interpreter time, which worker
-#: threads cannot overlap anyway (they take turns holding the GIL): handing them over
-#: and waking up again costs more than the calls, and on a busy machine waits for the
-#: scheduler twice. A batch with a timeout always goes to worker threads: only there can
-#: a call that runs past its timeout be abandoned.
+#: most calls of the last batch of the same kind (propose, test, accept, ...) took at
+#: most this many seconds each. Calls that short are mostly interpreter time, which
+#: worker threads cannot overlap anyway (they take turns holding the GIL): handing them
+#: over and waking up again costs more than the calls, and on a busy machine waits for
+#: the scheduler twice. (Most, not the mean: on a loaded machine a call now and then
+#: loses the core for milliseconds, which says nothing about the next batch.) A batch
+#: with a timeout always goes to worker threads: only there can a call that runs past
+#: its timeout be abandoned.
 INLINE_BELOW = 0.00025
 
 
@@ -407,8 +409,8 @@ class LocalPool:
         # learner last accepted at (0: the weights it was last given explicitly).
         self._shared: tuple[int, WeightsRef] | None = None
         self._synced = dict.fromkeys(ids, 0)
-        # the mean call of the last batch of each kind (see INLINE_BELOW)
-        self._cost: dict[str, float] = {}
+        # whether most calls of the last batch of each kind were short (INLINE_BELOW)
+        self._short: dict[str, bool] = {}
 
     def __len__(self) -> int:
         return len(self._ids)
@@ -531,8 +533,7 @@ class LocalPool:
         parallel = len(calls) > 1
         locks = self._locks
         jobs = [_Job(fn, locks[lid], batch, parallel) for lid, fn in calls.items()]
-        cost = self._cost.get(kind)
-        here = timeout is None and cost is not None and cost <= INLINE_BELOW
+        here = timeout is None and self._short.get(kind, False)
         # BLAS: one thread always; torch: one thread per call of a parallel batch, every
         # core for a lone call (the proposer training). See colearning/runtime/threads.py.
         with one_blas_thread():
@@ -544,12 +545,13 @@ class LocalPool:
                 hands = min(len(pending), self._workers.size, EAGER_WORKERS)
                 self._workers.share(pending, hands)
                 self._wait(jobs, batch, pending, hands)
-        # what the next batch of this kind expects a call to take (a call abandoned at
-        # its timeout: too long to run here)
-        spent = 0.0
+        # whether the next batch of this kind can run here (a call abandoned at its
+        # timeout is not short)
+        short = 0
         for job in jobs:
-            spent += job.seconds if job.finished else math.inf
-        self._cost[kind] = spent / len(jobs) if jobs else 0.0
+            if job.finished and job.seconds <= INLINE_BELOW:
+                short += 1
+        self._short[kind] = 2 * short > len(jobs)
         return {lid: _outcome(job, timeout) for lid, job in zip(calls, jobs, strict=True)}
 
     def _wait(self, jobs: list[_Job], batch: _Batch, pending: deque[_Job], hands: int) -> None:
