@@ -93,21 +93,32 @@ def ray_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     ray.shutdown(wait_for_processes=True)
 
 
-@pytest.fixture(params=sorted(POOLS))
-def pool_factory(request: pytest.FixtureRequest) -> Iterator[PoolFactory]:
-    """Builds a pool over the given learners on one transport; closes them after."""
-    if request.param == "ray":
-        request.getfixturevalue("ray_session")
+def _factory(name: str) -> Iterator[PoolFactory]:
     made: list[LearnerPool] = []
 
     def make(learners: Sequence[MachineLearningInterface]) -> LearnerPool:
-        pool = POOLS[request.param](learners)
+        pool = POOLS[name](learners)
         made.append(pool)
         return pool
 
     yield make
     for pool in made:
         pool.close()
+
+
+@pytest.fixture(params=sorted(POOLS))
+def pool_factory(request: pytest.FixtureRequest) -> Iterator[PoolFactory]:
+    """Builds a pool over the given learners on one transport; closes them after."""
+    if request.param == "ray":
+        request.getfixturevalue("ray_session")
+    yield from _factory(request.param)
+
+
+@pytest.fixture(params=["grpc", "local"])
+def inspectable_pool_factory(request: pytest.FixtureRequest) -> Iterator[PoolFactory]:
+    """:func:`pool_factory` on the transports whose learners stay the test's own objects
+    (in this process), so a test can count their calls; a Ray pool holds copies."""
+    yield from _factory(request.param)
 
 
 @pytest.fixture
@@ -118,19 +129,3 @@ def quads() -> Callable[..., list[QuadraticLearner]]:
         return [QuadraticLearner(target=list(target), seed=i, **kw) for i in range(n)]  # type: ignore[arg-type]
 
     return make
-
-
-@pytest.fixture(params=["grpc", "local"])
-def inspectable_pool_factory(request: pytest.FixtureRequest) -> Iterator[PoolFactory]:
-    """:func:`pool_factory` on the transports whose learners stay the test's own objects
-    (in this process), so a test can count their calls; a Ray pool holds copies."""
-    made: list[LearnerPool] = []
-
-    def make(learners: Sequence[MachineLearningInterface]) -> LearnerPool:
-        pool = POOLS[request.param](learners)
-        made.append(pool)
-        return pool
-
-    yield make
-    for pool in made:
-        pool.close()
