@@ -248,14 +248,14 @@ class _Batch:
 EAGER_WORKERS = max(2, os.cpu_count() or 2)
 GROW_AFTER = 0.002
 #: A batch without a timeout runs on the calling thread, one call after another, when
-#: most calls of the last batch of the same kind (propose, test, accept, ...) took at
-#: most this many seconds each. Calls that short are mostly interpreter time, which
-#: worker threads cannot overlap anyway (they take turns holding the GIL): handing them
-#: over and waking up again costs more than the calls, and on a busy machine waits for
-#: the scheduler twice. (Most, not the mean: on a loaded machine a call now and then
-#: loses the core for milliseconds, which says nothing about the next batch.) A batch
-#: with a timeout always goes to worker threads: only there can a call that runs past
-#: its timeout be abandoned.
+#: it is a lone call or when most calls of the last batch of the same kind (propose,
+#: test, accept, ...) took at most this many seconds each. Calls that short are mostly
+#: interpreter time, which worker threads cannot overlap anyway (they take turns
+#: holding the GIL): handing them over and waking up again costs more than the calls,
+#: and on a busy machine waits for the scheduler twice. (Most, not the mean: on a
+#: loaded machine a call now and then loses the core for milliseconds, which says
+#: nothing about the next batch.) A batch with a timeout always goes to worker
+#: threads: only there can a call that runs past its timeout be abandoned.
 INLINE_BELOW = 0.00025
 
 
@@ -533,7 +533,9 @@ class LocalPool:
         parallel = len(calls) > 1
         locks = self._locks
         jobs = [_Job(fn, locks[lid], batch, parallel) for lid, fn in calls.items()]
-        here = timeout is None and self._short.get(kind, False)
+        # a lone call gains nothing from another thread but the timeout (the proposer
+        # training: the calling thread would only wait for it)
+        here = timeout is None and (len(jobs) == 1 or self._short.get(kind, False))
         # BLAS: one thread always; torch: one thread per call of a parallel batch, every
         # core for a lone call (the proposer training). See colearning/runtime/threads.py.
         with one_blas_thread():
