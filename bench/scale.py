@@ -175,7 +175,8 @@ def bench(
     """Rounds on ``make()``; with ``measure``, their learners' compute fills ``compute``
     (Timed learners), else ``compute`` holds the same rounds' compute already."""
     pool = make()
-    times = round_times(pool, committee, rounds, compute=compute if measure else None)
+    cpu: list[float] = []
+    times = round_times(pool, committee, rounds, compute=compute if measure else None, cpu=cpu)
     zero_cpu: list[float] = []
     zero = round_times(make_zero(), committee, rounds, cpu=zero_cpu)
     median, p90 = describe(times)
@@ -185,6 +186,13 @@ def bench(
         "p90_ms": 1e3 * p90,
         "compute_ms": 1e3 * statistics.median(compute),
         "overhead_ms": 1e3 * statistics.median(t - c for t, c in zip(times, compute, strict=True)),
+        # this process's CPU a round, less the learners' (in process: the overhead in
+        # CPU time, which a loaded machine's waits for a core do not inflate; on Ray,
+        # the coordinator's CPU, the learners' being in the actors)
+        "overhead_cpu_ms": 1e3
+        * statistics.median(
+            u - (c if label == "process" else 0.0) for u, c in zip(cpu, compute, strict=True)
+        ),
         "zero_work_ms": 1e3 * zero_median,
         # in process, all of a round's work; on Ray, the coordinator's share of it
         "zero_cpu_ms": 1e3 * statistics.median(zero_cpu),
@@ -193,7 +201,7 @@ def bench(
     print(
         f"{label:<9}{n:>8,}{k:>6}  {row['round_ms']:>9.2f} {row['p90_ms']:>8.2f} "
         f"{row['compute_ms']:>10.2f} {row['overhead_ms']:>11.2f} {row['zero_work_ms']:>11.2f}"
-        f"{row['zero_cpu_ms']:>10.2f}  {len(times)}",
+        f"{row['zero_cpu_ms']:>10.2f} {row['overhead_cpu_ms']:>12.2f}  {len(times)}",
         flush=True,
     )
     return row
@@ -203,7 +211,7 @@ def overhead(skip_ray: bool, sizes: Sequence[int]) -> None:
     print(
         "round time per pool, learners and committee (K: voters; all: everyone votes)\n"
         "pool     learners     K  median ms   p90 ms  compute ms  overhead ms  zero-work ms"
-        "  (its CPU)  rounds"
+        "  (its CPU)  overhead CPU  rounds"
     )
     ray_started = False
     results: dict[tuple[str, int, str], dict[str, float]] = {}
