@@ -4,7 +4,8 @@ without pipelining, against in-process learners, in one run.
 1. **Round overhead**: 5 learner processes hosting a learner that does no work
    (``InstantLearner``), so a round's time is the transport's and driver's own cost.
 2. **Start-up**: seconds from launching ``colearn run --processes`` to its first
-   committed round (digits-sgd, 5 learners).
+   committed round (digits-sgd, and synthetic-softmax, which imports no ML framework;
+   5 learners), and the CPU seconds of the whole process tree.
 3. **mnist-cnn, 5 learners, label skew** (``dirichlet:0.5``): median seconds per round
    in process, over ``--processes``, each with and without pipelining, the four taking
    turns repetition by repetition; and the share of rounds whose early proposal was
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -56,63 +58,109 @@ def overhead(reps: int, rounds: int = 30) -> None:
         ]
         procs = LearnerProcesses(cmds).start()
         phases = ("propose", "validate", "accept", "total")
+        load = [os.getloadavg()[0]]
         try:
             got = procs.wait_ready(ports)
+            pids = [p.pid for p in procs.procs]
             medians: dict[str, list[float]] = {k: [] for k in phases}
+            cpu: dict[str, list[float]] = {"coordinator": [], "servers": []}
             for _ in range(reps):
                 pool = GrpcPool([(f"learner-{i}", f"127.0.0.1:{p}") for i, p in enumerate(got)])
                 records: list = []  # type: ignore[type-arg]
                 with Experiment(pool, observers=[records.append]) as e:
-                    e.run(rounds)
-                for k in phases:  # the first 3 rounds warm the channels up
+                    e.run(3)  # the first rounds warm the channels up
+                    c0, s0 = _own_cpu(), sum(map(_cpu_of, pids))
+                    e.run(3 + rounds)
+                    c1, s1 = _own_cpu(), sum(map(_cpu_of, pids))
+                cpu["coordinator"].append((c1 - c0) / rounds)
+                cpu["servers"].append((s1 - s0) / rounds)
+                for k in phases:
                     medians[k].append(statistics.median(getattr(r.timings, k) for r in records[3:]))
+                load.append(os.getloadavg()[0])
         finally:
             procs.stop()
             procs.cleanup()
     split = ", ".join(f"{k} {1000 * statistics.median(medians[k]):.1f}" for k in phases[:3])
+    runs = ", ".join(f"{1000 * v:.1f}" for v in sorted(medians["total"]))
     print(
         f"round overhead, 5 learner processes, no learner compute: "
         f"{1000 * statistics.median(medians['total']):.1f} ms per round ({split} ms; median "
-        f"of {reps} runs of {rounds} rounds; load {os.getloadavg()[0]:.1f})"
+        f"of {reps} runs of {rounds} rounds: {runs}; load {min(load):.1f}-{max(load):.1f})\n"
+        f"  CPU per round: coordinator {1000 * statistics.median(cpu['coordinator']):.1f} ms, "
+        f"the 5 servers together {1000 * statistics.median(cpu['servers']):.1f} ms"
     )
     del LearnerServer
 
 
-def startup(reps: int) -> None:
-    values = []
+def _own_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def _cpu_of(pid: int) -> float:
+    """CPU seconds process ``pid`` has used (utime + stime from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def _children_of(pid: int) -> list[int]:
+    out: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        out += [int(c) for c in (task / "children").read_text().split()]
+    return out
+
+
+def startup(reps: int, tasks: list[str]) -> None:
+    """Each task's start-up, the tasks taking turns repetition by repetition. At the
+    first committed round the CPU each process has used so far is read from /proc (the
+    coordinator, the launcher, its servers); after the run, the whole tree's."""
+    walls: dict[str, list[float]] = {t: [] for t in tasks}
+    split: dict[str, list[tuple[float, float, float]]] = {t: [] for t in tasks}
+    total: dict[str, list[float]] = {t: [] for t in tasks}
+    load = [os.getloadavg()[0]]
     for _ in range(reps):
-        with tempfile.TemporaryDirectory() as tmp:
-            t0 = time.perf_counter()
-            proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "colearning.cli.main",
-                    "run",
-                    "--task",
-                    "digits-sgd",
-                    "--learners",
-                    "5",
-                    "--rounds",
-                    "1",
-                    "--no-baselines",
-                    "--processes",
-                    "--out",
-                    f"{tmp}/e",
-                ],
-                stdout=subprocess.PIPE,
-                text=True,
-            )
-            assert proc.stdout is not None
-            for line in proc.stdout:
-                if line.strip().startswith("0  learner-0"):
-                    values.append(time.perf_counter() - t0)
-                    break
-            proc.wait()
-    print(
-        f"colearn run --processes (digits-sgd, 5 learners) to the first committed round: "
-        f"{statistics.median(values):.2f} s (median of {reps}; runs {sorted(values)})"
-    )
+        for task in tasks:
+            with tempfile.TemporaryDirectory() as tmp:
+                cpu0 = _children_cpu()
+                t0 = time.perf_counter()
+                proc = subprocess.Popen(
+                    [
+                        *[sys.executable, "-m", "colearning.cli.main", "run", "--task", task],
+                        *["--learners", "5", "--rounds", "1", "--no-baselines", "--processes"],
+                        *["--out", f"{tmp}/e"],
+                    ],
+                    stdout=subprocess.PIPE,
+                    text=True,
+                )
+                assert proc.stdout is not None
+                for line in proc.stdout:
+                    if line.strip().startswith("0  learner-0"):
+                        walls[task].append(time.perf_counter() - t0)
+                        launcher = _children_of(proc.pid)[0]
+                        servers = sum(map(_cpu_of, _children_of(launcher)))
+                        split[task].append((_cpu_of(proc.pid), _cpu_of(launcher), servers))
+                        break
+                proc.stdout.read()
+                proc.wait()
+                # the whole tree: the coordinator reaps the launcher, which reaps its servers
+                total[task].append(_children_cpu() - cpu0)
+                load.append(os.getloadavg()[0])
+    for task in tasks:
+        values = walls[task]
+        co, la, se = (statistics.median(x[i] for x in split[task]) for i in range(3))
+        print(
+            f"colearn run --processes ({task}, 5 learners) to the first committed round: "
+            f"{statistics.median(values):.2f} s (median of {reps}; runs "
+            f"{', '.join(f'{v:.2f}' for v in sorted(values))}; load {min(load):.1f}-"
+            f"{max(load):.1f})\n  CPU by then: coordinator {co:.2f} s, launcher {la:.2f} s, "
+            f"the 5 servers {se:.2f} s; the whole 1-round run "
+            f"{statistics.median(total[task]):.2f} s"
+        )
 
 
 def mnist(reps: int, rounds: int) -> None:
@@ -188,11 +236,17 @@ def main() -> None:
     )
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=8, help="mnist-cnn rounds per run")
+    parser.add_argument(
+        "--startup-tasks",
+        nargs="+",
+        default=["digits-sgd", "synthetic-softmax"],
+        help="tasks whose start-up is timed (synthetic-softmax imports no ML framework)",
+    )
     args = parser.parse_args()
     if "overhead" in args.only:
         overhead(args.reps)
     if "startup" in args.only:
-        startup(args.reps)
+        startup(args.reps, args.startup_tasks)
     if "mnist" in args.only:
         mnist(args.reps, args.rounds)
 

@@ -125,3 +125,20 @@ def test_a_small_grid_cell_plays_every_mode_and_the_baselines(tmp_path):
     assert ours["peak_rss_mib"] > 10
     saved = json.loads((tmp_path / "raw" / f"{cell.key}.json").read_text())
     assert saved["ours"]["modes"] == ours["modes"]
+
+
+def test_speed_runs_pool_every_processs_rounds_but_their_first():
+    from colearning.bench.collaboration import _median_round, pool_runs
+
+    runs = [
+        {"round_seconds": [9.0, 1.0, 1.0], "first_round_end": 3.0, "peak_rss_mib": 40.0},
+        {"round_seconds": [9.0, 5.0, 5.0], "first_round_end": 1.0, "peak_rss_mib": 60.0},
+        {"round_seconds": [9.0, 2.0, 2.0], "first_round_end": 2.0, "peak_rss_mib": 50.0},
+    ]
+    for r in runs:
+        r["wall_seconds"] = 1.0
+    got = pool_runs(runs)
+    assert got["round_seconds"] == [9.0, 1.0, 1.0, 5.0, 5.0, 2.0, 2.0]
+    assert _median_round(got) == 2.0  # one slow process does not set the figure
+    assert got["first_round_end"] == 2.0 and got["peak_rss_mib"] == 60.0
+    assert got["processes"] == 3

@@ -147,7 +147,7 @@ def test_decode_accepts_exactly_what_safetensors_accepts(layout):
     must refuse what safetensors refuses and read what it reads, to the same arrays."""
     from safetensors.numpy import load
 
-    from colearning.core.codec import _read_safetensors
+    from colearning.core.codec import _read_blob
 
     blob = _blob(*layout)
     try:
@@ -155,7 +155,7 @@ def test_decode_accepts_exactly_what_safetensors_accepts(layout):
     except Exception:
         want = None
     try:
-        _, got = _read_safetensors(blob)
+        _, got = _read_blob(blob)
     except Exception as exc:
         assert want is None, f"refused what safetensors reads: {exc}"
         return
@@ -333,3 +333,63 @@ def test_every_encoding_passes_the_strict_reader(arrays):
     assert read_header(blob).total_size == len(blob)
     views = sealed_arrays(blob)
     assert Weights.from_arrays(views) == w
+
+
+# -- the bytes are safetensors' own, to the byte ------------------------------------------
+
+_ALL_DTYPES = [
+    np.bool_,
+    np.uint8,
+    np.int8,
+    np.int16,
+    np.uint16,
+    np.float16,
+    np.int32,
+    np.uint32,
+    np.float32,
+    np.complex64,
+    np.float64,
+    np.int64,
+    np.uint64,
+]
+
+
+@st.composite
+def _any_weights(draw):
+    """Weights as users make them: any dtype safetensors takes (big-endian too), 0-d,
+    empty and transposed arrays, names with quotes, backslashes, controls and accents."""
+    names = draw(
+        st.lists(
+            st.text(alphabet='abzAZ_.:- 0"\\\n\té\u2028', min_size=1, max_size=4),
+            unique=True,
+            max_size=5,
+        )
+    )
+    arrays = {}
+    for name in names:
+        dtype = np.dtype(draw(st.sampled_from(_ALL_DTYPES)))
+        if draw(st.booleans()) and dtype.itemsize > 1:
+            dtype = dtype.newbyteorder(">")
+        array = draw(hnp.arrays(dtype, hnp.array_shapes(min_dims=0, max_dims=3, min_side=0)))
+        arrays[name] = array.T if draw(st.booleans()) else array
+    as_list = draw(st.booleans())
+    return Weights(list(arrays.values()) if as_list else arrays)
+
+
+@settings(max_examples=300, deadline=None)
+@given(weights=_any_weights())
+def test_encode_writes_the_bytes_safetensors_writes(weights):
+    from colearning.core.codec import encode_with_safetensors, weights_id
+
+    theirs = encode_with_safetensors(weights)
+    assert encode(weights) == theirs
+    assert id_of(weights) == weights_id(theirs)
+
+
+def test_common_weights_are_laid_out_here_and_the_rest_by_safetensors():
+    from colearning.core.codec import _layout
+
+    assert _layout(Weights({"w": np.ones(3), "b": np.zeros((2, 2), np.float32)})) is not None
+    assert _layout(Weights([np.arange(3, dtype=np.int64), np.array(True)])) is not None
+    assert _layout(Weights({"w": np.ones(3, dtype=">f8")})) is None  # safetensors byteswaps
+    assert _layout(Weights({'a"b': np.ones(3)})) is None  # JSON escaping left to it

@@ -305,3 +305,24 @@ def test_a_resumed_experiment_ends_with_the_uninterrupted_weights(tmp_path, mode
     assert got.final_weights_id == expected.final_weights_id
     assert [r.proposer_ids for r in got.rounds] == [r.proposer_ids for r in expected.rounds]
     assert [r.status for r in got.rounds] == [r.status for r in expected.rounds]
+
+
+def test_a_screened_round_on_a_local_pool_screens_every_proposal_in_one_batch():
+    from colearning.core.pool import LocalPool
+
+    batches = []
+
+    class Counted(LocalPool):
+        def _run_calls(self, calls, timeout, *, catch_up=True):
+            batches.append(len(calls))
+            return super()._run_calls(calls, timeout, catch_up=catch_up)
+
+    learners = [QuadraticLearner(target=[1.0, 2.0], seed=i) for i in range(4)]
+    pool = Counted(learners)
+    try:
+        record = play(pool, mode="screened", combiner="mean").record
+    finally:
+        pool.close()
+    # propose (4), screen every proposal by every tester (4 x 4), the candidate (4)
+    assert batches[:3] == [4, 16, 4]
+    assert all(p.screened is not None and len(p.screening) == 4 for p in record.proposals)

@@ -236,3 +236,51 @@ def test_a_pool_without_adopt_gets_accept_for_everyone(quads):
         assert catch_up(eager, None) == {}
     finally:
         local.close()
+
+
+def test_test_each_answers_every_request_in_order_one_call_per_learner_at_a_time():
+    # One batch of three requests over the same two learners: each request gets its
+    # own answers (scored on its own weights), and no learner runs two calls at once.
+    running, peak, lock = {}, {}, threading.Lock()
+
+    class Counting(QuadraticLearner):
+        def mli_test_weights(self, weights):
+            with lock:
+                running[id(self)] = running.get(id(self), 0) + 1
+                peak[id(self)] = max(peak.get(id(self), 0), running[id(self)])
+            threading.Event().wait(0.01)  # long enough for another call to enter
+            with lock:
+                running[id(self)] -= 1
+            return super().mli_test_weights(weights)
+
+    learners = [Counting(target=[1.0, 2.0], seed=i) for i in range(2)]
+    pool = LocalPool(learners, max_workers=8)
+    refs = [ref(v) for v in (1.0, 5.0, -3.0)]
+    try:
+        batched = pool.test_each([(["learner-1", "learner-0"], r) for r in refs], None)
+        one_by_one = [pool.test(["learner-1", "learner-0"], r, None) for r in refs]
+    finally:
+        pool.close()
+    assert [list(answers) for answers in batched] == [["learner-1", "learner-0"]] * 3
+    scores = [[o.value.vote_score for o in answers.values()] for answers in batched]
+    assert scores == [[o.value.vote_score for o in a.values()] for a in one_by_one]
+    assert len({tuple(s) for s in scores}) == 3  # three different weights, three answers
+    assert set(peak.values()) == {1}
+
+
+def test_test_each_with_a_timeout_gives_each_request_a_batch_of_its_own(quads):
+    batches = []
+
+    class Counted(LocalPool):
+        def _run_calls(self, calls, timeout, *, catch_up=True):
+            batches.append(len(calls))
+            return super()._run_calls(calls, timeout, catch_up=catch_up)
+
+    pool = Counted(quads(3))
+    try:
+        pool.test_each([(pool.learner_ids, ref(1.0)), (pool.learner_ids, ref(2.0))], None)
+        assert batches == [6]
+        pool.test_each([(pool.learner_ids, ref(1.0)), (pool.learner_ids, ref(2.0))], 30.0)
+        assert batches == [6, 3, 3]
+    finally:
+        pool.close()

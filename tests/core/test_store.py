@@ -58,6 +58,19 @@ def test_blobs_are_content_addressed_and_checked(tmp_path):
         store.get_blob(wid)
 
 
+def test_a_writer_removes_what_a_killed_blob_write_left_and_a_reader_does_not(tmp_path):
+    store = ExperimentStore.create(tmp_path / "e", {"a": 1}, ["x"])
+    wid = store.put_blob(encode(Weights({"w": np.arange(4.0)})))
+    store.close()
+    leftover = store.blob_path(wid).parent / ".tmp-killed"
+    leftover.write_bytes(b"half a blob")  # what a run killed mid-write leaves
+    ExperimentStore.open(tmp_path / "e", readonly=True).close()
+    assert leftover.exists()  # a reader changes nothing
+    ExperimentStore.open(tmp_path / "e").close()
+    assert not leftover.exists()
+    assert store.blob_path(wid).exists()
+
+
 def test_config_and_learners_round_trip(tmp_path):
     ExperimentStore.create(tmp_path / "e", {"task": "t", "n": 3}, ["a", "b"]).close()
     store = ExperimentStore.open(tmp_path / "e")

@@ -13,9 +13,10 @@ import pytest
 
 from .conftest import COLEARN, HERE, env
 
+#: A bundled task in NumPy alone (no framework to import in each of a test's processes).
 FAST = [
     "--task",
-    "digits-sgd",
+    "synthetic-softmax",
     "--learners",
     "3",
     "--rounds",
@@ -47,7 +48,9 @@ def reference_id():
     """The in-process run's final weights id for FAST (played here, in this process)."""
     from colearning.tasks.runner import RunConfig, run_task
 
-    config = RunConfig(task="digits-sgd", learners=3, rounds=3, partition="iid", baselines=False)
+    config = RunConfig(
+        task="synthetic-softmax", learners=3, rounds=3, partition="iid", baselines=False
+    )
     return run_task(config).result.final_weights_id
 
 
@@ -91,13 +94,17 @@ def first_round(proc):
 
 
 @pytest.mark.slow
-def test_processes_over_mutual_tls_end_with_the_in_process_weights(tmp_path, reference_id):
+def test_processes_over_mutual_tls_end_with_the_in_process_weights(tmp_path, reference_id, capsys):
     """--processes with --certs: servers forked by the launcher, each with its own
     certificate, checking the coordinator's; the same final weights id as in process
     (pipelined, the default; unpipelined runs end alike: tests/core/test_pipeline.py)."""
-    certs = tmp_path / "certs"
-    colearn("certs", "init", certs)
-    colearn("certs", "issue", certs, "learner-0", "learner-1", "learner-2", "coordinator")
+    from colearning.cli.main import main
+    from colearning.network import tls
+
+    certs = tmp_path / "certs"  # (colearn certs itself: test_certs_init_and_issue)
+    tls.init_ca(certs)
+    for name in ("learner-0", "learner-1", "learner-2", "coordinator"):
+        tls.issue(certs, name)
     mark, environ = marked()
     proc = colearn(
         "run",
@@ -118,12 +125,13 @@ def test_processes_over_mutual_tls_end_with_the_in_process_weights(tmp_path, ref
     # a missing certificate is found before anything starts; a broken one, by its server
     (certs / "learner-2.pem").unlink()
     (certs / "learner-1.pem").write_text("not a certificate")
-    missing = colearn(
-        "run", *FAST, "--processes", "--certs", certs, "--out", tmp_path / "x", check=False
-    )
-    assert missing.returncode == 2
-    assert "colearn certs issue" in missing.stderr and "learner-2" in missing.stderr
-    colearn("certs", "issue", certs, "learner-2")
+    capsys.readouterr()
+    code = main(["run", *FAST, "--processes", "--certs", str(certs), "--out", str(tmp_path / "x")])
+    err = capsys.readouterr().err  # (in this process: refused before anything starts)
+    assert code == 2
+    assert "colearn certs issue" in err and "learner-2" in err
+    assert not (tmp_path / "x").exists()
+    tls.issue(certs, "learner-2")
     broken = colearn(
         "run",
         *FAST,
@@ -143,14 +151,14 @@ def test_processes_over_mutual_tls_end_with_the_in_process_weights(tmp_path, ref
 
 @pytest.mark.slow
 def test_a_remote_run_killed_and_resumed_ends_with_the_in_process_weights(
-    tmp_path, serve, reference_id
+    tmp_path, serve, reference_id, capsys
 ):
     """Real `colearn learner serve` processes driven with --remote; the coordinator is
     SIGKILLed after a committed round and resumed against the same learners."""
     servers = [
         serve(
             "--task",
-            "digits-sgd",
+            "synthetic-softmax",
             "--share",
             f"{i}/3",
             "--partition",
@@ -173,8 +181,12 @@ def test_a_remote_run_killed_and_resumed_ends_with_the_in_process_weights(
     first_round(coordinator)  # committed: now kill it
     coordinator.kill()
     coordinator.wait()
-    proc = colearn("run", "--resume", out, "--insecure", "--format", "json")
-    data = json.loads(proc.stdout)
+    from colearning.cli.main import main
+
+    # resumed here, in this process (the same `colearn` main), against the same servers
+    capsys.readouterr()
+    assert main(["run", "--resume", str(out), "--insecure", "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
     assert data["summary"]["final_weights_id"] == reference_id
     assert final_id(out) == reference_id
     assert "tested" in servers[0].log.read_text()
@@ -186,9 +198,9 @@ def test_a_remote_run_killed_and_resumed_ends_with_the_in_process_weights(
     from colearning.tasks.export import final_learner
     from colearning.tasks.runner import RunConfig, build
 
-    colearn("export", out, "--format", "onnx", "-o", tmp_path / "model.onnx")
+    assert main(["export", str(out), "--format", "onnx", "-o", str(tmp_path / "model.onnx")]) == 0
     session = ort.InferenceSession(str(tmp_path / "model.onnx"))
-    X = build(RunConfig(task="digits-sgd", learners=3)).parts[0].test[0].astype(np.float32)
+    X = build(RunConfig(task="synthetic-softmax", learners=3)).parts[0].test[0].astype(np.float32)
     labels = session.run(None, {session.get_inputs()[0].name: X})[0]
     np.testing.assert_array_equal(labels, final_learner(out).predict(X))
 
@@ -221,7 +233,7 @@ def test_no_server_outlives_a_failed_interrupted_or_killed_coordinator(tmp_path)
                 *COLEARN,
                 "run",
                 "--task",
-                "digits-sgd",
+                "synthetic-softmax",
                 "--learners",
                 "2",
                 "--rounds",
@@ -345,3 +357,37 @@ def test_certs_init_and_issue(tmp_path, capsys):
     capsys.readouterr()
     assert main(["certs", "init", str(d)]) == 2
     assert "already holds a CA" in capsys.readouterr().err
+
+
+def test_the_two_machine_walk_through_is_what_colearn_takes(tmp_path, monkeypatch, capsys):
+    """Every `colearn ...` line of docs/network.md's shell blocks is parsed by colearn's
+    own parser (a flag renamed or dropped fails here), and the certificate commands are
+    run as written (the rest needs other machines: the tests above play them on one)."""
+    import re
+    import shlex
+
+    from colearning.cli.main import _parser, main
+
+    page = (HERE.parents[1] / "docs" / "network.md").read_text()
+    lines = [
+        line.split("  #")[0].strip()
+        for block in re.findall(r"```bash\n(.*?)```", page, flags=re.S)
+        for line in block.splitlines()
+        if line.startswith("colearn ")
+    ]
+    assert len(lines) >= 5, lines
+    assert any("learner serve" in line for line in lines)
+    assert any("--remote" in line for line in lines)
+    for line in lines:
+        argv = shlex.split(line)[1:]
+        try:
+            _parser().parse_args(argv)
+        except SystemExit as exc:
+            raise AssertionError(f"docs/network.md: colearn cannot parse {line!r}") from exc
+    monkeypatch.chdir(tmp_path)
+    for line in lines:
+        if line.startswith("colearn certs "):
+            assert main(shlex.split(line)[1:]) == 0, capsys.readouterr().err
+    assert {"ca.pem", "learner-0.pem", "learner-1.key", "coordinator.pem"} <= {
+        p.name for p in (tmp_path / "certs").iterdir()
+    }

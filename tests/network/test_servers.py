@@ -36,9 +36,37 @@ def in_process(n, rounds):
     return result.final_weights_id, [r.status for r in result.rounds]
 
 
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory):
+    """Three quadratic learner servers for the tests that need no fresh ones: the
+    refusals change nothing, and the rounds test checks its own start (each server's
+    initial weights) before it plays. A 4 KiB limit, for the refused transfers; the
+    learners' weights are far smaller."""
+    from .conftest import Served, env
+
+    tmp = tmp_path_factory.mktemp("shared")
+    servers = [
+        Served(
+            tmp,
+            [*QUAD, "--id", f"learner-{i}", "--max-bytes", "4096"],
+            f"learner-{i}",
+            env(COLEARN_TEST_SEED=str(i)),
+        ).start()
+        for i in range(3)
+    ]
+    yield servers
+    for s in servers:
+        s.stop()
+
+
 @pytest.mark.slow
-def test_rounds_across_real_servers_end_as_in_process(serve):
-    servers = quads(serve, 3)
+def test_rounds_across_real_servers_end_as_in_process(shared):
+    servers = shared
+    initial = encode(QuadraticLearner(target=[1.0, 2.0]).mli_get_current_weights())
+    for s in servers:  # as started: the other tests sharing them change nothing
+        channel, stub = _stub(s)
+        assert _current_id(stub) == hashlib.sha256(initial).hexdigest()
+        channel.close()
     pool = GrpcPool([(f"learner-{i}", s.address) for i, s in enumerate(servers)])
     with Experiment(pool) as e:
         result = e.run(5)
@@ -121,25 +149,26 @@ def test_mutual_tls_refuses_an_untrusted_client_and_a_wrong_identity(serve, cert
             connect_timeout=10,
         )
 
-    # a learner presenting learner-1's certificate where learner-0 is expected
-    s1 = serve(
-        "--factory",
-        "factories:quadratic",
-        "--id",
+    # a learner presenting learner-1's certificate where learner-0 is expected (a server
+    # in this process: what is under test is the coordinator's check of the name)
+    from colearning.network import LearnerServer
+
+    impostor = LearnerServer(
+        QuadraticLearner(target=[1.0, 2.0]),
         "learner-0",
-        "--certs",
-        str(d),
-        "--cert-name",
-        "learner-1",
-        "--host",
-        "127.0.0.1",
-        name="impostor",
-    )
-    with pytest.raises(NetworkError, match="name 'learner-0'"):
-        GrpcPool(
-            [("learner-0", s1.address)], credentials=tls.client_credentials(d), connect_timeout=2
-        )
+        credentials=tls.server_credentials(d, "learner-1"),
+    ).start()
+    try:
+        with pytest.raises(NetworkError, match="name 'learner-0'"):
+            GrpcPool(
+                [("learner-0", impostor.address)],
+                credentials=tls.client_credentials(d),
+                connect_timeout=2,
+            )
+    finally:
+        impostor.stop(grace=0)
     log = s0.log.read_text()
+    assert "describe from ipv4:127.0.0.1:" in log and "as 'coordinator' (protocol 1" in log
     assert "mutual TLS" in log and "its certificate names ['learner-1'], not 'coordinator'" in log
 
 
@@ -182,8 +211,8 @@ def _current_id(stub):
 
 
 @pytest.mark.slow
-def test_damaged_transfers_are_refused_and_the_model_is_unchanged(serve):
-    server = serve(*QUAD, "--id", "learner-0", "--max-bytes", "4096", name="learner-0")
+def test_damaged_transfers_are_refused_and_the_model_is_unchanged(shared):
+    server = shared[0]
     channel, stub = _stub(server)
     before = _current_id(stub)
     good = encode(Weights({"w": np.array([0.5, 0.5])}))
@@ -219,8 +248,8 @@ def test_damaged_transfers_are_refused_and_the_model_is_unchanged(serve):
 
 
 @pytest.mark.slow
-def test_another_protocol_version_is_refused_readably(serve):
-    server = serve(*QUAD, "--id", "learner-0", name="learner-0")
+def test_another_protocol_version_is_refused_readably(shared):
+    server = shared[0]
     channel, stub = _stub(server)
     with pytest.raises(grpc.RpcError) as info:
         stub.RestoreProgress(
@@ -234,3 +263,34 @@ def test_another_protocol_version_is_refused_readably(serve):
     channel.close()
     with pytest.raises(NetworkError, match="says it is 'learner-0'; expected 'learner-1'"):
         GrpcPool([("learner-1", server.address)], connect_timeout=10)
+
+
+def test_a_learner_of_another_protocol_is_refused_readably_at_the_start(tmp_path, capsys):
+    """The coordinator's side: a learner that says (in Describe, which every version
+    answers) that it speaks another wire protocol is refused before any round, with one
+    line naming both versions and the fix."""
+    import dataclasses
+
+    from colearning.cli.main import main
+    from colearning.network import LearnerServer
+
+    server = LearnerServer(QuadraticLearner(target=[1.0, 2.0]), "learner-0")
+    ours = server.service.description
+    server.service.description = lambda: dataclasses.replace(
+        ours(), protocol_version=2, library_version="0.3.0"
+    )  # a later colearning: a real server whose Describe says it speaks protocol 2
+    server.start()
+    try:
+        with pytest.raises(NetworkError, match="speaks colearning wire protocol 2"):
+            GrpcPool([("learner-0", server.address)], connect_timeout=10)
+        code = main(["run", "--remote", server.address, "--insecure", "--out", str(tmp_path / "o")])
+    finally:
+        server.stop(grace=0)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert (
+        f"learner-0 at {server.address} speaks colearning wire protocol 2 (colearning 0.3.0); "
+        "this coordinator speaks 1" in err
+    )
+    assert "Install the same colearning version on the coordinator and every learner" in err

@@ -45,11 +45,16 @@ def add_bench_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
     )
     c.add_argument("--no-flower", action="store_true", help="run this project's side only")
     c.add_argument("--report-only", action="store_true", help="only redo tables and plots")
+    add_robustness_parser(kinds)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    if args.bench == "robustness":
+        return cmd_robustness(args)
     if args.bench != "collaboration":
-        raise ConfigError("name a benchmark: colearn bench collaboration")
+        raise ConfigError(
+            "name a benchmark: colearn bench collaboration, or colearn bench robustness"
+        )
     from colearning.bench.collaboration import Cell, run_grid, run_speed
     from colearning.bench.report import write_reports
 
@@ -83,4 +88,132 @@ def cmd_bench(args: argparse.Namespace) -> int:
     for p in plots:
         print(f"plot written to {p}")
     sys.stdout.flush()
+    return 0
+
+
+# -- colearn bench robustness ---------------------------------------------------------------
+
+ROBUSTNESS_OUT = "bench/robustness/results"
+ROBUSTNESS_HELP = """``colearn bench robustness``: the vote against every attack at 0, 20 and 40%
+malicious learners, beside FedAvg, median, trimmed mean, Multi-Krum and FLTrust on the
+same partitions (docs/robustness.md).
+
+    colearn bench robustness --quick                # a minute: the CI size
+    colearn bench robustness --jobs 2               # the grid (resumes where it stopped)
+    colearn bench robustness --report-only          # tables and plot from OUT/raw
+"""
+#: ``--quick``: one small group, the clean run and 40% of every attack, few rounds.
+QUICK = {
+    "tasks": ["digits-mlp"],
+    "learners": [5],
+    "partitions": ["iid"],
+    "shares": [0.0, 0.4],
+    "seeds": [0],
+    "rounds": 10,
+    "defence_rounds": 4,
+}
+
+
+def add_robustness_parser(kinds: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    from colearning.bench.robustness import ATTACK_SPECS, DEFENCES
+
+    r = kinds.add_parser(
+        "robustness",
+        help="the vote against attacks at 0/20/40%% malicious, beside aggregation defences",
+        description=ROBUSTNESS_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    r.add_argument("--out", default=ROBUSTNESS_OUT, help=f"results (default {ROBUSTNESS_OUT})")
+    r.add_argument("--tasks", nargs="+", default=["digits-mlp", "mnist-cnn"])
+    r.add_argument("--learners", nargs="+", type=int, default=[5, 10])
+    r.add_argument("--partitions", nargs="+", default=["iid", "dirichlet:0.5"])
+    r.add_argument("--shares", nargs="+", type=float, default=[0.0, 0.2, 0.4])
+    r.add_argument("--attacks", nargs="+", default=list(ATTACK_SPECS))
+    r.add_argument("--defences", nargs="+", default=list(DEFENCES))
+    r.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    r.add_argument("--rounds", type=int, help="protocol rounds (default: the task's)")
+    r.add_argument(
+        "--defence-rounds",
+        type=int,
+        default=10,
+        help="rounds of each defence run, every learner training in each (default 10)",
+    )
+    r.add_argument(
+        "--defence-seeds",
+        nargs="+",
+        type=int,
+        default=[0],
+        help="seeds the defences run on (default 0: they are the reference, the vote "
+        "runs on every seed)",
+    )
+    r.add_argument(
+        "--defence-shares",
+        nargs="+",
+        type=float,
+        default=[0.0, 0.4],
+        help="malicious shares the defences run at (default 0 and 0.4)",
+    )
+    r.add_argument("--no-defences", action="store_true", help="the vote alone")
+    r.add_argument("--threshold", type=float, default=0.5, help="vote threshold (default 0.5)")
+    r.add_argument("--jobs", type=int, default=1, help="cells played at once (processes)")
+    r.add_argument("--quick", action="store_true", help="the CI size: " + str(QUICK))
+    r.add_argument("--report-only", action="store_true", help="only redo tables and plot")
+
+
+def cmd_robustness(args: argparse.Namespace) -> int:
+    from colearning.bench.robustness import cells_for, run_grid
+    from colearning.bench.robustness_report import write_reports
+    from colearning.core.tally import threshold_fraction
+
+    settings = {
+        "tasks": args.tasks,
+        "learners": args.learners,
+        "partitions": args.partitions,
+        "shares": args.shares,
+        "seeds": args.seeds,
+        "rounds": args.rounds,
+        "defence_rounds": args.defence_rounds,
+    }
+    if args.quick:
+        settings.update(QUICK)
+    for name in ("rounds", "defence_rounds"):
+        value = settings[name]
+        if value is not None and value < 1:
+            flag = "--" + name.replace("_", "-")
+            raise ConfigError(f"{flag} must be a whole number >= 1; got {value}")
+    if args.jobs < 1:
+        raise ConfigError(f"--jobs must be a whole number >= 1; got {args.jobs}")
+    if any(n < 2 for n in settings["learners"]):
+        raise ConfigError(f"--learners must each be >= 2; got {settings['learners']}")
+    threshold_fraction(args.threshold)
+    out = Path(args.out)
+    if not args.report_only:
+        from colearning.tasks.registry import get_task
+
+        for task in settings["tasks"]:
+            get_task(task)
+        from colearning.data.partition import parse_partition
+
+        for partition in settings["partitions"]:
+            parse_partition(partition)
+        cells = cells_for(
+            settings["tasks"],
+            settings["learners"],
+            settings["partitions"],
+            settings["shares"],
+            args.attacks,
+            settings["seeds"],
+            settings["rounds"],
+            args.threshold,
+            [] if args.no_defences else args.defences,
+            settings["defence_rounds"],
+            args.defence_seeds,
+            args.defence_shares,
+        )
+        out.mkdir(parents=True, exist_ok=True)
+        run_grid(cells, out, jobs=args.jobs, log=lambda line: print(line, flush=True))
+    elif not (out / "raw").is_dir():
+        raise ConfigError(f"no results in {out}/raw; run colearn bench robustness first")
+    md, js, png = write_reports(out)
+    print(f"table in {md}, numbers in {js}" + (f", plot in {png}" if png else ""))
     return 0

@@ -130,6 +130,11 @@ def _parser() -> argparse.ArgumentParser:
     network_cmds.add_parsers(sub)
     committee_cmd.add_parser(sub)
 
+    from colearning.cli import attack_cmds
+
+    attack_cmds.add_run_options(run)
+    attack_cmds.add_parsers(sub)
+
     tasks = sub.add_parser("tasks", help="list the named tasks")
     tasks.add_argument("--format", choices=["text", "json"], default="text")
 
@@ -198,6 +203,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "certs": _network("cmd_certs"),
             "bench": _cmd_bench,
             "committee": _committee,
+            "attacks": _cmd_attacks,
         }[args.command]
     )
     try:
@@ -291,6 +297,9 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
     settings.update({k: v for k, v in flags.items() if v is not None})
     if args.no_baselines:
         settings["baselines"] = False
+    from colearning.cli import attack_cmds
+
+    attack_cmds.settings_from(args, settings)
     return settings
 
 
@@ -383,6 +392,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 # -- the other commands -----------------------------------------------------------------
+
+
+def _cmd_attacks(args: argparse.Namespace) -> int:
+    from colearning.cli.attack_cmds import cmd_attacks
+
+    return cmd_attacks(args)
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:

@@ -317,6 +317,7 @@ def _run_processes(
 
         with opened(args.resume) as store:
             stored = RunConfig.from_dict(store.config)
+        args.experiment_dir = args.resume  # for the Ctrl-C message
         overrides = RunConfig.from_dict({**stored.to_dict(), **settings}) if settings else None
         return run_processes(
             stored,
@@ -330,6 +331,7 @@ def _run_processes(
         )
     config, out = to_run_config(settings)
     out = out or f"runs/{config.task}-{time.strftime('%Y%m%d-%H%M%S')}"
+    args.experiment_dir = out  # for the Ctrl-C message
     return run_processes(
         config,
         out,
@@ -375,6 +377,7 @@ def _run_remote(
     if args.resume:
         if args.out:
             raise ConfigError("--resume DIR continues in DIR; drop --out")
+        args.experiment_dir = args.resume  # for the Ctrl-C message
         return resume_remote(
             args.resume,
             flat,
@@ -386,6 +389,7 @@ def _run_remote(
         )
     if not args.out:
         raise ConfigError("--remote needs --out DIR, the experiment directory to create")
+    args.experiment_dir = args.out  # for the Ctrl-C message
     return run_remote(
         parse_endpoints(args.remote),
         args.out,

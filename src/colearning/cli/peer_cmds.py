@@ -1,6 +1,7 @@
 """``colearn ledger deploy`` and ``colearn peer``: peer mode, one party each, no
-coordinator. Weights travel through a directory the parties share (``--exchange-dir``)
-until the Network issue's gRPC server serves them by id."""
+coordinator. Each party serves its own weights by id over gRPC (``--serve HOST:PORT``,
+mutual TLS with ``--certs DIR``), or the parties share a directory
+(``--exchange-dir``)."""
 
 from __future__ import annotations
 
@@ -27,8 +28,7 @@ def _task_options(p: Any) -> None:
     p.add_argument("--chain-url", required=True, help="JSON-RPC URL of the chain")
     p.add_argument(
         "--exchange-dir",
-        required=True,
-        help="directory the parties share, where weights are published by id",
+        help="directory the parties share, where weights are published by id (instead of --serve)",
     )
 
 
@@ -57,6 +57,30 @@ def add_parsers(sub: Any, ledger_sub: Any) -> None:
     peer.add_argument("--password-file", help="the keystore's password (or COLEARN_KEY_PASSWORD)")
     peer.add_argument("--rounds", type=int, required=True, help="take part until this many rounds")
     peer.add_argument("--poll", type=float, default=0.2, help="seconds between looks at the chain")
+    peer.add_argument(
+        "--serve",
+        metavar="HOST:PORT",
+        help="serve this party's weights by id over gRPC there (port 0: a free one); the "
+        "others fetch them from the endpoint it announces on chain",
+    )
+    peer.add_argument(
+        "--announce",
+        metavar="HOST:PORT",
+        help="the address the others reach this party's server at (default: --serve's)",
+    )
+    peer.add_argument(
+        "--certs",
+        help="directory with ca.pem and this party's learner-I.pem/.key: mutual TLS (I: its "
+        "index in the contract)",
+    )
+    peer.add_argument(
+        "--insecure", action="store_true", help="serve and fetch over plaintext (no --certs)"
+    )
+    peer.add_argument(
+        "--out",
+        help="directory where this party keeps its record (rounds, its ballots, adopted "
+        "weights) for `colearn ledger verify DIR`",
+    )
 
 
 def _learner(args: argparse.Namespace, index: int) -> Any:
@@ -103,7 +127,8 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         raise ConfigError(f"{args.addresses} lists {len(learners)} parties; the task has {n}")
     blob = encode(first.mli_get_current_weights())
     initial = weights_id(blob)
-    DirectoryExchange(args.exchange_dir).publish(initial, blob)
+    if args.exchange_dir:  # with --serve, learner 0's peer serves the initial weights
+        DirectoryExchange(args.exchange_dir).publish(initial, blob)
     chain = RpcChain(args.chain_url)
     try:
         operator = operator_key(chain.chain_id, args.operator_key_file, embedded=False)
@@ -131,15 +156,70 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     return exit_codes.OK
 
 
+def _host_port(option: str, text: str, *, any_port: bool) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    host = host.strip("[]")
+    low = 0 if any_port else 1
+    if not sep or not host or not port.isdigit() or not low <= int(port) <= 65535:
+        raise ConfigError(
+            f"{option} {text!r} must be HOST:PORT with a port in {low}-65535"
+            f"{' (0: a free one)' if any_port else ''}; e.g. {option} 127.0.0.1:7001"
+        )
+    return host, int(port)
+
+
+def _check_exchange(args: argparse.Namespace) -> tuple[str, int] | None:
+    """Check the exchange options before anything starts; ``(host, port)`` for --serve."""
+    if bool(args.serve) == bool(args.exchange_dir):
+        raise ConfigError(
+            "give exactly one of --serve HOST:PORT (serve weights over gRPC) and "
+            f"--exchange-dir DIR (a shared directory); got {'both' if args.serve else 'neither'}"
+        )
+    if args.exchange_dir:
+        for option in ("certs", "announce", "insecure"):
+            if getattr(args, option):
+                raise ConfigError(
+                    f"--{option} goes with --serve, not --exchange-dir; drop it or use --serve"
+                )
+        return None
+    host, port = _host_port("--serve", args.serve, any_port=True)
+    if args.certs and args.insecure:
+        raise ConfigError("--certs (mutual TLS) and --insecure (plaintext) exclude each other")
+    if not args.certs and not args.insecure:
+        raise ConfigError(
+            f"--serve {args.serve} without --certs would serve plaintext; give --certs DIR "
+            "(mutual TLS) or, on a network you trust, --insecure"
+        )
+    if args.announce:
+        _host_port("--announce", args.announce, any_port=False)
+    elif host in ("0.0.0.0", "::"):
+        raise ConfigError(
+            f"--serve {args.serve} listens on every address, which the others cannot dial; "
+            "add --announce HOST:PORT, the address they reach this machine at"
+        )
+    return host, port
+
+
+def _exchange(args: argparse.Namespace, index: int, serve: tuple[str, int] | None) -> Any:
+    from colearning.ledger.peer import DirectoryExchange, GrpcExchange
+
+    if serve is None:
+        return DirectoryExchange(args.exchange_dir)
+    host, port = serve
+    return GrpcExchange(f"learner-{index}", host, port, certs=args.certs, announce=args.announce)
+
+
 def cmd_peer(args: argparse.Namespace) -> int:
     from colearning.ledger.chain import RpcChain
     from colearning.ledger.client import LedgerClient
     from colearning.ledger.keys import Key, read_key_file
-    from colearning.ledger.peer import DirectoryExchange, Peer, print_round
+    from colearning.ledger.peer import Peer, print_round
 
+    serve = _check_exchange(args)
     password = Path(args.password_file).read_text().rstrip("\n") if args.password_file else None
     key = read_key_file(args.key_file, password)
     chain = RpcChain(args.chain_url)
+    exchange = None
     try:
         address = bytes.fromhex(args.contract.removeprefix("0x"))
         client = LedgerClient(chain, address, Key.generate())
@@ -149,12 +229,18 @@ def cmd_peer(args: argparse.Namespace) -> int:
                 f"{key.checksum} is not a party of the contract {args.contract}; use the key "
                 "registered at deployment"
             )
-        learner, _ = _learner(args, learners.index(key.address))
-        peer = Peer(
-            client, key, learner, DirectoryExchange(args.exchange_dir), args.poll, print_round
-        )
+        index = learners.index(key.address)
+        if serve is not None and args.certs:
+            from colearning.network import tls
+
+            tls.load(args.certs, f"learner-{index}")  # this party's files, named and checked
+        exchange = _exchange(args, index, serve)
+        learner, _ = _learner(args, index)
+        peer = Peer(client, key, learner, exchange, args.poll, print_round, record_dir=args.out)
         result = peer.run(args.rounds)
     finally:
+        if exchange is not None:
+            exchange.close()
         chain.close()
     print(json.dumps({"final_weights_id": result.final_weights_id}), flush=True)
     print(f"peer {key.checksum}: {len(result.rounds)} rounds", file=sys.stderr)

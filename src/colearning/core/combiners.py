@@ -18,6 +18,16 @@ returns one set of named arrays of the same names, shapes and dtypes:
     is left: ``c <= (k - 1) // 2``) and the rest averaged. With ``k >= 3`` it tolerates
     at least one poisoned proposal, and ``c`` of them in general.
 
+``multi-krum`` (``multi-krum:F``, default ``F = (k - 3) // 2``)
+    Multi-Krum (Blanchard et al. 2017): each proposal is scored by the sum of its
+    squared distances to its ``k - F - 2`` nearest others; the ``k - F`` best scored
+    are averaged. Tolerates ``F`` poisoned proposals when ``k > 2F + 2``.
+
+:func:`fltrust` (FLTrust, Cao et al. 2021) is here as a pure function, not a
+``--combiner``: it needs a reference update that a server trains on a clean root data
+set of its own, and this protocol has no trusted server (``colearn bench robustness``
+gives it one, as a reference baseline).
+
 The robust combiners ignore data sizes: a claim about one's data is exactly what a
 robust rule must not trust. Floats are combined in float64 and cast back to the
 proposals' dtype; the sums run in a fixed order with NumPy's element-wise arithmetic
@@ -43,7 +53,7 @@ from colearning.core.exceptions import ConfigError, WeightsError
 from colearning.core.interface import Array, Weights
 
 #: The names ``colearn run --combiner`` takes (``trimmed-mean:TRIM`` sets the trim).
-COMBINERS = ("mean", "median", "trimmed-mean")
+COMBINERS = ("mean", "median", "trimmed-mean", "multi-krum")
 DEFAULT_TRIM = 0.2
 
 Arrays = Mapping[str, Array]
@@ -70,8 +80,9 @@ def weighted_mean(
             out[name] = _lower_median([p[name] for p in proposals])
             continue
         acc = np.zeros(first.shape, np.float64)
+        wide = first.dtype == np.float64  # no copy to widen (the same bits either way)
         for p, s in zip(proposals, share, strict=True):
-            acc += s * p[name].astype(np.float64)
+            acc += s * (p[name] if wide else p[name].astype(np.float64))
         out[name] = _as(acc, first)
     return out
 
@@ -133,6 +144,106 @@ def trim_count(trim: float, k: int) -> int:
     return min(math.ceil(trim * k - 1e-12), (k - 1) // 2)
 
 
+#: Scores within this relative distance of each other rank as equal (by position), so
+#: which proposals Multi-Krum keeps never rests on float noise.
+_SCORE_RTOL = 1e-9
+
+
+def _flat(proposal: Arrays, names: Sequence[str]) -> Array:
+    return np.concatenate([proposal[n].astype(np.float64).ravel() for n in names])
+
+
+def krum_scores(proposals: Sequence[Arrays], byzantine: int) -> list[float]:
+    """Krum's score of each proposal: the sum of squared distances to its
+    ``k - byzantine - 2`` nearest others (at least 1)."""
+    names = [n for n in _check(proposals) if proposals[0][n].dtype.kind == "f"]
+    k = len(proposals)
+    if k == 1:
+        return [0.0]
+    flat = [_flat(p, names) for p in proposals]
+    d = np.zeros((k, k))
+    for i in range(k):
+        for j in range(i + 1, k):
+            diff = flat[i] - flat[j]
+            d[i, j] = d[j, i] = float(np.dot(diff, diff))
+    near = max(1, k - byzantine - 2)
+    return [float(np.sum(np.sort(np.delete(d[i], i))[:near])) for i in range(k)]
+
+
+def multi_krum(proposals: Sequence[Arrays], byzantine: int | None = None) -> dict[str, Array]:
+    """The mean of the ``k - byzantine`` proposals with the lowest Krum scores
+    (``byzantine`` default ``(k - 3) // 2``); scores within a relative ``1e-9`` of each
+    other rank by position.
+
+    >>> import numpy as np
+    >>> ps = [{"w": np.array([v])} for v in (1.0, 1.1, 0.9, 1.0, 50.0)]
+    >>> multi_krum(ps, 1)["w"]
+    array([1.])
+    """
+    k = len(proposals)
+    f = krum_byzantine(byzantine, k)
+    scores = krum_scores(proposals, f)
+    top = max(scores) or 1.0
+    # a score's rank rounded to 1e-9 of the largest: near-equal scores rank by position
+    ranked = sorted(range(k), key=lambda i: (round(scores[i] / top / _SCORE_RTOL), i))
+    chosen = sorted(ranked[: max(1, k - f)])
+    return weighted_mean([proposals[i] for i in chosen])
+
+
+def krum_byzantine(byzantine: int | None, k: int) -> int:
+    if byzantine is None:
+        return max(0, (k - 3) // 2)
+    if isinstance(byzantine, bool) or not isinstance(byzantine, int) or byzantine < 0:
+        raise ConfigError(
+            f"multi-krum:F needs F, the poisoned proposals tolerated, a whole number >= 0; "
+            f"got {byzantine!r}"
+        )
+    return min(byzantine, max(0, k - 1))
+
+
+def fltrust(proposals: Sequence[Arrays], current: Arrays, reference: Arrays) -> dict[str, Array]:
+    """FLTrust (Cao et al. 2021): ``current`` plus the mean of the proposals' updates,
+    each rescaled to the reference update's norm and weighted by the ReLU of its cosine
+    similarity with the reference update (the update a trusted party trained on clean
+    root data). A proposal whose update is (within ``1e-9``) orthogonal or opposite to
+    the reference counts for nothing; if all do, the current weights are returned.
+
+    >>> import numpy as np
+    >>> cur = {"w": np.zeros(2)}
+    >>> ps = [{"w": np.array([1.0, 0.0])}, {"w": np.array([-9.0, 0.0])}]
+    >>> fltrust(ps, cur, {"w": np.array([2.0, 0.0])})["w"]
+    array([2., 0.])
+    """
+    names = _check([*proposals, current, reference])
+    floats = [n for n in names if current[n].dtype.kind == "f"]
+    base = _flat(current, floats)
+    g0 = _flat(reference, floats) - base
+    n0 = float(np.linalg.norm(g0))
+    total = 0.0
+    acc = np.zeros_like(base)
+    for p in proposals:
+        g = _flat(p, floats) - base
+        ng = float(np.linalg.norm(g))
+        if ng == 0.0 or n0 == 0.0:
+            continue
+        trust = float(np.dot(g, g0)) / (ng * n0)
+        if trust <= _SCORE_RTOL:
+            continue
+        acc += trust * (n0 / ng) * g
+        total += trust
+    flat = base + (acc / total if total > 0 else 0.0)
+    out: dict[str, Array] = {}
+    start = 0
+    for name in names:
+        like = current[name]
+        if like.dtype.kind != "f":
+            out[name] = _lower_median([p[name] for p in proposals])
+            continue
+        out[name] = _as(flat[start : start + like.size], like)
+        start += like.size
+    return out
+
+
 # -- the combiner a plan carries ------------------------------------------------------------
 
 
@@ -159,6 +270,7 @@ class Combiner:
     name: str = "mean"
     trim: float = DEFAULT_TRIM
     sizes: Mapping[str, float] | None = None
+    byzantine: int | None = None
 
     def __post_init__(self) -> None:
         if self.name not in COMBINERS:
@@ -177,17 +289,25 @@ class Combiner:
     def parse(cls, spec: str | Combiner, sizes: Mapping[str, float] | None = None) -> Combiner:
         """``"mean"``, ``"median"``, ``"trimmed-mean"`` or ``"trimmed-mean:TRIM"``."""
         if isinstance(spec, Combiner):
-            return spec if sizes is None else cls(spec.name, spec.trim, sizes)
+            return spec if sizes is None else cls(spec.name, spec.trim, sizes, spec.byzantine)
         if not isinstance(spec, str):
             raise ConfigError(
                 f"combiner must be a name such as 'mean' or 'trimmed-mean:0.2'; got {spec!r}"
             )
         name, _, arg = spec.strip().partition(":")
         trim = DEFAULT_TRIM
+        if arg and name == "multi-krum":
+            if not arg.strip().isdigit():
+                raise ConfigError(
+                    f"multi-krum:F needs F, the poisoned proposals tolerated, a whole "
+                    f"number >= 0; got {spec!r}"
+                )
+            return cls(name, trim, sizes, int(arg))
         if arg:
             if name != "trimmed-mean":
                 raise ConfigError(
-                    f"only trimmed-mean takes a setting (trimmed-mean:TRIM); got {spec!r}"
+                    "only trimmed-mean takes a setting (trimmed-mean:TRIM), and multi-krum "
+                    f"one (multi-krum:F); got {spec!r}"
                 )
             try:
                 trim = float(arg)
@@ -200,6 +320,8 @@ class Combiner:
     @property
     def spec(self) -> str:
         """The name as ``parse`` takes it (``trimmed-mean:0.25`` with its trim)."""
+        if self.name == "multi-krum" and self.byzantine is not None:
+            return f"multi-krum:{self.byzantine}"
         return f"trimmed-mean:{self.trim:g}" if self.name == "trimmed-mean" else self.name
 
     def combine(self, proposals: Sequence[tuple[str, Weights]]) -> Weights:
@@ -212,6 +334,8 @@ class Combiner:
             combined = weighted_mean(arrays, self._sizes([lid for lid, _ in proposals]))
         elif self.name == "median":
             combined = coordinate_median(arrays)
+        elif self.name == "multi-krum":
+            combined = multi_krum(arrays, self.byzantine)
         else:
             combined = trimmed_mean(arrays, self.trim)
         return Weights.from_arrays(combined, proposals[0][1].layout)

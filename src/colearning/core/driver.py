@@ -208,8 +208,7 @@ def play_round(
     screening: dict[str, _Screening] = {}
     sources = usable
     if plan.mode == "screened":
-        for x in usable:
-            screening[x.proposer_id] = _screen(pool, plan, x, refs[x.proposer_id], decider, timeout)
+        screening = _screen(pool, plan, usable, refs, decider, timeout)
         sources = [x for x in usable if screening[x.proposer_id].decision.accepted]
     t_screen = time.perf_counter() - t0
     if not sources:
@@ -298,19 +297,33 @@ def play_round(
 def _screen(
     pool: LearnerPool,
     plan: RoundPlan,
-    received: _Received,
-    ref: WeightsRef,
+    usable: Sequence[_Received],
+    refs: Mapping[str, WeightsRef],
     decider: Decider,
     timeout: float | None,
-) -> _Screening:
-    """One proposal put to the vote of the plan's voters other than its proposer."""
-    pid = received.proposer_id
-    eligible = tuple(v for v in plan.voters if v != pid)
-    counted = set(eligible)
-    answers = pool.test(plan.testers, ref, timeout)
-    votes = tuple(_vote(lid, answers.get(lid), lid in counted, lid == pid) for lid in plan.testers)
-    decision = decider.decide(plan.round_index, Candidate(ref.weights_id, (pid,)), votes, eligible)
-    return _Screening(votes, decision)
+) -> dict[str, _Screening]:
+    """Each proposal put to the vote of the plan's voters other than its proposer. The
+    testers score every proposal in one batch where the pool can (``test_each``: one
+    dispatch, not one per proposal); the decisions are taken in proposal order."""
+    requests = [(plan.testers, refs[x.proposer_id]) for x in usable]
+    test_each = getattr(pool, "test_each", None)
+    if callable(test_each):
+        answered: list[Mapping[str, Outcome[ProposedWeights]]] = test_each(requests, timeout)
+    else:
+        answered = [pool.test(testers, ref, timeout) for testers, ref in requests]
+    screening: dict[str, _Screening] = {}
+    for x, answers in zip(usable, answered, strict=True):
+        pid = x.proposer_id
+        eligible = tuple(v for v in plan.voters if v != pid)
+        counted = set(eligible)
+        votes = tuple(
+            _vote(lid, answers.get(lid), lid in counted, lid == pid) for lid in plan.testers
+        )
+        candidate = Candidate(refs[pid].weights_id, (pid,))
+        screening[pid] = _Screening(
+            votes, decider.decide(plan.round_index, candidate, votes, eligible)
+        )
+    return screening
 
 
 def _compute_ids(refs: Sequence[WeightsRef]) -> None:

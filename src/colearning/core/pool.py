@@ -28,6 +28,7 @@ without ``adopt`` (the gRPC pool).
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import queue
@@ -186,13 +187,22 @@ class _CatchUpError(Exception):
     """A learner could not accept the shared weights before its call."""
 
 
+#: A call's argument when it takes none.
+_NO_ARG: Any = object()
+
+
 class _Job:
+    """One call: ``fn(arg)`` (or ``fn()``), for one learner, under its lock. Kept to
+    plain fields, no closure: a round makes one per learner and call."""
+
     __slots__ = (
         "abandoned",
+        "arg",
         "batch",
         "error",
         "finished",
         "fn",
+        "learner_id",
         "lock",
         "seconds",
         "single_thread",
@@ -201,9 +211,17 @@ class _Job:
     )
 
     def __init__(
-        self, fn: Callable[[], Any], lock: threading.Lock, batch: _Batch, single_thread: bool
+        self,
+        learner_id: str,
+        fn: Callable[..., Any],
+        arg: Any,
+        lock: threading.Lock,
+        batch: _Batch,
+        single_thread: bool,
     ) -> None:
+        self.learner_id = learner_id
         self.fn = fn
+        self.arg = arg
         self.single_thread = single_thread
         self.lock = lock
         self.batch = batch
@@ -222,9 +240,13 @@ class _Batch:
     done in time or timed out, never both.
     """
 
-    def __init__(self, size: int, timeout: float | None) -> None:
+    def __init__(
+        self, size: int, timeout: float | None, before: Callable[[str], None] | None = None
+    ) -> None:
         self.remaining = size
         self.timeout = timeout
+        #: run before each call, in its job, with the learner's id (deferred adoption)
+        self.before = before
         self.lock = threading.Lock()
         self.done = threading.Event()
         if size == 0:
@@ -345,9 +367,9 @@ def _run_job(job: _Job, here: bool = False) -> bool:
             try:
                 if "torch" in sys.modules:
                     with torch_threads(job.single_thread):
-                        job.value = job.fn()
+                        job.value = _call(job)
                 else:  # nothing to set (and no context to enter: cheap calls stay cheap)
-                    job.value = job.fn()
+                    job.value = _call(job)
             finally:
                 job.lock.release()
     except _CatchUpError as exc:
@@ -358,6 +380,13 @@ def _run_job(job: _Job, here: bool = False) -> bool:
         job.error = Failure(Reason.RAISED, _describe(exc))
     job.seconds = time.perf_counter() - start
     return job.batch.finish(job)
+
+
+def _call(job: _Job) -> Any:
+    before = job.batch.before
+    if before is not None:
+        before(job.learner_id)
+    return job.fn() if job.arg is _NO_ARG else job.fn(job.arg)
 
 
 def _describe(exc: BaseException) -> str:
@@ -451,11 +480,27 @@ class LocalPool:
         self, learner_ids: Sequence[str], weights: WeightsRef, timeout: float | None
     ) -> dict[str, Outcome[ProposedWeights]]:
         w = weights.weights
-        return self._run(
-            {lid: _bind(self.learner(lid).mli_test_weights, w) for lid in learner_ids},
-            timeout,
-            "test",
-        )
+        calls = [(lid, self.learner(lid).mli_test_weights, w) for lid in learner_ids]
+        return dict(zip(learner_ids, self._run_calls(calls, timeout, "test"), strict=True))
+
+    def test_each(
+        self, requests: Sequence[tuple[Sequence[str], WeightsRef]], timeout: float | None
+    ) -> list[dict[str, Outcome[ProposedWeights]]]:
+        """Several :meth:`test` calls as one batch: ``requests`` holds ``(learner_ids,
+        weights)`` pairs, and the answer one ``test`` result for each, in order (a
+        screened round's screening: every proposal to every tester, dispatched once).
+
+        A learner's calls still run one at a time, in request order. With a timeout,
+        each request is a batch of its own (each call then gets its whole timeout, not
+        a share of a wait behind the same learner's previous call)."""
+        if timeout is not None:
+            return [self.test(ids, ref, timeout) for ids, ref in requests]
+        calls: list[tuple[str, Callable[..., Any], Any]] = []
+        for ids, ref in requests:
+            w = ref.weights
+            calls.extend((lid, self.learner(lid).mli_test_weights, w) for lid in ids)
+        outcomes = iter(self._run_calls(calls, timeout, "test"))
+        return [{lid: next(outcomes) for lid in ids} for ids, _ in requests]
 
     def accept(
         self, learner_ids: Sequence[str], weights: WeightsRef, timeout: float | None
@@ -525,14 +570,28 @@ class LocalPool:
         *,
         catch_up: bool = True,
     ) -> dict[str, Outcome[Any]]:
+        triples = [(lid, fn, _NO_ARG) for lid, fn in calls.items()]
+        outcomes = self._run_calls(triples, timeout, kind, catch_up=catch_up)
+        return dict(zip(calls, outcomes, strict=True))
+
+    def _run_calls(
+        self,
+        calls: Sequence[tuple[str, Callable[..., Any], Any]],
+        timeout: float | None,
+        kind: str,
+        *,
+        catch_up: bool = True,
+    ) -> list[Outcome[Any]]:
+        """Run ``(learner_id, fn, arg)`` calls (``fn(arg)``, or ``fn()`` for ``_NO_ARG``)
+        as one batch (a learner may appear more than once: its lock keeps its calls
+        apart); one outcome per call, in order."""
         check_timeout(timeout)
         shared = self._shared if catch_up else None
-        if shared is not None:
-            calls = {lid: self._after_catching_up(lid, fn, shared) for lid, fn in calls.items()}
-        batch = _Batch(len(calls), timeout)
+        before = None if shared is None else functools.partial(self._catch_up_one, shared)
+        batch = _Batch(len(calls), timeout, before)
         parallel = len(calls) > 1
         locks = self._locks
-        jobs = [_Job(fn, locks[lid], batch, parallel) for lid, fn in calls.items()]
+        jobs = [_Job(lid, fn, arg, locks[lid], batch, parallel) for lid, fn, arg in calls]
         # a lone call gains nothing from another thread but the timeout (the proposer
         # training: the calling thread would only wait for it)
         here = timeout is None and (len(jobs) == 1 or self._short.get(kind, False))
@@ -554,7 +613,7 @@ class LocalPool:
             if job.finished and job.seconds <= INLINE_BELOW:
                 short += 1
         self._short[kind] = 2 * short > len(jobs)
-        return {lid: _outcome(job, timeout) for lid, job in zip(calls, jobs, strict=True)}
+        return [_outcome(job, timeout) for job in jobs]
 
     def _wait(self, jobs: list[_Job], batch: _Batch, pending: deque[_Job], hands: int) -> None:
         timeout = batch.timeout
@@ -592,25 +651,18 @@ class LocalPool:
             if resolved:
                 return
 
-    def _after_catching_up(
-        self, lid: str, fn: Callable[[], T], shared: tuple[int, WeightsRef]
-    ) -> Callable[[], T]:
-        """``fn``, preceded (in the same job, under the learner's lock) by accepting the
-        shared weights if this learner has not yet."""
+    def _catch_up_one(self, shared: tuple[int, WeightsRef], lid: str) -> None:
+        """Before a call (in its job, under the learner's lock): accept the shared
+        weights if this learner has not yet."""
         epoch, ref = shared
-
-        def call() -> T:
-            if self._synced[lid] < epoch:
-                try:
-                    self._learners[lid].mli_accept_weights(ref.weights)
-                except Exception as exc:
-                    raise _CatchUpError(
-                        f"could not adopt the shared weights before this call: {_describe(exc)}"
-                    ) from exc
-                self._synced[lid] = epoch
-            return fn()
-
-        return call
+        if self._synced[lid] < epoch:
+            try:
+                self._learners[lid].mli_accept_weights(ref.weights)
+            except Exception as exc:
+                raise _CatchUpError(
+                    f"could not adopt the shared weights before this call: {_describe(exc)}"
+                ) from exc
+            self._synced[lid] = epoch
 
 
 def _nothing() -> None:
@@ -633,7 +685,3 @@ def _outcome(job: _Job, timeout: float | None) -> Outcome[Any]:
     if job.error is not None:
         return Outcome(None, job.error, job.seconds)
     return Outcome(job.value, None, job.seconds)
-
-
-def _bind(fn: Callable[[Weights], T], weights: Weights) -> Callable[[], T]:
-    return lambda: fn(weights)

@@ -412,6 +412,8 @@ class ExperimentStore:
             if keep is not None:
                 keep.cleanup()
             raise
+        if lock is not None:
+            _remove_unfinished_blobs(path)
         return cls(path, conn, readonly=readonly, lock=lock, notes=notes, keep=keep)
 
     def close(self) -> None:
@@ -1602,6 +1604,24 @@ def _remove_stale_partials(parent: Path, name: str) -> None:
             continue
         if pid != os.getpid() and not _alive(pid):
             shutil.rmtree(candidate, ignore_errors=True)
+
+
+def _remove_unfinished_blobs(directory: Path) -> None:
+    """Remove the temporary files of blob writes that never finished (a run killed
+    mid-write leaves one). Only the holder of the write lock calls this, so no writer
+    is alive to finish them; anything that cannot be removed is left for later."""
+    try:
+        subs = [e for e in os.scandir(directory / "blobs") if e.is_dir(follow_symlinks=False)]
+    except OSError:
+        return
+    for sub in subs:
+        try:
+            leftovers = [e for e in os.scandir(sub.path) if e.name.startswith(".tmp-")]
+        except OSError:
+            continue
+        for entry in leftovers:
+            with contextlib.suppress(OSError):
+                os.unlink(entry.path)
 
 
 def _alive(pid: int) -> bool:

@@ -14,7 +14,7 @@ from concurrent.futures import Executor, Future
 
 import numpy as np
 
-from colearning.core.codec import check_weights_id, decode, encode, sealed_arrays, weights_id
+from colearning.core.codec import check_weights_id, decode, encode, id_of, sealed_arrays, weights_id
 from colearning.core.exceptions import WeightsError
 from colearning.core.interface import Array, Weights
 
@@ -89,10 +89,20 @@ class WeightsRef:
 
     @property
     def weights_id(self) -> str:
-        """The id: SHA-256 of the safetensors bytes (encodes once if needed)."""
+        """The id: SHA-256 of the safetensors bytes. Without the bytes at hand, the
+        arrays are hashed as they would be laid out (:func:`~colearning.core.codec.id_of`),
+        so a proposal's id costs no copy of it; the bytes are made only if asked for."""
         if self._id is None:
-            self._encode()
-        assert self._id is not None
+            pending = self._pending
+            if pending is not None:
+                pending.result()
+            with self._lock:
+                if self._id is None:
+                    if self._blob is not None:
+                        self._id = weights_id(self._blob)
+                    else:
+                        assert self._weights is not None
+                        self._id = id_of(self._weights)
         return self._id
 
     def blob(self) -> bytes:

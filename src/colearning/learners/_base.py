@@ -19,7 +19,12 @@ else about taking part in a round lives here, once:
   same weights;
 - **the vote** (:func:`better`): NaN is worse than anything, the current weights (or a
   copy of them) are never approved, and no decision rests on float noise;
-- ``check_weights`` on the way in, the ``evaluations`` counter, and ``mli_tags``.
+- ``check_weights`` on the way in, the ``evaluations`` counter, and ``mli_tags``;
+- **the training-data seam** (:meth:`LearnerBase.train_split`,
+  :meth:`LearnerBase.training_on`): a learner whose train split is arrays lets a
+  caller read it and train one proposal on other arrays. Data-poisoning attacks
+  (``colearning.attacks``: label flipping, backdoors) use it to act as a party that
+  poisons its own data; nothing in the protocol does.
 
 Ties
 ----
@@ -37,9 +42,10 @@ absolute below 1, where metrics such as accuracy and AUC live.
 from __future__ import annotations
 
 import abc
+import contextlib
 import math
 import weakref
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import ClassVar, Generic, TypeVar
 
 import numpy as np
@@ -207,6 +213,68 @@ class LearnerBase(MachineLearningInterface):
     def _as_current(self, weights: Weights) -> Weights:
         """The form accepted weights are kept (and given back) in; default as given."""
         return weights
+
+    # -- the training-data seam (colearning.attacks) --------------------------------------
+
+    def _get_train_split(self) -> tuple[Array, Array] | None:
+        """The train split as ``(X, y)`` arrays, or ``None`` where this learner does not
+        hold it as arrays (a torch learner fed by DataLoaders). Subclasses that hold
+        arrays override this and :meth:`_set_train_split`."""
+        return None
+
+    def _set_train_split(self, X: Array, y: Array) -> None:
+        """Make ``(X, y)`` the train split (same feature shape and label kind)."""
+        raise NotImplementedError
+
+    def train_split(self) -> tuple[Array, Array]:
+        """This learner's train split as ``(X, y)`` arrays, in the form it trains on.
+
+        Raises
+        ------
+        LearnerError
+            If this learner does not hold its train split as arrays.
+        """
+        split = self._get_train_split()
+        if split is None:
+            raise LearnerError(
+                f"{type(self).__name__} does not give access to its training data as "
+                "arrays (a learner built on DataLoaders, say); build it from a LearnerData, "
+                "or implement _get_train_split/_set_train_split (learners/_base.py)"
+            )
+        return split
+
+    @contextlib.contextmanager
+    def training_on(self, X: Array, y: Array) -> Iterator[None]:
+        """Within the block, proposals train on ``(X, y)`` instead of the train split;
+        the split is restored afterwards, even on an error.
+
+        Examples
+        --------
+        >>> from sklearn.linear_model import SGDClassifier
+        >>> from colearning.data import load_dataset, partition_dataset
+        >>> from colearning.learners.sklearn import SKLearnLearner
+        >>> ds = load_dataset("iris")
+        >>> learner = SKLearnLearner(SGDClassifier(loss="log_loss"),
+        ...                          partition_dataset(ds, 2, "iid", seed=0)[0])
+        >>> X, y = learner.train_split()
+        >>> with learner.training_on(X[:10], y[:10]):
+        ...     len(learner.train_split()[1])
+        10
+        >>> len(learner.train_split()[1]) == len(y)
+        True
+        """
+        before = self.train_split()
+        X, y = np.asarray(X), np.asarray(y)
+        if X.shape[1:] != before[0].shape[1:] or len(X) != len(y) or len(y) == 0:
+            raise DataError(
+                f"training_on needs X of shape (rows, {', '.join(map(str, before[0].shape[1:]))}) "
+                f"and as many labels, at least one row; got X {X.shape} and y {y.shape}"
+            )
+        self._set_train_split(X.astype(before[0].dtype, copy=False), y.astype(before[1].dtype))
+        try:
+            yield
+        finally:
+            self._set_train_split(*before)
 
     # -- randomness ---------------------------------------------------------------------
 
@@ -449,6 +517,12 @@ class EncodedModelLearner(LearnerBase, Generic[Model]):
 
     def _install(self, weights: Weights) -> None:
         self._model = self._decode(weights)
+
+    def _get_train_split(self) -> tuple[Array, Array]:
+        return self._X_train, self._y_train
+
+    def _set_train_split(self, X: Array, y: Array) -> None:
+        self._X_train, self._y_train = X, y
 
     # -- the interface --------------------------------------------------------------------
 

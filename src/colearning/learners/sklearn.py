@@ -327,6 +327,12 @@ class SKLearnLearner(LearnerBase):
         # The current weights live in self._current alone: every use installs them.
         pass
 
+    def _get_train_split(self) -> tuple[Array, Array]:
+        return self._train
+
+    def _set_train_split(self, X: Array, y: Array) -> None:
+        self._train = (X, y)
+
     # -- scoring ------------------------------------------------------------------------
 
     def _output(self, estimator: Any, X: Array, metric: Metric) -> Array:

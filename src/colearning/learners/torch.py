@@ -337,6 +337,14 @@ class TorchLearner(LearnerBase):
         # Only the arrays: not another learner's training summary, nor its tensors.
         return Weights(weights.arrays)
 
+    def _get_train_split(self) -> tuple[np.ndarray, np.ndarray] | None:
+        if not isinstance(self.train_set, _ArraySplit):
+            return None  # a user's DataLoader: its data is not ours to read
+        return self.train_set.X.numpy(), self.train_set.y.numpy()
+
+    def _set_train_split(self, X: np.ndarray, y: np.ndarray) -> None:
+        self.train_set = _ArraySplit((X, y), "train")
+
     def mli_tags(self) -> LearnerTags:
         """Deterministic unless ``reset_optimizer=False`` (optimizer state then carries
         over between proposals); exports ONNX."""

@@ -121,7 +121,9 @@ def verify(
     and compares every block's state root (slower).
     """
     path = Path(directory)
-    store = ExperimentStore.open(path)
+    if is_peer_record(path):
+        return verify_peer(path, chain_url)
+    store = ExperimentStore.open(path, readonly=True)
     try:
         info, chain, client, history = load_history(path, chain_url)
         try:
@@ -150,6 +152,7 @@ class _Audit:
         self.client = client
         self.history = history
         self.found: list[Discrepancy] = []
+        self._stored: list[RoundRecord] = []
         self.ids = list(info.learners)
         self.address = {lid: bytes.fromhex(a[2:]) for lid, a in info.learners.items()}
         self.by_address = {a: lid for lid, a in self.address.items()}
@@ -204,10 +207,19 @@ class _Audit:
     # -- the directory --------------------------------------------------------------
 
     def _records(self) -> dict[int, RoundRecord]:
+        """Every round the directory holds that can be read. The store refuses a
+        damaged directory on ordinary reads; the audit reads past the damage (each
+        problem the store's own checks find is a discrepancy) so it can compare every
+        readable round with the chain."""
         try:
-            return {r.round_index: r for r in self.store.rounds()}
+            inspection = self.store.inspect()
         except (ValueError, KeyError, TypeError) as exc:
             raise StoreError(f"{self.path}: a round's record cannot be read ({exc})") from exc
+        for damage in inspection.damage:
+            where = "directory" if damage.round_index is None else f"round {damage.round_index}"
+            self.flag(where, f"the directory's own checks: {damage.message}")
+        self._stored = inspection.records
+        return {r.round_index: r for r in inspection.records}
 
     def _rows(self) -> dict[int, dict[str, Any]]:
         """The relational rows of each round: ``rounds`` and the candidate's ``votes``."""
@@ -455,7 +467,9 @@ class _Audit:
                 f"the contract's current weights {_short(_hex(state.current_weights))} are "
                 f"not the last accepted {_short(chain_final)}",
             )
-        stored = self.store.current_weights_id()
+        stored = (
+            self._stored[-1].current_weights_id if self._stored else self.store.initial_weights_id
+        )
         if (
             records
             and stored != chain_final
@@ -491,3 +505,144 @@ def _short(wid: str | None) -> str:
 
 def dumps(report: AuditReport) -> str:
     return json.dumps(report.to_dict(), indent=1)
+
+
+# -- a peer's record (colearn peer --out DIR) ----------------------------------------------
+
+
+def is_peer_record(directory: str | Path) -> bool:
+    from colearning.ledger.peer import PEER_RECORD
+
+    return (Path(directory) / PEER_RECORD).is_file()
+
+
+def verify_peer(directory: str | Path, chain_url: str | None = None) -> AuditReport:
+    """Audit a peer's record directory (``colearn peer --out DIR``) against the chain.
+
+    A peer holds no one else's votes or scores, so this checks what the chain and the
+    party can: the code at the address is the shipped contract (which checked every
+    ballot's and proposal's signature with ``ecrecover`` as it came); the registered
+    learners and experiment are the recorded ones; every closed round's proposer is
+    ``round_index % n``, no proposer voted, and the tally recounts from the ballots;
+    every round the peer recorded has the chain's outcome and weights id, and its own
+    ballot is the chain's; the initial and every accepted weights are in ``blobs/``
+    with bytes that hash to their ids; and the peer's final weights are the last
+    accepted on chain.
+    """
+    from colearning.ledger.peer import BLOBS, PEER_RECORD
+
+    path = Path(directory)
+    try:
+        record = json.loads((path / PEER_RECORD).read_text())
+    except (OSError, ValueError) as exc:
+        raise LedgerError(
+            f"{path / PEER_RECORD} cannot be read as a peer's record ({exc})"
+        ) from exc
+    info, chain, client, history = load_history(path, chain_url)
+    found: list[Discrepancy] = []
+
+    def flag(where: str, what: str) -> None:
+        found.append(Discrepancy(where, what))
+
+    try:
+        shipped = artifact()
+        code = chain.code(client.address)
+        if not code or code[: len(shipped.runtime)] != shipped.runtime:
+            flag("contract", f"the code at {info.contract} is not colearning's ledger contract")
+        state = client.state()
+    finally:
+        chain.close()
+    for text in history.anomalies:
+        flag("chain", text)
+    learners = history.learners
+    n = len(learners)
+    if [to_checksum_address(a) for a in learners] != list(info.learners.values()):
+        flag("ledger.json", "its learners are not the ones the contract registered")
+    if history.opened is not None and (
+        "0x" + bytes(history.opened["experiment"]).hex() != info.experiment
+    ):
+        flag("ledger.json", "its experiment id is not the contract's")
+    opened = history.opened or {}
+    num, den = int(opened.get("threshold_num", 1)), int(opened.get("threshold_den", 2))
+    closed = history.closed_rounds()
+    for r in closed:
+        where = f"round {r.round_index}"
+        if n and r.proposer is not None and r.proposer != learners[r.round_index % n]:
+            flag(
+                where,
+                f"proposed by {to_checksum_address(r.proposer)}, not learner {r.round_index % n}",
+            )
+        if r.status == "skipped":
+            continue
+        if n and (r.round_index % n) in r.ballots:
+            flag(where, "the proposer cast a ballot on its own proposal")
+        approvals = sum(1 for c in r.ballots.values() if c == APPROVE)
+        if (r.approvals, r.eligible) != (approvals, n - 1):
+            flag(
+                where,
+                f"the contract counted {r.approvals}/{r.eligible}; its ballots recount to "
+                f"{approvals}/{n - 1}",
+            )
+        if (r.status == "accepted") != (approvals * den >= num * (n - 1)):
+            flag(where, f"{r.status} with {approvals}/{n - 1} approvals against {num}/{den}")
+    mine = int(record.get("learner_index", -1))
+    by_round = {r.round_index: r for r in closed}
+    names = {v: k for k, v in BALLOT_NAMES.items()}
+    for seen in record.get("rounds", []):
+        r_index = int(seen["round_index"])
+        where = f"round {r_index}, learner-{mine}"
+        onchain = by_round.get(r_index)
+        if onchain is None:
+            flag(where, f"the peer recorded it {seen['status']}; the chain has not closed it")
+            continue
+        if seen["status"] != onchain.status or (
+            onchain.status != "skipped" and seen["weights_id"] != _hex(onchain.weights)
+        ):
+            flag(
+                where,
+                f"the peer recorded {seen['status']} {_short(seen['weights_id'])}, the chain "
+                f"{onchain.status} {_short(_hex(onchain.weights))}",
+            )
+        ballot = seen.get("my_ballot")
+        chain_ballot = onchain.ballots.get(mine)
+        if ballot is not None and names.get(ballot) != chain_ballot:
+            flag(
+                where,
+                f"the peer signed {ballot}; the chain holds "
+                f"{'no ballot' if chain_ballot is None else BALLOT_NAMES.get(chain_ballot)}",
+            )
+    wanted = [("initial weights", _hex(history.initial_weights) or "")]
+    recorded = {int(seen["round_index"]) for seen in record.get("rounds", [])}
+    wanted += [(f"round {r.round_index}", _hex(r.weights) or "") for r in closed
+               if r.status == "accepted" and r.round_index in recorded]  # fmt: skip
+    for where, wid in wanted:
+        blob = path / BLOBS / f"{wid}.safetensors"
+        try:
+            data = blob.read_bytes()
+        except FileNotFoundError:
+            flag(where, f"accepted weights {_short(wid)} are not in the peer's blobs ({blob})")
+            continue
+        if hashlib.sha256(data).hexdigest() != wid:
+            flag(where, f"the blob of {_short(wid)} ({blob}) does not hash to its id: changed")
+    chain_final = _hex(history.current_weights())
+    if _hex(state.current_weights) != chain_final:
+        flag("final model", "the contract's current weights are not the last accepted")
+    if (
+        len(record.get("rounds", [])) >= len(closed)
+        and record.get("current_weights_id") != chain_final
+    ):
+        flag(
+            "final model",
+            f"the peer's final weights are {_short(record.get('current_weights_id'))}, the "
+            f"last accepted on chain {_short(chain_final)}",
+        )
+    return AuditReport(
+        directory=str(path),
+        contract=info.contract,
+        chain=chain.where,
+        rounds_in_directory=len(record.get("rounds", [])),
+        rounds_on_chain=len(closed),
+        accepted_on_chain=sum(r.status == "accepted" for r in closed),
+        final_weights_id=chain_final,
+        discrepancies=found,
+    )

@@ -12,10 +12,15 @@ events) and acts on its own behalf, with its own transactions:
   it, so it sends ``skip`` or ``finalize`` (a race with another peer is harmless);
 - ``Finalized``: it adopts the weights if accepted.
 
-Weights travel through the :class:`WeightsExchange` seam: :class:`DirectoryExchange`
-(parties that share a file system; what the tests use) is here; the Network issue's
-gRPC learner server plugs in as another exchange that serves weights by id and
-fetches them from a peer's endpoint.
+Weights travel through the :class:`WeightsExchange` seam: :class:`GrpcExchange`
+(each party serves its own published weights by id over gRPC, the network layer's
+``colearning.v1.Weights`` service, with mutual TLS; ``colearn peer --serve``) and
+:class:`DirectoryExchange` (parties that share a file system). Whatever the exchange,
+the bytes fetched are checked against the id before anything uses them.
+
+With ``record_dir`` a peer keeps what ``colearn ledger verify`` audits: where the
+contract is (``ledger/ledger.json``), the rounds as it saw them and its own ballots
+(``peer.json``), and the blob of every weights it adopted (``blobs/ID.safetensors``).
 """
 
 from __future__ import annotations
@@ -63,8 +68,9 @@ class WeightsExchange(abc.ABC):
         """Serve ``blob`` under its id."""
 
     @abc.abstractmethod
-    def fetch(self, wid: str, endpoint: str) -> bytes:
-        """The blob with id ``wid`` from the peer at ``endpoint`` (not yet checked)."""
+    def fetch(self, wid: str, endpoint: str, source: int | None = None) -> bytes:
+        """The blob with id ``wid`` from learner ``source`` (its index in the contract),
+        which announced ``endpoint`` (the caller checks the bytes against the id)."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Stop serving."""
@@ -90,7 +96,7 @@ class DirectoryExchange(WeightsExchange):
             fh.write(blob)
         os.replace(tmp, target)
 
-    def fetch(self, wid: str, endpoint: str) -> bytes:
+    def fetch(self, wid: str, endpoint: str, source: int | None = None) -> bytes:
         if not endpoint.startswith("file://"):
             raise LedgerError(
                 f"a directory exchange fetches from file:// endpoints; got {endpoint!r} (that "
@@ -101,6 +107,67 @@ class DirectoryExchange(WeightsExchange):
             return path.read_bytes()
         except FileNotFoundError as exc:
             raise LedgerError(f"weights {wid[:12]}... are not at {endpoint}") from exc
+
+
+class GrpcExchange(WeightsExchange):
+    """Serve this party's published weights by id over gRPC and fetch the others'
+    (:mod:`colearning.network.exchange`).
+
+    ``certs`` is a directory with ``ca.pem`` and this party's ``NAME.pem``/``NAME.key``
+    (``colearn certs``); then everything is mutual TLS, and the party at index I must
+    present a certificate naming ``learner-I``. Without ``certs`` it is plaintext, on
+    both sides. ``announce`` is the ``HOST:PORT`` others reach (default: where it
+    listens). Bytes are verified against the id as they arrive; ``publish`` refuses to
+    serve bytes that are not their id's.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        certs: str | Path | None = None,
+        announce: str | None = None,
+        max_bytes: int | None = None,
+        timeout: float = 60.0,
+    ) -> None:
+        from colearning.network import exchange, tls
+        from colearning.network.transfer import DEFAULT_MAX_BYTES
+
+        self._fetch = exchange.fetch_weights
+        self.name = name
+        self.timeout = timeout
+        self.max_bytes = max_bytes or DEFAULT_MAX_BYTES
+        server_creds = tls.server_credentials(certs, name) if certs is not None else None
+        self.credentials = tls.client_credentials(certs, name) if certs is not None else None
+        self.server = exchange.WeightsServer(
+            name, host=host, port=port, credentials=server_creds
+        ).start()
+        scheme = "grpcs" if certs is not None else "grpc"
+        self._endpoint = f"{scheme}://{announce or self.server.address}"
+        exchange.parse_endpoint(self._endpoint)
+
+    def endpoint(self) -> str:
+        return self._endpoint
+
+    def publish(self, wid: str, blob: bytes) -> None:
+        if hashlib.sha256(blob).hexdigest() != wid:
+            raise WeightsError(f"refusing to serve bytes that do not hash to {wid[:12]}...")
+        self.server.publish(wid, blob)
+
+    def fetch(self, wid: str, endpoint: str, source: int | None = None) -> bytes:
+        return self._fetch(
+            endpoint,
+            wid,
+            credentials=self.credentials,
+            server_name=None if source is None else f"learner-{source}",
+            max_bytes=self.max_bytes,
+            timeout=self.timeout,
+        )
+
+    def close(self) -> None:
+        self.server.stop()
 
 
 @dataclass
@@ -134,8 +201,12 @@ class Peer:
         exchange: WeightsExchange,
         poll_seconds: float = 0.2,
         on_round: Callable[[PeerRound], None] | None = None,
+        record_dir: str | os.PathLike[str] | None = None,
+        start_timeout: float = 300.0,
     ) -> None:
         self.client = client
+        self.record_dir = None if record_dir is None else Path(record_dir)
+        self.start_timeout = start_timeout
         self.key = key
         self.learner = learner
         self.exchange = exchange
@@ -158,6 +229,7 @@ class Peer:
         self.spec: WeightsSpec | None = None
         self.current_id: str | None = None  # set once the initial weights are adopted
         self._pending: list[tuple[str, dict[str, Any]]] = []
+        self._ballots: dict[int, str] = {}  # round -> the ballot this peer signed
 
     # -- the loop -----------------------------------------------------------------------
 
@@ -175,11 +247,13 @@ class Peer:
         blob = encode(own)
         if weights_id(blob) == self.initial_id:
             self.exchange.publish(self.initial_id, blob)  # the party whose model starts it
+            self._blobs[self.initial_id] = blob
             initial = own
         else:
-            initial = self._weights(self.initial_id, learner_index=0)
+            initial = self._initial_weights()
         self.learner.mli_accept_weights(initial)
         self.current_id = self.initial_id
+        self._record_start()
         # rounds closed before this peer (re)started: adopt their outcomes in order
         pending, self._pending = self._pending, []
         for name, fields in pending:
@@ -195,8 +269,27 @@ class Peer:
                 break
             if not self._act(state):
                 time.sleep(self.poll_seconds)
+        self._read_events()  # the last round may have closed since the events were read
         self.result.final_weights_id = str(self.current_id)
+        self._record()
         return self.result
+
+    def _initial_weights(self) -> Weights:
+        """The initial weights from learner 0 (whose model starts the experiment), once
+        it has announced where it serves them and its server answers."""
+        deadline = time.monotonic() + self.start_timeout
+        while True:
+            self._read_events()
+            try:
+                return self._weights(self.initial_id, learner_index=0)
+            except LedgerError as exc:  # not announced or not up yet
+                if time.monotonic() > deadline:
+                    raise LedgerError(
+                        f"the initial weights {self.initial_id[:12]}... could not be fetched "
+                        f"from learner 0 within {self.start_timeout:.0f} s ({exc}); start "
+                        "learner 0's peer, which serves them"
+                    ) from None
+            time.sleep(self.poll_seconds)
 
     def _act(self, state: Any) -> bool:
         """Do what this peer should in the open round; ``True`` if it did something."""
@@ -265,7 +358,7 @@ class Peer:
     def _vote(self, r: int, wid: str) -> None:
         code, detail = ABSTAIN, ""
         try:
-            weights = self._weights(wid, learner_index=r % self.n)
+            weights = self._fetched(wid, learner_index=r % self.n)
             answer = self.learner.mli_test_weights(weights)
             if isinstance(answer, ProposedWeights) and isinstance(answer.vote, bool):
                 code = APPROVE if answer.vote else REJECT
@@ -276,7 +369,21 @@ class Peer:
         if detail:
             print(f"round {r}: abstaining ({detail})", file=sys.stderr)
         sig = self.client.sign_vote(self.key, r, bytes.fromhex(wid), code)
-        self._race(lambda: self.client.vote(r, Ballot(self.index, code, sig), sender=self.key))
+        if self._race(lambda: self.client.vote(r, Ballot(self.index, code, sig), sender=self.key)):
+            self._ballots[r] = {APPROVE: "approve", REJECT: "reject", ABSTAIN: "abstain"}[code]
+
+    def _fetched(self, wid: str, learner_index: int, attempts: int = 3) -> Weights:
+        """:meth:`_weights`, trying again a moment later when the proposer could not be
+        reached (a server restarting, a dropped connection); bytes that fail the checks
+        are not tried again."""
+        for attempt in range(1, attempts + 1):
+            try:
+                return self._weights(wid, learner_index)
+            except LedgerError:
+                if attempt == attempts:
+                    raise
+                time.sleep(self.poll_seconds * attempt)
+        raise AssertionError("unreachable")
 
     def _weights(self, wid: str, learner_index: int) -> Weights:
         """The weights with id ``wid``, from memory or from the learner that has them,
@@ -287,9 +394,13 @@ class Peer:
             endpoint = self.endpoints.get(address)
             if endpoint is None:
                 raise LedgerError(f"learner {learner_index} has announced no endpoint")
-            blob = self.exchange.fetch(wid, endpoint)
-            if hashlib.sha256(blob).hexdigest() != wid:
-                raise WeightsError(f"the bytes fetched for {wid[:12]}... hash to another id")
+            blob = self.exchange.fetch(wid, endpoint, learner_index)
+            actual = hashlib.sha256(blob).hexdigest()
+            if actual != wid:
+                raise WeightsError(
+                    f"the bytes learner {learner_index} served for {wid[:12]}... hash to "
+                    f"{actual[:12]}...: substituted or damaged; not used"
+                )
             self._blobs[wid] = blob
         weights = decode(blob, self.spec)
         return weights
@@ -321,10 +432,78 @@ class Peer:
             if accepted:
                 self.learner.mli_accept_weights(self._weights(wid, learner_index=r % self.n))
                 self.current_id = wid
+                self._keep(wid)
         record.proposed = ("propose", r) in self._acted and r % self.n == self.index
+        record.my_ballot = self._ballots.get(r)
         self.result.rounds.append(record)
+        self._record()
         if self.on_round is not None:
             self.on_round(record)
+
+    # -- what ``colearn ledger verify`` audits (with record_dir) ----------------------
+
+    def _keep(self, wid: str) -> None:
+        if self.record_dir is None:
+            return
+        target = self.record_dir / BLOBS / f"{wid}.safetensors"
+        if not target.exists():
+            _write_atomic(target, self._blobs[wid])
+
+    def _record_start(self) -> None:
+        if self.record_dir is None:
+            return
+        from eth_utils import to_checksum_address
+
+        from colearning.ledger.contract import artifact
+        from colearning.ledger.session import INFO_NAME, LedgerInfo, ledger_dir
+
+        config = self.client.config()
+        chain = self.client.chain
+        info = LedgerInfo(
+            chain=chain.kind,
+            chain_id=chain.chain_id,
+            chain_url=getattr(chain, "url", None),
+            contract=to_checksum_address(self.client.address),
+            deploy_nonce=0,
+            experiment="0x" + config.experiment.hex(),
+            operator="",
+            learners={
+                f"learner-{i}": to_checksum_address(a) for i, a in enumerate(config.learners)
+            },
+            vote_mode="peer",
+            contract_source_sha256=artifact().source_sha256,
+        )
+        _write_atomic(ledger_dir(self.record_dir) / INFO_NAME, info.to_json().encode())
+        self._keep(self.initial_id)
+        self._record()
+
+    def _record(self) -> None:
+        if self.record_dir is None or self.current_id is None:
+            return
+        document = {
+            "learner_index": self.index,
+            "address": self.key.checksum,
+            "endpoint": self.exchange.endpoint(),
+            "initial_weights_id": self.initial_id,
+            "current_weights_id": self.current_id,
+            "rounds": [r.to_dict() for r in self.result.rounds],
+        }
+        _write_atomic(
+            self.record_dir / PEER_RECORD, (json.dumps(document, indent=1) + "\n").encode()
+        )
+
+
+#: Files of a peer's record directory (``colearn peer --out DIR``).
+PEER_RECORD = "peer.json"
+BLOBS = "blobs"
+
+
+def _write_atomic(target: Path, data: bytes) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+    os.replace(tmp, target)
 
 
 def print_round(record: PeerRound) -> None:

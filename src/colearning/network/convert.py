@@ -11,7 +11,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from colearning.core.codec import WeightsSpec
+import numpy as np
+
+from colearning.core.codec import DTYPES, MAX_ARRAYS, MAX_DIMS, WeightsSpec
+from colearning.core.exceptions import WeightsError
 from colearning.core.interface import (
     DiffPrivBudget,
     ErrorCodes,
@@ -65,7 +68,29 @@ def spec_to_proto(spec: WeightsSpec) -> list[pb.TensorSpec]:
     return [pb.TensorSpec(name=n, dtype=d, shape=list(s)) for n, d, s in spec.entries]
 
 
+#: The dtypes a spec may name: those the codec carries, as NumPy writes them.
+_SPEC_DTYPES = frozenset(np.dtype(code).str for code in DTYPES.values())
+
+
 def spec_from_proto(entries: Sequence[pb.TensorSpec]) -> WeightsSpec:
+    """The spec a learner declares, checked as the codec checks a header: distinct
+    names, dtypes the codec carries, shapes of at most MAX_DIMS sizes >= 0."""
+    if len(entries) > MAX_ARRAYS:
+        raise WeightsError(f"the weights spec lists {len(entries)} arrays; at most {MAX_ARRAYS}")
+    names = [e.name for e in entries]
+    if len(set(names)) != len(names):
+        raise WeightsError("the weights spec names an array twice")
+    for e in entries:
+        if e.dtype not in _SPEC_DTYPES:
+            raise WeightsError(
+                f"the weights spec gives {e.name[:40]!r} dtype {e.dtype[:20]!r}; known: "
+                f"{sorted(_SPEC_DTYPES)}"
+            )
+        if len(e.shape) > MAX_DIMS or any(d < 0 for d in e.shape):
+            raise WeightsError(
+                f"the weights spec gives {e.name[:40]!r} shape {list(e.shape)[:8]}; a shape is "
+                f"at most {MAX_DIMS} sizes >= 0"
+            )
     return WeightsSpec(tuple((e.name, e.dtype, tuple(int(x) for x in e.shape)) for e in entries))
 
 
@@ -119,7 +144,7 @@ def summary_from_proto(msg: pb.TrainingSummary) -> TrainingSummary:
         dp = DiffPrivBudget(b.target_epsilon, b.target_delta, b.consumed_epsilon, b.consumed_delta)
     codes = {c.value: c for c in ErrorCodes}
     if msg.error_code and msg.error_code not in codes:
-        raise ValueError(
+        raise WeightsError(
             f"training summary has error code {msg.error_code!r}; known codes are {sorted(codes)}"
         )
     return TrainingSummary(dp, codes.get(msg.error_code) if msg.error_code else None)

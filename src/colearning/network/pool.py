@@ -36,7 +36,6 @@ from colearning.core.exceptions import ColearningError, ConfigError, WeightsErro
 from colearning.core.interface import (
     ColearnModel,
     LearnerTags,
-    ModelFormat,
     ProposedWeights,
     Weights,
 )
@@ -67,6 +66,7 @@ from colearning.network.transfer import (
     TransferError,
     by_id_message,
     learner_stub,
+    receive_model,
     receive_weights,
     send_weights,
 )
@@ -419,24 +419,7 @@ class GrpcPool:
             stream = m.stub.CurrentModel(
                 pb.CurrentModelRequest(), timeout=dl.left(), metadata=self._metadata(m)
             )
-            header: Any = None
-            parts: list[bytes] = []
-            for msg in stream:
-                part = msg.WhichOneof("part")
-                if part == "failure":
-                    raise RemoteFailureError(failure_from_proto(msg.failure))
-                if part == "header":
-                    header = msg.header
-                    if header.size > self.max_bytes:
-                        raise TransferError(
-                            f"the model is {header.size} bytes; the limit is {self.max_bytes}"
-                        )
-                elif header is not None:
-                    parts.append(msg.chunk)
-            if header is None or sum(map(len, parts)) != header.size:
-                raise TransferError("the model transfer was truncated")
-            fmt = ModelFormat(header.model_format) if header.model_format else None
-            return ColearnModel(fmt, header.model_file, b"".join(parts))
+            return receive_model(stream, self.max_bytes)
 
         return self._fan([learner_id], call, timeout)[learner_id]
 

@@ -33,9 +33,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
+from google.protobuf.message import DecodeError
 
 from colearning.core.exceptions import WeightsError
-from colearning.core.interface import TrainingSummary
+from colearning.core.interface import ColearnModel, ModelFormat, TrainingSummary
 from colearning.network._proto import colearning_pb2 as pb
 from colearning.network._proto import colearning_pb2_grpc as pb_grpc
 from colearning.network.convert import (
@@ -135,7 +136,10 @@ def parse_message(data: bytes) -> pb.WeightsMessage | memoryview:
                 if i + n == len(data):
                     return memoryview(data)[i:]
                 break
-    message: pb.WeightsMessage = pb.WeightsMessage.FromString(data)
+    try:
+        message: pb.WeightsMessage = pb.WeightsMessage.FromString(data)
+    except DecodeError as exc:  # gRPC reports a deserializer's error as the call's
+        raise TransferError(f"a weights-stream message is not protobuf: {exc}") from None
     return message
 
 
@@ -339,7 +343,13 @@ def receive_weights(messages: Iterable[Message], max_bytes: int) -> Received:
             "on the receiving side (colearn learner serve --max-bytes, or the pool's max_bytes)"
         )
     # the announced size is within the limit: map it (pages are taken as written)
-    buffer = memoryview(mmap.mmap(-1, size) if size else bytearray())
+    try:
+        buffer = memoryview(mmap.mmap(-1, size) if size else bytearray())
+    except (OSError, MemoryError, OverflowError) as exc:
+        raise TransferError(
+            f"cannot reserve {_size(size)} for the weights {wid[:12]}... the sender announced "
+            f"({exc}); lower the limit on this side (--max-bytes) or free memory"
+        ) from None
     got = 0
     digest = hashlib.sha256()
     for msg in stream:
@@ -375,3 +385,52 @@ def receive_weights(messages: Iterable[Message], max_bytes: int) -> Received:
             f"({wid[:12]}...); they were damaged or substituted in transit and were not used"
         )
     return Received(wid, buffer.toreadonly(), summary, int(header.round_index))
+
+
+def receive_model(messages: Iterable[pb.ModelMessage], max_bytes: int) -> ColearnModel:
+    """Read a ``CurrentModel`` stream: a header, then chunks adding up to its size.
+
+    Raises
+    ------
+    TransferError
+        If the header is missing or not first, names an unknown format, announces more
+        than ``max_bytes``, or the chunks bring more or fewer bytes than announced
+        (checked as each arrives, so nothing past the announced size is kept).
+    RemoteFailureError
+        If the learner sent a failure instead.
+    """
+    header: Any = None
+    parts: list[bytes] = []
+    got = 0
+    for msg in messages:
+        part = msg.WhichOneof("part")
+        if part == "failure":
+            raise RemoteFailureError(failure_from_proto(msg.failure))
+        if part == "header":
+            if header is not None:
+                raise TransferError("the model transfer sent a second header")
+            header = msg.header
+            if header.size > max_bytes:
+                raise TransferError(
+                    f"the model is {_size(header.size)}; the limit is {_size(max_bytes)}"
+                )
+        elif part == "chunk":
+            if header is None:
+                raise TransferError("the model transfer sent bytes before its header")
+            got += len(msg.chunk)
+            if got > header.size:
+                raise TransferError(
+                    f"the model transfer announced {header.size} bytes and sent more"
+                )
+            parts.append(msg.chunk)
+        else:
+            raise TransferError("the model transfer sent a blank message")
+    if header is None or got != header.size:
+        raise TransferError("the model transfer was truncated")
+    formats = {f.value: f for f in ModelFormat}
+    if header.model_format and header.model_format not in formats:
+        raise TransferError(
+            f"the model's format {header.model_format[:40]!r} is not one of {sorted(formats)}"
+        )
+    fmt = formats[header.model_format] if header.model_format else None
+    return ColearnModel(fmt, header.model_file, b"".join(parts))

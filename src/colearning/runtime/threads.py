@@ -26,21 +26,20 @@ _lock = threading.Lock()
 _controllers: dict[int, Any] = {}
 
 
-def _blas_libraries() -> list[Any]:
-    """threadpoolctl's controllers of the BLAS libraries loaded, cached, and found again
-    when new modules were imported (a framework loaded later may bring its own BLAS)."""
+def _blas_controller() -> Any:
+    """A cached threadpoolctl controller, rebuilt when new modules were imported (a
+    framework loaded later may bring its own BLAS or OpenMP)."""
     try:
         from threadpoolctl import ThreadpoolController
     except ImportError:
-        return []
+        return None
     key = len(sys.modules)
     with _lock:
-        libraries = _controllers.get(key)
-        if libraries is None:
+        controller = _controllers.get(key)
+        if controller is None:
             _controllers.clear()
-            found = ThreadpoolController().select(user_api="blas")
-            libraries = _controllers[key] = list(found.lib_controllers)
-    return libraries
+            controller = _controllers[key] = ThreadpoolController()
+    return controller
 
 
 @contextmanager
@@ -48,21 +47,40 @@ def one_blas_thread() -> Iterator[None]:
     """Limit BLAS (OpenBLAS, MKL as threadpoolctl sees them) to one thread while the
     block runs; process-wide, so set by the thread that dispatches the calls.
 
-    What ``threadpoolctl.threadpool_limits(1, "blas")`` does, with the libraries found
-    once: that looked every library up again on each entry, which cost more than a
-    round of cheap calls.
-    """
+    Each BLAS library is asked and set directly (``get_num_threads`` and
+    ``set_num_threads`` of threadpoolctl's library controllers), and only one that is
+    not at one thread already is changed and restored: a round of a thousand cheap
+    calls enters this twice, and threadpoolctl's ``limit`` re-reads every library's
+    whole description each time."""
+    controller = _blas_controller()
     changed = []
-    for library in _blas_libraries():
-        before = library.get_num_threads()
-        if before is not None and before != 1:
-            library.set_num_threads(1)
-            changed.append((library, before))
+    for lib in _blas_libraries(controller):
+        threads = lib.get_num_threads()
+        if threads is not None and threads != 1:
+            lib.set_num_threads(1)
+            changed.append((lib, threads))
     try:
         yield
     finally:
-        for library, before in changed:
-            library.set_num_threads(before)
+        for lib, threads in reversed(changed):
+            lib.set_num_threads(threads)
+
+
+def _blas_libraries(controller: Any) -> tuple[Any, ...]:
+    if controller is None:
+        return ()
+    libraries = _blas_by_controller.get(id(controller))
+    if libraries is None or libraries[0] is not controller:
+        libraries = (
+            controller,
+            tuple(lib for lib in controller.lib_controllers if lib.user_api == "blas"),
+        )
+        _blas_by_controller.clear()
+        _blas_by_controller[id(controller)] = libraries
+    return libraries[1]
+
+
+_blas_by_controller: dict[int, tuple[Any, tuple[Any, ...]]] = {}
 
 
 def _all_cores() -> int:

@@ -104,6 +104,10 @@ class RunConfig:
     combiner: str = "mean"
     proposers: int | None = None
     committee: int | None = None
+    # -- attacks (colearning.attacks; docs/robustness.md): the last ``malicious``
+    # learners are wrapped by ``attack`` ("NAME" or "NAME:OPTION=VALUE,...")
+    malicious: int = 0
+    attack: str | None = None
 
     def resolved(self) -> RunConfig:
         """This config with the task's defaults filled in and every value checked (by
@@ -194,6 +198,25 @@ class RunConfig:
 
         parse_partition(str(self.partition))
         self._check_ledger()
+        self._check_attack()
+
+    def _check_attack(self) -> None:
+        if self.malicious == 0 and self.attack is None:
+            return
+        from colearning.attacks.registry import AttackSpec, check_count
+
+        check_count(self.malicious, int(self.learners or 0))
+        if self.attack is None:
+            raise ConfigError(
+                f"--malicious {self.malicious} needs an attack: add --attack NAME "
+                "(see `colearn attacks`)"
+            )
+        if self.malicious == 0:
+            raise ConfigError(
+                f"--attack {self.attack} needs --malicious N, the number of learners "
+                "that attack (the last N)"
+            )
+        AttackSpec.parse(self.attack)
 
     def _check_ledger(self) -> None:
         if self.ledger is None:
@@ -267,6 +290,12 @@ class Setup:
     def learners(self) -> list[MachineLearningInterface]:
         if self.built is None:
             self.built = [self.make_learner(part, i) for i, part in enumerate(self.parts)]
+            if self.config.malicious:
+                from colearning.attacks.registry import make_malicious
+
+                self.built = make_malicious(
+                    self.built, self.config.malicious, str(self.config.attack)
+                )
         return self.built
 
     shares: Shares | None = None

@@ -193,3 +193,9 @@ class RestoreProgressReply(_message.Message):
     FAILURE_FIELD_NUMBER: _ClassVar[int]
     failure: Failure
     def __init__(self, failure: _Optional[_Union[Failure, _Mapping]] = ...) -> None: ...
+
+class FetchRequest(_message.Message):
+    __slots__ = ("weights_id",)
+    WEIGHTS_ID_FIELD_NUMBER: _ClassVar[int]
+    weights_id: str
+    def __init__(self, weights_id: _Optional[str] = ...) -> None: ...

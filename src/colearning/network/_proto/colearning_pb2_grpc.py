@@ -360,3 +360,79 @@ class Learner:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class WeightsStub:
+    """Weights by id, served by a peer-mode party to the others (colearn peer --serve).
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.Fetch = channel.unary_stream(
+                '/colearning.v1.Weights/Fetch',
+                request_serializer=colearning_dot_network_dot___proto_dot_colearning__pb2.FetchRequest.SerializeToString,
+                response_deserializer=colearning_dot_network_dot___proto_dot_colearning__pb2.WeightsMessage.FromString,
+                _registered_method=True)
+
+
+class WeightsServicer:
+    """Weights by id, served by a peer-mode party to the others (colearn peer --serve).
+    """
+
+    def Fetch(self, request, context):
+        """The weights with this id: a header, then the bytes; a failure if not held.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_WeightsServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'Fetch': grpc.unary_stream_rpc_method_handler(
+                    servicer.Fetch,
+                    request_deserializer=colearning_dot_network_dot___proto_dot_colearning__pb2.FetchRequest.FromString,
+                    response_serializer=colearning_dot_network_dot___proto_dot_colearning__pb2.WeightsMessage.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'colearning.v1.Weights', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('colearning.v1.Weights', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class Weights:
+    """Weights by id, served by a peer-mode party to the others (colearn peer --serve).
+    """
+
+    @staticmethod
+    def Fetch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/colearning.v1.Weights/Fetch',
+            colearning_dot_network_dot___proto_dot_colearning__pb2.FetchRequest.SerializeToString,
+            colearning_dot_network_dot___proto_dot_colearning__pb2.WeightsMessage.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

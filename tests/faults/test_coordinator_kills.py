@@ -1,0 +1,78 @@
+"""The coordinator SIGKILLed at named points of the round, in every round mode and with
+the ledger, then resumed: the same final weights id as the uninterrupted run, round by
+round, and a directory ``colearn verify`` (and ``colearn ledger verify``) passes.
+
+Each test kills one run several times (each resume is the next victim), so the points
+cost a process each; ``bench/faults.py`` kills one run per point and prints the table.
+"""
+
+import harness
+import pytest
+from harness import assert_ok, play, points_for, reference
+
+#: the points each fast case kills at, in order (one run, resumed after each kill)
+FAST = {
+    "single": points_for("single"),  # all of them
+    "aggregate": ["propose", "combine", "encode", "decided", "blob-write", "rows"],
+    "screened": ["screen", "combine", "validate", "adopt", "sql-commit", "committed"],
+    "committee": ["round", "voted", "commit", "summary"],
+    "aggregate-committee": ["validate", "decide", "blob-write", "committed"],
+    "screened-committee": ["screen", "voted", "commit", "rows"],
+    "evm": ["deploy", "round", "validate", "decide", "chain-block", "decided", "commit"],
+}
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    made = {}
+
+    def get(mode, **kw):
+        key = (mode, tuple(sorted(kw.items())))
+        if key not in made:
+            made[key] = reference(mode, tmp_path_factory.mktemp(f"whole-{mode}") / "exp", **kw)
+        return made[key]
+
+    return get
+
+
+def test_the_schedules_name_known_points():
+    assert set(harness.POINTS) >= {p for points in FAST.values() for p in points}
+    assert len(harness.POINTS) >= 20
+
+
+@pytest.mark.parametrize("mode", sorted(FAST))
+def test_killed_at_every_point_resumes_to_the_uninterrupted_weights(tmp_path, mode, uninterrupted):
+    ref = uninterrupted(mode)
+    statuses = {r["status"] for r in ref.rounds}
+    assert "accepted" in statuses
+    outcome = play(mode, FAST[mode], ref, tmp_path)
+    assert [k.point for k in outcome.kills] == FAST[mode]
+    assert_ok(outcome)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", sorted(set(harness.MODES) - {"single"}))
+def test_every_point_of_every_mode(tmp_path, mode, uninterrupted):
+    ref = uninterrupted(mode)
+    points = points_for(mode)
+    outcome = play(mode, points, ref, tmp_path)
+    assert [k.point for k in outcome.kills] == points
+    assert_ok(outcome)
+
+
+@pytest.mark.slow
+def test_on_anvil_killed_after_the_chain_decided_and_mid_commit(tmp_path, uninterrupted):
+    from colearning.ledger.anvil import Anvil
+
+    with Anvil() as node:
+        ref = reference("evm", tmp_path / "whole", chain_url=node.url)
+        # the same rounds as on the embedded chain: the contract decides alike
+        assert ref.outline() == uninterrupted("evm").outline()
+        outcome = play(
+            "evm",
+            ["deploy", "validate", "decide", "decided", "commit", "committed"],
+            ref,
+            tmp_path / "killed",
+            chain_url=node.url,
+        )
+    assert_ok(outcome)
