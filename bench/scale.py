@@ -15,8 +15,9 @@ count), measured by a thin wrapper around each learner in the in-process run;
 the Ray run plays the very same rounds (same seeds, same calls), so its overhead is its
 round time minus the in-process compute of the same round. The same rounds with
 learners that do no work at all (``InstantLearner``) give the overhead directly; both
-are printed, and, in process, the CPU time such a round takes (all of it is this
-process's: less disturbed by other programs on a shared machine than wall time).
+are printed, and the CPU time this process spends on such a round (in process, all
+of the round's work, less disturbed by other programs on a shared machine than wall
+time; on Ray, the coordinator's share only, the actors' not counted).
 Committees are sized by ``colearning.scale.committee_size`` for 20% malicious
 learners at risk 1e-6. Peak memory is measured in a fresh process
 holding 10,000 learners in process (``--memory`` runs only that part).
@@ -174,7 +175,8 @@ def bench(
     """Rounds on ``make()``; with ``measure``, their learners' compute fills ``compute``
     (Timed learners), else ``compute`` holds the same rounds' compute already."""
     pool = make()
-    times = round_times(pool, committee, rounds, compute=compute if measure else None)
+    cpu: list[float] = []
+    times = round_times(pool, committee, rounds, compute=compute if measure else None, cpu=cpu)
     zero_cpu: list[float] = []
     zero = round_times(make_zero(), committee, rounds, cpu=zero_cpu)
     median, p90 = describe(times)
@@ -184,15 +186,22 @@ def bench(
         "p90_ms": 1e3 * p90,
         "compute_ms": 1e3 * statistics.median(compute),
         "overhead_ms": 1e3 * statistics.median(t - c for t, c in zip(times, compute, strict=True)),
+        # this process's CPU a round, less the learners' (in process: the overhead in
+        # CPU time, which a loaded machine's waits for a core do not inflate; on Ray,
+        # the coordinator's CPU, the learners' being in the actors)
+        "overhead_cpu_ms": 1e3
+        * statistics.median(
+            u - (c if label == "process" else 0.0) for u, c in zip(cpu, compute, strict=True)
+        ),
         "zero_work_ms": 1e3 * zero_median,
-        # with the learners in this process, its CPU is all of a round's work
+        # in process, all of a round's work; on Ray, the coordinator's share of it
         "zero_cpu_ms": 1e3 * statistics.median(zero_cpu),
     }
     k = "all" if committee is None else str(committee)
     print(
         f"{label:<9}{n:>8,}{k:>6}  {row['round_ms']:>9.2f} {row['p90_ms']:>8.2f} "
         f"{row['compute_ms']:>10.2f} {row['overhead_ms']:>11.2f} {row['zero_work_ms']:>11.2f}"
-        f"{row['zero_cpu_ms'] if label == 'process' else float('nan'):>10.2f}  {len(times)}",
+        f"{row['zero_cpu_ms']:>10.2f} {row['overhead_cpu_ms']:>12.2f}  {len(times)}",
         flush=True,
     )
     return row
@@ -202,7 +211,7 @@ def overhead(skip_ray: bool, sizes: Sequence[int]) -> None:
     print(
         "round time per pool, learners and committee (K: voters; all: everyone votes)\n"
         "pool     learners     K  median ms   p90 ms  compute ms  overhead ms  zero-work ms"
-        "  (its CPU)  rounds"
+        "  (its CPU)  overhead CPU  rounds"
     )
     ray_started = False
     results: dict[tuple[str, int, str], dict[str, float]] = {}

@@ -313,9 +313,9 @@ def test_a_screened_round_on_a_local_pool_screens_every_proposal_in_one_batch():
     batches = []
 
     class Counted(LocalPool):
-        def _run_calls(self, calls, timeout, *, catch_up=True):
+        def _run_calls(self, calls, timeout, *args, **kwargs):
             batches.append(len(calls))
-            return super()._run_calls(calls, timeout, catch_up=catch_up)
+            return super()._run_calls(calls, timeout, *args, **kwargs)
 
     learners = [QuadraticLearner(target=[1.0, 2.0], seed=i) for i in range(4)]
     pool = Counted(learners)

@@ -272,9 +272,9 @@ def test_test_each_with_a_timeout_gives_each_request_a_batch_of_its_own(quads):
     batches = []
 
     class Counted(LocalPool):
-        def _run_calls(self, calls, timeout, *, catch_up=True):
+        def _run_calls(self, calls, timeout, *args, **kwargs):
             batches.append(len(calls))
-            return super()._run_calls(calls, timeout, catch_up=catch_up)
+            return super()._run_calls(calls, timeout, *args, **kwargs)
 
     pool = Counted(quads(3))
     try:

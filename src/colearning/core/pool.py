@@ -269,6 +269,16 @@ class _Batch:
 #: milliseconds.
 EAGER_WORKERS = max(2, os.cpu_count() or 2)
 GROW_AFTER = 0.002
+#: A batch without a timeout runs on the calling thread, one call after another, when
+#: it is a lone call or when most calls of the last batch of the same kind (propose,
+#: test, accept, ...) took at most this many seconds each. Calls that short are mostly
+#: interpreter time, which worker threads cannot overlap anyway (they take turns
+#: holding the GIL): handing them over and waking up again costs more than the calls,
+#: and on a busy machine waits for the scheduler twice. (Most, not the mean: on a
+#: loaded machine a call now and then loses the core for milliseconds, which says
+#: nothing about the next batch.) A batch with a timeout always goes to worker
+#: threads: only there can a call that runs past its timeout be abandoned.
+INLINE_BELOW = 0.00025
 
 
 class _Workers:
@@ -339,8 +349,10 @@ class _Workers:
             thread.join(max(0.0, deadline - time.perf_counter()))
 
 
-def _run_job(job: _Job) -> bool:
-    """Run ``job``; return whether it was abandoned (its result is then dropped)."""
+def _run_job(job: _Job, here: bool = False) -> bool:
+    """Run ``job``; return whether it was abandoned (its result is then dropped).
+    ``here``: on the thread that dispatched it (Ctrl-C then stops the call and the
+    round, as it would stop the dispatcher's wait)."""
     start = time.perf_counter()
     job.started = start
     timeout = job.batch.timeout
@@ -363,6 +375,8 @@ def _run_job(job: _Job) -> bool:
     except _CatchUpError as exc:
         job.error = Failure(Reason.RAISED, str(exc))
     except BaseException as exc:
+        if here and isinstance(exc, KeyboardInterrupt):
+            raise
         job.error = Failure(Reason.RAISED, _describe(exc))
     job.seconds = time.perf_counter() - start
     return job.batch.finish(job)
@@ -424,6 +438,8 @@ class LocalPool:
         # learner last accepted at (0: the weights it was last given explicitly).
         self._shared: tuple[int, WeightsRef] | None = None
         self._synced = dict.fromkeys(ids, 0)
+        # whether most calls of the last batch of each kind were short (INLINE_BELOW)
+        self._short: dict[str, bool] = {}
 
     def __len__(self) -> int:
         return len(self._ids)
@@ -458,14 +474,14 @@ class LocalPool:
 
             return propose
 
-        return self._run({lid: call(self.learner(lid)) for lid in learner_ids}, timeout)
+        return self._run({lid: call(self.learner(lid)) for lid in learner_ids}, timeout, "propose")
 
     def test(
         self, learner_ids: Sequence[str], weights: WeightsRef, timeout: float | None
     ) -> dict[str, Outcome[ProposedWeights]]:
         w = weights.weights
         calls = [(lid, self.learner(lid).mli_test_weights, w) for lid in learner_ids]
-        return dict(zip(learner_ids, self._run_calls(calls, timeout), strict=True))
+        return dict(zip(learner_ids, self._run_calls(calls, timeout, "test"), strict=True))
 
     def test_each(
         self, requests: Sequence[tuple[Sequence[str], WeightsRef]], timeout: float | None
@@ -483,7 +499,7 @@ class LocalPool:
         for ids, ref in requests:
             w = ref.weights
             calls.extend((lid, self.learner(lid).mli_test_weights, w) for lid in ids)
-        outcomes = iter(self._run_calls(calls, timeout))
+        outcomes = iter(self._run_calls(calls, timeout, "test"))
         return [{lid: next(outcomes) for lid in ids} for ids, _ in requests]
 
     def accept(
@@ -501,7 +517,7 @@ class LocalPool:
 
             return accept
 
-        return self._run({lid: call(lid) for lid in learner_ids}, timeout, catch_up=False)
+        return self._run({lid: call(lid) for lid in learner_ids}, timeout, "accept", catch_up=False)
 
     def adopt(self, weights: WeightsRef, timeout: float | None) -> dict[str, Outcome[None]]:
         """Every learner accepts ``weights`` at the start of its next call (see the
@@ -516,18 +532,22 @@ class LocalPool:
         if shared is None:
             return {}
         behind = [lid for lid in self._ids if self._synced[lid] < shared[0]]
-        return self._run({lid: _nothing for lid in behind}, timeout)
+        return self._run({lid: _nothing for lid in behind}, timeout, "catch_up")
 
     def current_weights(self, learner_id: str, timeout: float | None) -> Outcome[Weights]:
         learner = self.learner(learner_id)
-        return self._run({learner_id: learner.mli_get_current_weights}, timeout)[learner_id]
+        return self._run({learner_id: learner.mli_get_current_weights}, timeout, "current")[
+            learner_id
+        ]
 
     def restore_progress(
         self, learner_id: str, proposals_made: int, timeout: float | None
     ) -> Outcome[None]:
         learner = self.learner(learner_id)
         return self._run(
-            {learner_id: lambda: learner.mli_restore_progress(proposals_made)}, timeout
+            {learner_id: lambda: learner.mli_restore_progress(proposals_made)},
+            timeout,
+            "restore",
         )[learner_id]
 
     def tags(self, learner_id: str) -> LearnerTags:
@@ -546,17 +566,19 @@ class LocalPool:
         self,
         calls: Mapping[str, Callable[[], Any]],
         timeout: float | None,
+        kind: str,
         *,
         catch_up: bool = True,
     ) -> dict[str, Outcome[Any]]:
         triples = [(lid, fn, _NO_ARG) for lid, fn in calls.items()]
-        outcomes = self._run_calls(triples, timeout, catch_up=catch_up)
+        outcomes = self._run_calls(triples, timeout, kind, catch_up=catch_up)
         return dict(zip(calls, outcomes, strict=True))
 
     def _run_calls(
         self,
         calls: Sequence[tuple[str, Callable[..., Any], Any]],
         timeout: float | None,
+        kind: str,
         *,
         catch_up: bool = True,
     ) -> list[Outcome[Any]]:
@@ -570,13 +592,27 @@ class LocalPool:
         parallel = len(calls) > 1
         locks = self._locks
         jobs = [_Job(lid, fn, arg, locks[lid], batch, parallel) for lid, fn, arg in calls]
-        pending = deque(jobs)
+        # a lone call gains nothing from another thread but the timeout (the proposer
+        # training: the calling thread would only wait for it)
+        here = timeout is None and (len(jobs) == 1 or self._short.get(kind, False))
         # BLAS: one thread always; torch: one thread per call of a parallel batch, every
         # core for a lone call (the proposer training). See colearning/runtime/threads.py.
         with one_blas_thread():
-            hands = min(len(pending), self._workers.size, EAGER_WORKERS)
-            self._workers.share(pending, hands)
-            self._wait(jobs, batch, pending, hands)
+            if here:
+                for job in jobs:
+                    _run_job(job, here=True)
+            else:
+                pending = deque(jobs)
+                hands = min(len(pending), self._workers.size, EAGER_WORKERS)
+                self._workers.share(pending, hands)
+                self._wait(jobs, batch, pending, hands)
+        # whether the next batch of this kind can run here (a call abandoned at its
+        # timeout is not short)
+        short = 0
+        for job in jobs:
+            if job.finished and job.seconds <= INLINE_BELOW:
+                short += 1
+        self._short[kind] = 2 * short > len(jobs)
         return [_outcome(job, timeout) for job in jobs]
 
     def _wait(self, jobs: list[_Job], batch: _Batch, pending: deque[_Job], hands: int) -> None:

@@ -18,6 +18,10 @@ from colearning.core.exceptions import ConfigError, ConfigTypeError
 MAX_DENOMINATOR = 1_000_000
 
 
+#: Fractions already found for float thresholds (every round's tally asks again).
+_FRACTIONS: dict[float, tuple[int, int]] = {}
+
+
 def threshold_fraction(vote_threshold: float) -> tuple[int, int]:
     """``vote_threshold`` as ``(numerator, denominator)``, after checking it is in [0, 1].
 
@@ -31,8 +35,15 @@ def threshold_fraction(vote_threshold: float) -> tuple[int, int]:
             f"vote_threshold must be in [0, 1]; got {vote_threshold} "
             "(0.5 means half of the voters must approve)"
         )
+    if type(vote_threshold) is float:
+        known = _FRACTIONS.get(vote_threshold)
+        if known is not None:
+            return known
     frac = Fraction(float(vote_threshold)).limit_denominator(MAX_DENOMINATOR)
-    return frac.numerator, frac.denominator
+    found = frac.numerator, frac.denominator
+    if type(vote_threshold) is float and len(_FRACTIONS) < 64:
+        _FRACTIONS[vote_threshold] = found
+    return found
 
 
 def passes(approvals: int, eligible: int, vote_threshold: float) -> bool:

@@ -18,6 +18,10 @@ from colearning.core.codec import check_weights_id, decode, encode, id_of, seale
 from colearning.core.exceptions import WeightsError
 from colearning.core.interface import Array, Weights
 
+#: Weights up to this many bytes are encoded and hashed where they are, not on another
+#: thread (hashing 64 KiB takes about 40 us; a hand-off and the wait for it, more).
+ENCODE_HERE_BYTES = 64 * 1024
+
 
 class WeightsRef:
     """A reference to one set of weights: its id, plus the arrays or the bytes.
@@ -145,9 +149,16 @@ class WeightsRef:
 
     def start_encoding(self, executor: Executor) -> None:
         """Encode and hash on ``executor`` now, so ``blob()`` and ``weights_id`` are
-        ready when wanted (the driver does this while validators work)."""
+        ready when wanted (the driver does this while validators work).
+
+        Weights of at most :data:`ENCODE_HERE_BYTES` are encoded on this thread at
+        once: handing them to another thread and waiting for it later costs more than
+        the encoding."""
         with self._lock:
             if self._pending is not None or (self._blob is not None and self._id is not None):
+                return
+            if self._weights is not None and self._weights.nbytes <= ENCODE_HERE_BYTES:
+                self._encode_locked()
                 return
             self._pending = executor.submit(self._encode_now)
 

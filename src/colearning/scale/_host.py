@@ -28,7 +28,13 @@ from colearning.core.protocol import Failure, Reason
 from colearning.core.weights_ref import WeightsRef
 
 #: One learner's outcome on the way back: (value, reason code or None, message, seconds).
+#: A test call's value is its scores as a plain tuple, ``(vote_score, test_score, vote,
+#: error, criterion)``: the coordinator knows the weights it sent, and a tuple costs
+#: less to carry than the dataclass (no learner answer is a tuple: see ``_carriable``).
 Packed = tuple[Any, str | None, str | None, float]
+#: What a call says besides its payloads: ``(kind, ids, timeout, instance, version,
+#: restores)`` (one argument: Ray serializes each argument of a call on its own).
+Header = tuple[str, Sequence[str], float | None, str | None, int, Sequence[tuple[str, int]]]
 
 
 class LearnerBuilder(Protocol):
@@ -127,24 +133,19 @@ class LearnerHost:
         return self.pool
 
     def call(
-        self,
-        kind: str,
-        ids: Sequence[str],
-        arg: Any,
-        timeout: float | None,
-        instance: str | None,
-        version: int,
-        shared: Weights | None,
-        restores: Sequence[tuple[str, int]],
+        self, header: Header, arg: Any, shared: Weights | None
     ) -> tuple[str, int, list[Packed | None] | None]:
-        """One wave of calls on ``ids``: ``(instance, version, packed outcomes)`` (a
-        ``None`` entry: a learner ``catch_up`` found up to date).
+        """One wave of calls (``header``: what, on which ``ids``, ...; ``arg`` and
+        ``shared`` are the payloads, resolved by Ray when they are object-store
+        references): ``(instance, version, packed outcomes)`` (a ``None`` entry: a
+        learner ``catch_up`` found up to date).
 
         Refused (``None`` outcomes) when ``instance`` is not this one (the actor was
         restarted since the coordinator last heard from it) or when the host is behind
         ``version`` and ``shared`` was not sent: the coordinator then brings it up to
         date and asks again.
         """
+        kind, ids, timeout, instance, version, restores = header
         if self.pool is None or instance != self.instance:
             return self.instance, self.version, None
         with self._lock:
@@ -202,7 +203,8 @@ def _pack(kind: str, outcome: Outcome[Any]) -> Packed:
     value = outcome.value
     if kind == "test" and isinstance(value, ProposedWeights):
         # the coordinator knows the weights it sent: they do not travel back
-        value = dataclasses.replace(value, weights=None)
+        scores = (value.vote_score, value.test_score, value.vote, value.error, value.criterion)
+        return scores, None, None, outcome.seconds
     elif not _carriable(value):
         what = "mli_propose_weights must return colearning.Weights"
         if kind == "test":

@@ -272,16 +272,10 @@ class RayPool:
         out: dict[str, Outcome[ProposedWeights]] = {}
         for lid, outcome in got.items():
             value = outcome.value
-            if isinstance(value, ProposedWeights) and value.weights is None:
+            if isinstance(value, tuple):  # the scores (see _host.Packed)
+                vote_score, test_score, vote, error, criterion = value
                 outcome = Outcome(
-                    ProposedWeights(
-                        tested,
-                        value.vote_score,
-                        value.test_score,
-                        value.vote,
-                        value.error,
-                        value.criterion,
-                    ),
+                    ProposedWeights(tested, vote_score, test_score, vote, error, criterion),
                     None,
                     outcome.seconds,
                 )
@@ -434,13 +428,19 @@ class RayPool:
                 sent[a] = restores = list(self._restores[a].items())
                 sent_to[a] = instance = self._instances[a]
             sync = self._payload(shared) if behind and shared is not None else None
-            ref = self._actors[a].call.remote(
-                kind, lids, arg, timeout, instance, version, sync, restores
-            )
+            header = (kind, lids, timeout, instance, version, restores)
+            ref = self._actors[a].call.remote(header, arg, sync)
             calls[ref] = a
         wait = None if timeout is None else timeout + GRACE
-        ready, _ = ray.wait(list(calls), num_returns=len(calls), timeout=wait)
+        if wait is None:  # no deadline: the get below waits for every answer
+            ready = list(calls)
+        else:
+            ready, _ = ray.wait(list(calls), num_returns=len(calls), timeout=wait)
         done = set(ready)
+        try:  # every answer in one get; if any failed, each is fetched alone below
+            answers = dict(zip(ready, ray.get(ready), strict=True))
+        except Exception:
+            answers = {}
         refused: list[int] = []
         for ref, a in calls.items():
             lids = groups[a]
@@ -453,7 +453,8 @@ class RayPool:
                     )
                 continue
             try:
-                instance, version, packed = ray.get(ref)
+                answer = answers.get(ref)
+                instance, version, packed = ray.get(ref) if answer is None else answer
             except ray.exceptions.ActorUnavailableError as exc:
                 if sent_to[a] == _LOST:
                     # restarting since it died in an earlier call: wait, then call again
