@@ -57,6 +57,36 @@ def test_codec_crashes_are_refusals(name):
             read(blob)
 
 
+def test_deep_json_is_refused_before_the_parser_recurses():
+    """The suite once segfaulted in ``json.loads`` on the deep headers above: a worker
+    thread's C stack ran out before Python's recursion limit (which a library may
+    raise) stopped the parser. Depth is measured first, without recursion: with the
+    limit raised and in a thread, each is still a clean refusal. In a subprocess, so a
+    regression fails this test instead of killing pytest."""
+    blobs = [with_header(CODEC_CRASHES[n], bytes(8)) for n in ("deep JSON", "deep layout JSON")]
+    code = (
+        "import sys, threading\n"
+        "sys.setrecursionlimit(10**7)\n"
+        "from colearning.core.codec import decode\n"
+        "from colearning.core.exceptions import WeightsError\n"
+        f"blobs = {blobs!r}\n"
+        "out = []\n"
+        "def run():\n"
+        "    for blob in blobs:\n"
+        "        try:\n"
+        "            decode(blob)\n"
+        "        except WeightsError as exc:\n"
+        "            out.append(str(exc))\n"
+        "t = threading.Thread(target=run); t.start(); t.join()\n"
+        "print(len(out), all('nested too deeply' in m for m in out))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-"], input=code, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["2", "True"], done.stdout
+
+
 # -- the booster and forest readers ---------------------------------------------------
 
 BOOSTER_PARENTS = Path(__file__).with_name("data") / "booster-parents-segfault.ubj"

@@ -220,6 +220,37 @@ MAX_DIMS = 32
 #: empty one (``(0, 2**63)`` would pass the byte-range check and then break NumPy).
 MAX_ARRAY_BYTES = 2**63 - 1
 
+
+#: How deeply JSON from another party may nest arrays and objects. Python's parser
+#: recurses per level and its recursion limit does not bound the C stack (a thread's is
+#: smaller, and a library may raise the limit), so depth is measured first, without
+#: recursion.
+MAX_JSON_DEPTH = 200
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.S)
+
+
+def json_depth(text: bytes | str) -> int:
+    """How deeply ``text`` nests JSON arrays and objects (brackets inside strings do
+    not count), measured in one pass without recursion.
+
+    >>> json_depth(b'{"a": [1, {"b": "]]"}]}')
+    3
+    """
+    data = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else bytes(text)
+    codes = np.frombuffer(_JSON_STRING.sub(b"", data), np.uint8)
+    steps = np.isin(codes, (0x5B, 0x7B)).astype(np.int64) - np.isin(codes, (0x5D, 0x7D))
+    return int(np.cumsum(steps).max(initial=0))
+
+
+def check_json_depth(text: bytes | str, what: str) -> None:
+    """Refuse (:class:`WeightsError`) JSON nested deeper than :data:`MAX_JSON_DEPTH`."""
+    depth = json_depth(text)
+    if depth > MAX_JSON_DEPTH:
+        raise WeightsError(
+            f"{what} nests JSON {depth} levels deep; at most {MAX_JSON_DEPTH} are read"
+        )
+
+
 #: safetensors dtype names and the NumPy dtypes they hold (little-endian).
 DTYPES: Mapping[str, str] = {
     "F64": "<f8",
@@ -349,6 +380,8 @@ def _parse_header(view: memoryview) -> BlobHeader:
     raw = bytes(view[8 : 8 + n])
     if not raw.startswith(b"{"):
         raise _NotSafetensors("the header is not a JSON object")
+    if json_depth(raw) > MAX_JSON_DEPTH:
+        raise _NotSafetensors("the header's JSON is nested too deeply")
     try:
         header = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -524,6 +557,8 @@ def _read_layout(metadata: Mapping[str, str], stored: list[str]) -> dict[str, An
             "with colearning.core.codec.encode"
         )
 
+    if isinstance(raw, str) and json_depth(raw) > MAX_JSON_DEPTH:
+        raise bad("its JSON is nested too deeply")
     try:
         layout = json.loads(raw) if isinstance(raw, str) and raw else {}
     except json.JSONDecodeError as exc:

@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from colearning.core.codec import check_json_depth
 from colearning.core.exceptions import WeightsError
 from colearning.core.interface import Array
 
@@ -733,7 +734,9 @@ def read_skops_schema(blob: bytes | bytearray | memoryview | Array) -> Any:
             for info in infos:
                 if info.filename != "schema.json":
                     _check_npy(archive, info)
-            schema = json.loads(archive.read("schema.json"))
+            text = archive.read("schema.json")
+            check_json_depth(text, "the forest's schema.json")
+            schema = json.loads(text)
     except WeightsError:
         raise
     except Exception as exc:  # zip, JSON and decoding errors all mean foreign bytes
