@@ -20,7 +20,8 @@ ignored by the points outside rounds):
   voters; no screening vote is back yet);
 - ``combine`` (aggregate and screened rounds): mid-combination of the proposals;
 - ``validate``: mid-validation (the candidate was sent; no vote is back yet);
-- ``encode``: the candidate is being encoded and hashed on the encoder thread;
+- ``encode``: the candidate is being encoded and hashed (on the encoder thread, or in
+  the round's thread for small weights);
 - ``voted``: every vote is back (and signed, with a ledger); nothing is decided;
 - ``decide``: the decider was asked (with ``--ledger evm``: no transaction sent yet);
 - ``chain-block`` (``--ledger evm``, embedded chain): the round's transaction is
@@ -188,13 +189,17 @@ def install(point: str, pause: _Pause) -> None:
                 _wrap(pool, "propose", after=lambda *a, **k: pause.here())
             else:
                 screening = point == "screen"
-                _wrap(
-                    pool,
-                    "test",
-                    before=lambda *a, **k: (
-                        pause.in_round() and pause.screening == screening and pause.here()
-                    ),
-                )
+                # screening asks for every proposal's tests in one batch where the pool
+                # can (test_each), else one test batch a proposal
+                for method in ("test", "test_each") if screening else ("test",):
+                    if hasattr(pool, method):
+                        _wrap(
+                            pool,
+                            method,
+                            before=lambda *a, **k: (
+                                pause.in_round() and pause.screening == screening and pause.here()
+                            ),
+                        )
 
         _wrap(experiment, "play_round", before=patch_pool)
     elif point == "combine":
@@ -207,10 +212,12 @@ def install(point: str, pause: _Pause) -> None:
         from colearning.core import weights_ref
 
         def encoding(self: Any) -> None:
-            if pause.in_round() and threading.current_thread() is not threading.main_thread():
+            # on the encoder thread, or (weights of at most ENCODE_HERE_BYTES) where the
+            # round runs
+            if pause.in_round():
                 pause.here()
 
-        _wrap(weights_ref.WeightsRef, "_encode_now", before=encoding)
+        _wrap(weights_ref.WeightsRef, "_encode_locked", before=encoding)
     elif point in ("voted", "decided"):
         _wrap(
             observers.Observers,
