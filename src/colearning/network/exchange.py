@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 
-from colearning.core.exceptions import ConfigError, LedgerError
+from colearning.core.exceptions import LedgerError
 from colearning.core.protocol import Reason
 from colearning.network._proto import colearning_pb2 as pb
 from colearning.network.convert import PROTOCOL_VERSION, RemoteFailure, failure_to_proto
@@ -35,6 +35,7 @@ from colearning.network.server import (
     META_VERSION,
     SERVER_OPTIONS,
     _library_version,
+    listen,
 )
 from colearning.network.tls import ClientCredentials, ServerCredentials, peer_identity
 from colearning.network.transfer import (
@@ -164,23 +165,14 @@ class WeightsServer:
             self._blobs[wid] = blob
 
     def start(self) -> WeightsServer:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        target = f"{host}:{self._requested_port}"
-        try:
-            if self._credentials is None:
-                port = self._server.add_insecure_port(target)
-            else:
-                port = self._server.add_secure_port(target, self._credentials.grpc())
-        except RuntimeError as exc:
-            raise ConfigError(
-                f"--serve {target}: cannot listen there ({exc}); expected a free port on an "
-                "address of this machine; choose another HOST:PORT"
-            ) from None
-        if port == 0:
-            raise ConfigError(
-                f"--serve {target}: the port is taken or the host is not an address of this "
-                "machine; choose another HOST:PORT (port 0 takes a free one)"
-            )
+        port = listen(
+            self._server,
+            self.host,
+            self._requested_port,
+            self._credentials,
+            "--serve",
+            "choose another HOST:PORT (port 0 takes a free one)",
+        )
         self.port = port
         self._server.start()
         log.info(

@@ -479,6 +479,33 @@ def _tags_of(learner: MachineLearningInterface) -> LearnerTags:
     return tags if isinstance(tags, LearnerTags) else LearnerTags()
 
 
+def listen(
+    server: grpc.Server,
+    host: str,
+    port: int,
+    credentials: ServerCredentials | None,
+    what: str,
+    fix: str,
+) -> int:
+    """Bind ``server`` to ``host:port`` (mutual TLS with ``credentials``, else
+    plaintext) and return the port bound; a refusal is one :class:`ConfigError` that
+    starts with ``what`` and ends with ``fix``."""
+    target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    try:
+        if credentials is None:
+            bound = server.add_insecure_port(target)
+        else:
+            bound = server.add_secure_port(target, credentials.grpc())
+    except RuntimeError as exc:
+        raise ConfigError(f"{what} {target} ({exc}); {fix}") from None
+    if bound == 0:
+        raise ConfigError(
+            f"{what} {target}: the port is taken or the host is not an address of this "
+            f"machine; {fix}"
+        )
+    return int(bound)
+
+
 class LearnerServer:
     """A gRPC server hosting one learner on ``host:port`` (``port=0``: a free one).
 
@@ -534,25 +561,14 @@ class LearnerServer:
         return f"{host}:{self.port}"
 
     def start(self) -> LearnerServer:
-        target = (
-            f"[{self.host}]:{self._requested_port}"
-            if ":" in self.host
-            else (f"{self.host}:{self._requested_port}")
+        port = listen(
+            self._server,
+            self.host,
+            self._requested_port,
+            self._credentials,
+            "cannot listen on",
+            "choose another --port or --host",
         )
-        try:
-            if self._credentials is None:
-                port = self._server.add_insecure_port(target)
-            else:
-                port = self._server.add_secure_port(target, self._credentials.grpc())
-        except RuntimeError as exc:
-            raise ConfigError(
-                f"cannot listen on {target} ({exc}); is the port taken? choose another --port"
-            ) from None
-        if port == 0:
-            raise ConfigError(
-                f"cannot listen on {target}: the port is taken or the host is not an address "
-                "of this machine; choose another --port or --host"
-            )
         self.port = port
         self._server.start()
         for service in ("", SERVICE):
