@@ -20,7 +20,9 @@ class SubstitutingExchange(peer.GrpcExchange):
         self.server.publish(wid, bytes(changed))
 
 
-peer.GrpcExchange = SubstitutingExchange  # type: ignore[misc]
-
 if __name__ == "__main__":
+    # only when run as the peer process: the suite's --doctest-modules imports this file
+    # in the test process too, where replacing the class would make every later test's
+    # exchange substitute its bytes
+    peer.GrpcExchange = SubstitutingExchange  # type: ignore[misc]
     sys.exit(main(sys.argv[1:]))
