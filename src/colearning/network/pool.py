@@ -456,19 +456,27 @@ class GrpcPool:
         self._remember(weights, got.weights_id, got.blob)
         return weights
 
-    def _test_one(
-        self, m: _Member, wid: str, blob: Callable[[], Blob], dl: _Deadline, batch: int
-    ) -> ProposedWeights:
-        def send(by_id: bool) -> pb.TestReply:
+    def _send_weights(
+        self,
+        m: _Member,
+        wid: str,
+        blob: Callable[[], Blob],
+        dl: _Deadline,
+        batch: int,
+        by_id_call: Callable[..., Any],
+        bytes_call: Callable[..., Any],
+    ) -> Any:
+        """Send weights ``wid`` to ``m``: by id alone when it holds them (one message, a
+        unary call: see transfer.LearnerStub), else (or when it answers that it no
+        longer holds them) the bytes; the reply, after which ``m`` holds ``wid``."""
+
+        def send(by_id: bool) -> Any:
             meta = self._metadata(m, batch)
-            reply: pb.TestReply
-            if by_id:  # one message: a unary call (see transfer.LearnerStub)
+            if by_id:
                 msg = by_id_message(wid, round_index=self._round)
-                reply = m.stub.TestById(msg, timeout=dl.left(), metadata=meta)
-            else:
-                msgs = send_weights(wid, blob(), round_index=self._round)
-                reply = m.stub.Test(msgs, timeout=dl.left(), metadata=meta)
-            return reply
+                return by_id_call(msg, timeout=dl.left(), metadata=meta)
+            msgs = send_weights(wid, blob(), round_index=self._round)
+            return bytes_call(msgs, timeout=dl.left(), metadata=meta)
 
         reply = send(wid in m.holds)
         if reply.HasField("failure") and reply.failure.need_bytes:
@@ -478,30 +486,19 @@ class GrpcPool:
             raise RemoteFailureError(failure_from_proto(reply.failure))
         with m.lock:
             m.holds.add(wid)
+        return reply
+
+    def _test_one(
+        self, m: _Member, wid: str, blob: Callable[[], Blob], dl: _Deadline, batch: int
+    ) -> ProposedWeights:
+        reply = self._send_weights(m, wid, blob, dl, batch, m.stub.TestById, m.stub.Test)
         return verdict_from_proto(reply)
 
     def _accept_one(
         self, m: _Member, wid: str, blob: Callable[[], Blob], dl: _Deadline, batch: int
     ) -> None:
-        def send(by_id: bool) -> pb.AcceptReply:
-            meta = self._metadata(m, batch)
-            reply: pb.AcceptReply
-            if by_id:  # one message: a unary call (see transfer.LearnerStub)
-                msg = by_id_message(wid, round_index=self._round)
-                reply = m.stub.AcceptById(msg, timeout=dl.left(), metadata=meta)
-            else:
-                msgs = send_weights(wid, blob(), round_index=self._round)
-                reply = m.stub.Accept(msgs, timeout=dl.left(), metadata=meta)
-            return reply
-
-        reply = send(wid in m.holds)
-        if reply.HasField("failure") and reply.failure.need_bytes:
-            m.holds.discard(wid)
-            reply = send(False)
-        if reply.HasField("failure"):
-            raise RemoteFailureError(failure_from_proto(reply.failure))
+        self._send_weights(m, wid, blob, dl, batch, m.stub.AcceptById, m.stub.Accept)
         with m.lock:
-            m.holds.add(wid)
             if m.description is not None:
                 m.description = _with_current(m.description, wid)
 
