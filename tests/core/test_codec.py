@@ -393,3 +393,50 @@ def test_common_weights_are_laid_out_here_and_the_rest_by_safetensors():
     assert _layout(Weights([np.arange(3, dtype=np.int64), np.array(True)])) is not None
     assert _layout(Weights({"w": np.ones(3, dtype=">f8")})) is None  # safetensors byteswaps
     assert _layout(Weights({'a"b': np.ones(3)})) is None  # JSON escaping left to it
+
+
+def test_a_header_reused_for_its_form_still_gives_safetensors_bytes():
+    # The header is built once per form (layout, names, dtypes, shapes) and reused:
+    # weights of one form with other values, and forms that differ only in their
+    # container, a 0-d array or a transposed array, must each get their own bytes.
+    from collections import OrderedDict
+
+    from colearning.core import codec
+
+    rng = np.random.default_rng(0)
+    forms = [
+        lambda: Weights({"w": rng.normal(size=(2, 3)), "b": rng.normal(size=3)}),
+        lambda: Weights(OrderedDict(w=rng.normal(size=(2, 3)), b=rng.normal(size=3))),
+        lambda: Weights([rng.normal(size=(2, 3)), rng.normal(size=3)]),
+        lambda: Weights((rng.normal(size=(2, 3)), rng.normal(size=3))),
+        lambda: Weights({"w": rng.normal(size=(3, 2)).T, "b": rng.normal(size=3)}),
+        lambda: Weights({"w": rng.normal(size=(2, 3)), "b": np.array(rng.normal())}),
+        lambda: Weights({"w": rng.normal(size=(2, 3)), "b": np.array([rng.normal()])}),
+        lambda: Weights({"w": rng.normal(size=(2, 3)).astype(np.float32), "b": rng.normal(size=3)}),
+    ]
+    seen = set()
+    for _ in range(3):
+        for make in forms:
+            weights = make()
+            theirs = codec.encode_with_safetensors(weights)
+            assert encode(weights) == theirs
+            assert id_of(weights) == codec.weights_id(theirs)
+            assert decode(theirs) == weights
+            seen.add(codec.weights_id(theirs))
+    assert len(seen) == 3 * len(forms)
+    # a full cache is emptied, not grown
+    for size in range(codec._HEADERS_KEPT + 5):
+        encode(Weights({"w": np.zeros(size + 1)}))
+    assert len(codec._HEADERS) <= codec._HEADERS_KEPT
+
+
+def test_json_depth_is_measured_only_past_the_bracket_count():
+    from colearning.core.codec import MAX_JSON_DEPTH, json_deeper_than, json_depth
+
+    flat = b"[" + b"[1]," * (MAX_JSON_DEPTH + 50) + b"1]"  # many brackets, depth 2
+    assert json_depth(flat) == 2 and not json_deeper_than(flat)
+    deep = b"[" * (MAX_JSON_DEPTH + 1) + b"]" * (MAX_JSON_DEPTH + 1)
+    assert json_deeper_than(deep) and not json_deeper_than(deep, MAX_JSON_DEPTH + 1)
+    quoted = b'["' + b"[" * (MAX_JSON_DEPTH + 5) + b'"]'  # brackets inside a string
+    assert not json_deeper_than(quoted)
+    assert json_deeper_than("[" * 3, 2)  # text as well as bytes

@@ -284,3 +284,64 @@ def test_test_each_with_a_timeout_gives_each_request_a_batch_of_its_own(quads):
         assert batches == [6, 3, 3]
     finally:
         pool.close()
+
+
+class _Where(FaultyLearner):
+    """A FaultyLearner that notes the thread of each test call."""
+
+    def __init__(self, inner, mode, on):
+        super().__init__(inner, mode, on=on)
+        self.threads = []
+
+    def mli_test_weights(self, weights):
+        self.threads.append(threading.get_ident())
+        return super().mli_test_weights(weights)
+
+
+def test_short_calls_run_on_the_calling_thread_with_the_same_typed_outcomes(quads):
+    # After a batch of short calls the next batch of that kind runs on the calling
+    # thread (no job, no worker): its failures must read exactly as a worker's would.
+    learners = [
+        _Where(learner, mode, on)
+        for learner, (mode, on) in zip(
+            quads(3),
+            [("raise", {"never"}), ("raise", {"accept"}), ("raise", {"test"})],
+            strict=True,
+        )
+    ]
+    pool = LocalPool(learners)
+    try:
+        first = pool.test(pool.learner_ids, ref(), None)
+        assert [o.ok for o in first.values()] == [True, True, False]
+        pool.adopt(ref(1.0), None)
+        learners[0].threads.clear()
+        got = pool.test(pool.learner_ids, ref(2.0), None)
+        assert learners[0].threads == [threading.get_ident()]  # run here
+        assert got["learner-0"].ok and got["learner-0"].seconds >= 0
+        assert got["learner-1"].failure.reason is Reason.RAISED
+        assert got["learner-1"].error.startswith("raised: could not adopt the shared weights")
+        assert "injected failure in accept" in got["learner-1"].error
+        assert got["learner-2"].failure.reason is Reason.RAISED
+        assert got["learner-2"].error.startswith("raised: RuntimeError: injected failure in test")
+        # the adoption happened inside learner-0's call, under its lock
+        assert np.array_equal(learners[0].mli_get_current_weights().weights["w"], [1.0, 1.0])
+    finally:
+        pool.close()
+
+
+def test_defers_adoption_is_answered_per_pool_class():
+    from colearning.core.pool import defers_adoption
+
+    class Adopts:
+        def adopt(self, weights, timeout):
+            return {}
+
+        def catch_up(self, timeout):
+            return {}
+
+    class AcceptsOnly:
+        adopt = None  # an attribute, not a method: not a deferring pool
+
+    assert defers_adoption(Adopts()) and defers_adoption(Adopts())
+    assert not defers_adoption(AcceptsOnly())
+    assert not defers_adoption(object())

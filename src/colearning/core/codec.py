@@ -124,7 +124,36 @@ def _plain_name(name: str) -> bool:
 def _layout(weights: Weights) -> tuple[bytes, list[memoryview]] | None:
     """The safetensors header (its 8-byte length, the JSON, the padding) and the
     arrays' bytes in the order safetensors writes them; ``None`` for what is left to
-    safetensors (a dtype or byte order outside :data:`_CODES`, an unusual name)."""
+    safetensors (a dtype or byte order outside :data:`_CODES`, an unusual name).
+
+    The header depends only on the layout and each array's name, dtype and shape, so
+    it is built once for each such form and reused (a round of 1,000 proposals of one
+    model builds it once, not 1,000 times)."""
+    arrays = weights.arrays
+    key = (weights.layout, tuple((name, a.dtype, a.shape) for name, a in arrays.items()))
+    known_form = _HEADERS.get(key)
+    if known_form is not None:
+        header, order = known_form
+        return header, [
+            np.ascontiguousarray(arrays[n]).reshape(-1).view(np.uint8).data for n in order
+        ]
+    laid_out = _build_layout(weights)
+    if laid_out is not None:
+        if len(_HEADERS) >= _HEADERS_KEPT:
+            _HEADERS.clear()
+        _HEADERS[key] = (laid_out[0], laid_out[2])
+        return laid_out[0], laid_out[1]
+    return None
+
+
+#: Headers by form (:func:`_layout`); a handful of models a process at most, so the
+#: cache is simply emptied when it fills.
+_HEADERS: dict[tuple[Any, ...], tuple[bytes, tuple[str, ...]]] = {}
+_HEADERS_KEPT = 64
+
+
+def _build_layout(weights: Weights) -> tuple[bytes, list[memoryview], tuple[str, ...]] | None:
+    """:func:`_layout` for a form not seen yet, and the order of the arrays' bytes."""
     entries = []
     for name, array in weights.arrays.items():
         known = _CODES.get(array.dtype)
@@ -147,7 +176,7 @@ def _layout(weights: Weights) -> tuple[bytes, list[memoryview]] | None:
     parts.append("}")
     text = "".join(parts).encode("utf-8")
     text += b" " * (-len(text) % 8)
-    return len(text).to_bytes(8, "little") + text, data
+    return len(text).to_bytes(8, "little") + text, data, tuple(e[1] for e in entries)
 
 
 def _layout_json(weights: Weights) -> str:
@@ -238,12 +267,29 @@ def json_depth(text: bytes | str) -> int:
     """
     data = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else bytes(text)
     codes = np.frombuffer(_JSON_STRING.sub(b"", data), np.uint8)
-    steps = np.isin(codes, (0x5B, 0x7B)).astype(np.int64) - np.isin(codes, (0x5D, 0x7D))
+    steps = ((codes == 0x5B) | (codes == 0x7B)).astype(np.int64)
+    steps -= (codes == 0x5D) | (codes == 0x7D)
     return int(np.cumsum(steps).max(initial=0))
+
+
+def json_deeper_than(text: bytes | str, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether ``text`` nests JSON more than ``limit`` levels deep. Text with at most
+    ``limit`` opening brackets in all cannot (counted in C, so the common header costs
+    microseconds); only other text is measured by :func:`json_depth`.
+
+    >>> json_deeper_than(b'[[[]]]', 2), json_deeper_than(b'[[[]]]', 3)
+    (True, False)
+    """
+    data = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else bytes(text)
+    if data.count(b"[") + data.count(b"{") <= limit:
+        return False
+    return json_depth(data) > limit
 
 
 def check_json_depth(text: bytes | str, what: str) -> None:
     """Refuse (:class:`WeightsError`) JSON nested deeper than :data:`MAX_JSON_DEPTH`."""
+    if not json_deeper_than(text):
+        return
     depth = json_depth(text)
     if depth > MAX_JSON_DEPTH:
         raise WeightsError(
@@ -380,7 +426,7 @@ def _parse_header(view: memoryview) -> BlobHeader:
     raw = bytes(view[8 : 8 + n])
     if not raw.startswith(b"{"):
         raise _NotSafetensors("the header is not a JSON object")
-    if json_depth(raw) > MAX_JSON_DEPTH:
+    if json_deeper_than(raw):
         raise _NotSafetensors("the header's JSON is nested too deeply")
     try:
         header = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates)
@@ -557,7 +603,7 @@ def _read_layout(metadata: Mapping[str, str], stored: list[str]) -> dict[str, An
             "with colearning.core.codec.encode"
         )
 
-    if isinstance(raw, str) and json_depth(raw) > MAX_JSON_DEPTH:
+    if isinstance(raw, str) and json_deeper_than(raw):
         raise bad("its JSON is nested too deeply")
     try:
         layout = json.loads(raw) if isinstance(raw, str) and raw else {}

@@ -447,6 +447,30 @@ def _vote(
     is_proposer: bool,
 ) -> Vote:
     """One learner's entry from its test call; failures and garbage abstain."""
+    if outcome is not None and outcome.failure is None:
+        # the common answer, checked at once (a screened round over 100 learners reads
+        # 600 of them): a ProposedWeights with a bool vote and float or missing scores
+        answer = outcome.value
+        if type(answer) is ProposedWeights and type(answer.vote) is bool:
+            vote_score, test_score = answer.vote_score, answer.test_score
+            if (
+                vote_score is None or (type(vote_score) is float and math.isfinite(vote_score))
+            ) and (test_score is None or (type(test_score) is float and math.isfinite(test_score))):
+                if is_voter:
+                    ballot = Ballot.APPROVE if answer.vote else Ballot.REJECT
+                    reason = None
+                else:
+                    ballot = Ballot.ABSTAIN
+                    reason = Reason.PROPOSER if is_proposer else Reason.NOT_ASKED
+                return Vote(
+                    learner_id,
+                    ballot,
+                    vote_score,
+                    test_score,
+                    reason,
+                    answer.error,
+                    outcome.seconds,
+                )
     if outcome is None:
         return Vote(learner_id, Ballot.ABSTAIN, reason=Reason.NOT_ASKED)
     if not outcome.ok:

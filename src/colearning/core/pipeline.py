@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 
 from colearning.core.interface import LearnerTags, ProposedWeights, Weights
 from colearning.core.plans import Planner
-from colearning.core.pool import DeferredAdoption, LearnerPool, Outcome, catch_up
+from colearning.core.pool import LearnerPool, Outcome, catch_up, defers_adoption
 from colearning.core.weights_ref import WeightsRef
 
 T = TypeVar("T")
@@ -153,7 +153,7 @@ class PipelinedPool:
         return self._call(learner_ids, lambda ids: self.pool.accept(ids, weights, timeout))
 
     def adopt(self, weights: WeightsRef, timeout: float | None) -> dict[str, Outcome[None]]:
-        if not isinstance(self.pool, DeferredAdoption):
+        if not defers_adoption(self.pool):
             return self.accept(self.pool.learner_ids, weights, timeout)
         for lid in self._epoch:
             self._epoch[lid] += 1  # every early proposal is now stale

@@ -39,7 +39,7 @@ import traceback
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
+from typing import Any, Generic, Protocol, TypeGuard, TypeVar, runtime_checkable
 
 from colearning.core.exceptions import ConfigError
 from colearning.core.interface import (
@@ -170,7 +170,7 @@ def adopt(
 ) -> dict[str, Outcome[None]]:
     """Every learner of ``pool`` adopts ``weights``: deferred to each learner's next call
     where the pool can (:class:`DeferredAdoption`), else ``accept`` for everyone now."""
-    if isinstance(pool, DeferredAdoption):
+    if defers_adoption(pool):
         return pool.adopt(weights, timeout)
     return pool.accept(pool.learner_ids, weights, timeout)
 
@@ -178,9 +178,25 @@ def adopt(
 def catch_up(pool: LearnerPool, timeout: float | None) -> dict[str, Outcome[None]]:
     """Bring every learner of ``pool`` to the shared weights now (a no-op for a pool that
     adopts at once)."""
-    if isinstance(pool, DeferredAdoption):
+    if defers_adoption(pool):
         return pool.catch_up(timeout)
     return {}
+
+
+def defers_adoption(pool: object) -> TypeGuard[DeferredAdoption]:
+    """Whether ``pool`` is a :class:`DeferredAdoption` pool: ``isinstance`` on the
+    protocol, answered once per pool class (a runtime protocol check walks the
+    protocol's attributes every time, and the driver asks every round)."""
+    kind = type(pool)
+    known = _DEFERS.get(kind)
+    if known is None:
+        known = _DEFERS[kind] = callable(getattr(kind, "adopt", None)) and callable(
+            getattr(kind, "catch_up", None)
+        )
+    return known
+
+
+_DEFERS: dict[type, bool] = {}
 
 
 class _CatchUpError(Exception):
@@ -588,13 +604,15 @@ class LocalPool:
         check_timeout(timeout)
         shared = self._shared if catch_up else None
         before = None if shared is None else functools.partial(self._catch_up_one, shared)
+        # a lone call gains nothing from another thread but the timeout (the proposer
+        # training: the calling thread would only wait for it)
+        here = timeout is None and (len(calls) == 1 or self._short.get(kind, False))
+        if here and len(calls) > 1 and "torch" not in sys.modules:
+            return self._run_here(calls, shared, kind)
         batch = _Batch(len(calls), timeout, before)
         parallel = len(calls) > 1
         locks = self._locks
         jobs = [_Job(lid, fn, arg, locks[lid], batch, parallel) for lid, fn, arg in calls]
-        # a lone call gains nothing from another thread but the timeout (the proposer
-        # training: the calling thread would only wait for it)
-        here = timeout is None and (len(jobs) == 1 or self._short.get(kind, False))
         # BLAS: one thread always; torch: one thread per call of a parallel batch, every
         # core for a lone call (the proposer training). See colearning/runtime/threads.py.
         with one_blas_thread():
@@ -614,6 +632,46 @@ class LocalPool:
                 short += 1
         self._short[kind] = 2 * short > len(jobs)
         return [_outcome(job, timeout) for job in jobs]
+
+    def _run_here(
+        self,
+        calls: Sequence[tuple[str, Callable[..., Any], Any]],
+        shared: tuple[int, WeightsRef] | None,
+        kind: str,
+    ) -> list[Outcome[Any]]:
+        """A batch of short calls without a timeout, one after another on this thread
+        (:data:`INLINE_BELOW`; no torch loaded, so no thread setting to make): what
+        :func:`_run_job` does for each, without a job, a batch or a worker. Thousands of
+        learners with committees of a few dozen make rounds of such calls."""
+        locks, synced = self._locks, self._synced
+        clock = time.perf_counter
+        outcomes: list[Outcome[Any]] = []
+        short = 0
+        with one_blas_thread():
+            for lid, fn, arg in calls:
+                start = clock()
+                value: Any = None
+                failure: Failure | None = None
+                lock = locks[lid]
+                lock.acquire()
+                try:
+                    if shared is not None and synced[lid] < shared[0]:
+                        self._catch_up_one(shared, lid)
+                    value = fn() if arg is _NO_ARG else fn(arg)
+                except _CatchUpError as exc:
+                    failure = Failure(Reason.RAISED, str(exc))
+                except KeyboardInterrupt:
+                    raise
+                except BaseException as exc:
+                    failure = Failure(Reason.RAISED, _describe(exc))
+                finally:
+                    lock.release()
+                seconds = clock() - start
+                if seconds <= INLINE_BELOW:
+                    short += 1
+                outcomes.append(Outcome(value, failure, seconds))
+        self._short[kind] = 2 * short > len(calls)
+        return outcomes
 
     def _wait(self, jobs: list[_Job], batch: _Batch, pending: deque[_Job], hands: int) -> None:
         timeout = batch.timeout
