@@ -607,7 +607,7 @@ class LocalPool:
         # a lone call gains nothing from another thread but the timeout (the proposer
         # training: the calling thread would only wait for it)
         here = timeout is None and (len(calls) == 1 or self._short.get(kind, False))
-        if here and len(calls) > 1 and "torch" not in sys.modules:
+        if here and len(calls) > 1:
             return self._run_here(calls, shared, kind)
         batch = _Batch(len(calls), timeout, before)
         parallel = len(calls) > 1
@@ -640,14 +640,15 @@ class LocalPool:
         kind: str,
     ) -> list[Outcome[Any]]:
         """A batch of short calls without a timeout, one after another on this thread
-        (:data:`INLINE_BELOW`; no torch loaded, so no thread setting to make): what
-        :func:`_run_job` does for each, without a job, a batch or a worker. Thousands of
-        learners with committees of a few dozen make rounds of such calls."""
+        (:data:`INLINE_BELOW`): what :func:`_run_job` does for each, without a job, a
+        batch or a worker, and with the thread settings of a parallel batch made once
+        for all of them. Thousands of learners with committees of a few dozen make
+        rounds of such calls."""
         locks, synced = self._locks, self._synced
         clock = time.perf_counter
         outcomes: list[Outcome[Any]] = []
         short = 0
-        with one_blas_thread():
+        with one_blas_thread(), torch_threads(True):
             for lid, fn, arg in calls:
                 start = clock()
                 value: Any = None
