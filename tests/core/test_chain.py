@@ -48,7 +48,15 @@ def learners():
 def play(store, rounds):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        with Experiment(learners(), store=store) as experiment:
+        try:
+            experiment = Experiment(learners(), store=store)
+        except BaseException:
+            # a refused store is the caller's to close (left open, the garbage collector
+            # closed it later, and SQLite removed its -shm file under the next
+            # example's rmtree)
+            store.close()
+            raise
+        with experiment:
             return experiment.run(rounds)
 
 

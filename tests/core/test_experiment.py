@@ -116,3 +116,31 @@ def test_restore_progress_is_told_proposals_made(tmp_path):
     learners = [Counting(target=[1.0, 2.0, 3.0], seed=i) for i in range(3)]
     Experiment(learners, store=ExperimentStore.open(tmp_path / "e"))
     assert [x.restored for x in learners] == [3, 2, 2]
+
+
+def test_an_experiment_that_cannot_start_leaves_no_thread_and_its_store_open(tmp_path):
+    # A learner refuses the starting weights: the constructor raises, the worker threads
+    # its pool started for that batch end, and the store it was given stays the
+    # caller's (open, usable).
+    import threading
+    import time
+
+    learners = [QuadraticLearner(target=[1.0, 2.0], seed=i) for i in range(3)]
+    learners[1] = FaultyLearner(learners[1], "raise", on={"accept"})
+    ids = ["learner-0", "learner-1", "learner-2"]
+    store = ExperimentStore.create(tmp_path / "e", {}, ids)
+    before = {t.ident for t in threading.enumerate()}
+    try:
+        with pytest.raises(Exception, match="refused the shared starting weights"):
+            Experiment(learners, store=store)
+        # (told to stop, an idle worker exits at once; a loaded machine may take a while)
+        deadline = time.monotonic() + 10
+        while True:
+            left = [t.name for t in threading.enumerate() if t.ident not in before]
+            if not left or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        assert left == []
+        assert store.rounds() == []  # still open and readable
+    finally:
+        store.close()

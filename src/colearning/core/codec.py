@@ -25,6 +25,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -424,6 +425,25 @@ def _parse_header(view: memoryview) -> BlobHeader:
             "length (truncated)"
         )
     raw = bytes(view[8 : 8 + n])
+    known = _PARSED.get(raw)
+    if known is not None:  # the same header bytes read before: the same checked header
+        return known
+    parsed = _parse_header_json(raw, n)
+    if len(_PARSED) >= _PARSED_KEPT:
+        _PARSED.clear()
+    _PARSED[raw] = parsed
+    return parsed
+
+
+#: Checked headers by their bytes: every round's weights of one model carry the same
+#: header, so a coordinator, a learner server or a sealing reads it once, not once a
+#: round. A handful of models a process; the cache is emptied when it fills.
+_PARSED: dict[bytes, BlobHeader] = {}
+_PARSED_KEPT = 64
+
+
+def _parse_header_json(raw: bytes, n: int) -> BlobHeader:
+    """:func:`_parse_header` for header bytes not read before."""
     if not raw.startswith(b"{"):
         raise _NotSafetensors("the header is not a JSON object")
     if json_deeper_than(raw):
@@ -451,7 +471,7 @@ def _parse_header(view: memoryview) -> BlobHeader:
                 f"{e.name!r} starts at byte {e.start}, not {position}: ranges overlap or leave gaps"
             )
         position = e.end
-    return BlobHeader(n, tuple(entries), metadata)
+    return BlobHeader(n, tuple(entries), MappingProxyType(metadata))
 
 
 def _entry(name: str, info: Any) -> HeaderEntry:
@@ -594,8 +614,27 @@ _ELEMENTS = ("numpy", "torch", "python")
 
 
 def _read_layout(metadata: Mapping[str, str], stored: list[str]) -> dict[str, Any]:
-    """The header's layout, checked key by key (absent in plain safetensors files)."""
+    """The header's layout, checked key by key (absent in plain safetensors files).
+    Read once for each layout text and set of array names (like :data:`_PARSED`); the
+    answer is shared, so callers only read it."""
     raw = metadata.get(_META_KEY)
+    key = (raw if isinstance(raw, str) else None, tuple(stored))
+    known = _LAYOUTS.get(key) if key[0] is not None else None
+    if known is not None:
+        return known
+    layout = _check_layout(raw, stored)
+    if key[0] is not None:
+        if len(_LAYOUTS) >= _PARSED_KEPT:
+            _LAYOUTS.clear()
+        _LAYOUTS[key] = layout
+    return layout
+
+
+_LAYOUTS: dict[tuple[str | None, tuple[str, ...]], dict[str, Any]] = {}
+
+
+def _check_layout(raw: object, stored: list[str]) -> dict[str, Any]:
+    """:func:`_read_layout` for a layout not read before."""
 
     def bad(what: str) -> WeightsError:
         return WeightsError(

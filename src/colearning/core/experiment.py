@@ -85,7 +85,9 @@ class Experiment:
         Seconds each learner call may take; a call past it counts as not approving.
     store
         Where rounds are committed; an :class:`ExperimentStore` that already holds
-        rounds is resumed from its last committed round.
+        rounds is resumed from its last committed round. :meth:`close` closes it (and
+        the pool and the decider); if the experiment cannot start (the constructor
+        raises), what was passed in is left open for the caller to close.
     observers
         :class:`~colearning.core.observers.RoundObserver` instances (or callables
         taking each committed :class:`RoundRecord`): progress bars, ledgers, trackers.
@@ -146,7 +148,16 @@ class Experiment:
         # learners whose privacy budget ran out, kept as rounds are committed (scanning
         # every past proposal each round grew with rounds x proposers)
         self._exhausted: set[str] = set()
-        self._start()
+        try:
+            self._start()
+        except BaseException:
+            # what this experiment made ends here; what it was given (a pool, a store,
+            # a decider) stays the caller's to close, as it would be without an
+            # experiment
+            self._encoder.shutdown(wait=True)
+            if isinstance(learners, Sequence):
+                self.pool.close()
+            raise
 
     @property
     def learner_ids(self) -> list[str]:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import abc
 import hashlib
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
@@ -328,8 +329,7 @@ def sample_indices(seed: bytes, population: int, k: int) -> list[int]:
         for _ in range((count + 3) // 4):
             h = base.copy()
             h.update((len(stream) // 4).to_bytes(8, "big"))
-            digest = h.digest()
-            stream.extend(int.from_bytes(digest[i : i + 8], "big") for i in (0, 8, 16, 24))
+            stream.extend(_FOUR_VALUES.unpack(h.digest()))
 
     extend(k)  # a rejection is rarer than one in 2**44 here: the stream rarely grows
     swapped: dict[int, int] = {}
@@ -350,6 +350,10 @@ def sample_indices(seed: bytes, population: int, k: int) -> list[int]:
         out.append(swapped.get(j, j))
         swapped[j] = swapped.get(i, i)
     return out
+
+
+#: A digest as its four 64-bit big-endian values (bytes 0-8, 8-16, 16-24, 24-32).
+_FOUR_VALUES = struct.Struct(">4Q")
 
 
 class CommitteePlanner(Planner):
