@@ -57,7 +57,7 @@ from colearning.core.plans import RoundPlan, RoundRobin
 from colearning.core.pool import LearnerPool, LocalPool, Outcome, adopt, catch_up
 from colearning.core.protocol import Ballot, Candidate, Decision, Proposal, Reason, Vote
 from colearning.core.records import PhaseTimings, RoundRecord, RoundStatus
-from colearning.core.weights_ref import WeightsRef
+from colearning.core.weights_ref import ENCODE_HERE_BYTES, WeightsRef
 
 #: Kept for callers of the first version; the code is ``Reason.BUDGET_EXHAUSTED``.
 BUDGET_EXHAUSTED = Reason.BUDGET_EXHAUSTED.value
@@ -198,9 +198,16 @@ def play_round(
         return _unvoted(plan, ids, proposals, current_weights_id, t_propose, start, decider)
 
     refs = {x.proposer_id: WeightsRef.of(x.weights) for x in usable if x.weights is not None}
-    if encoder is not None and plan.mode != "single":
+    if (
+        encoder is not None
+        and plan.mode != "single"
+        and sum(x.weights.nbytes for x in usable if x.weights is not None) > ENCODE_HERE_BYTES
+    ):
         # one job for every proposal's id: a future per proposal cost more than the
-        # hashing itself with 1,000 small proposals
+        # hashing itself with 1,000 small proposals; and small proposals are hashed
+        # where their ids are needed, since waking the encoder's thread to share the
+        # interpreter cost more than their hashing (as for one candidate, see
+        # WeightsRef.start_encoding)
         encoder.submit(_compute_ids, list(refs.values()))
 
     # -- screen (screened rounds: each proposal voted on by the others first) ---------
