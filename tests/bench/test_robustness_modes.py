@@ -194,3 +194,26 @@ def test_robust_rounds_on_real_learners(tmp_path):
     assert sorted(p.name for p in (tmp_path / "raw").glob("*.json")) == sorted(
         f"{c.key}.json" for c in cells
     )
+
+
+def test_the_modes_side_by_side_put_each_cell_in_its_modes_column():
+    from colearning.bench.robustness_report import mode_table
+
+    rows = summarize(
+        [
+            _raw("single", None, 0, 0.90),
+            _raw("single", "noise", 0, 0.88),
+            _raw("aggregate:median", None, 0, 0.96),
+            _raw("aggregate:median", "noise", 0, 0.955, accepted=8),
+            _raw("screened:median", "noise", 0, 0.955),
+        ]
+    )
+    lines = mode_table(rows).splitlines()
+    assert lines[0].endswith("| single | aggregate:median | screened:median |")
+    assert lines[2] == "| t | 5 | iid | 0.5 | 0% (0) | none | 0.900 (+0.0) | 0.960 (+0.0) | - |"
+    # the screened cell has no clean run of its mode: no drop, and the goal holds on
+    # the other two bounds only
+    assert lines[3] == (
+        "| t | 5 | iid | 0.5 | 40% (2) | noise | 0.880 (-2.0), 0/8, **no** "
+        "| 0.955 (-0.5), 8/8, **no** | 0.955, 0/8, yes |"
+    )

@@ -205,6 +205,44 @@ def table(rows: Sequence[Mapping[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def mode_table(rows: Sequence[Mapping[str, Any]]) -> str:
+    """The round modes side by side: one row per (task, learners, partition, rounds,
+    threshold, share, attack), one column per mode, each "accuracy (vs clean) malicious
+    accepted, backdoor, goal"; "-" where a mode did not play the cell."""
+    modes = sorted(dict.fromkeys(r["mode"] for r in rows), key=lambda m: m != "single")
+    keys: dict[tuple[Any, ...], dict[str, Mapping[str, Any]]] = {}
+    for r in rows:
+        base = (r["task"], r["learners"], r["partition"], r["rounds"], r["threshold"])
+        keys.setdefault((*base, r["share"], r["malicious"], r["attack"]), {})[r["mode"]] = r
+    head = "| task | n | partition | threshold | malicious | attack |" + "".join(
+        f" {m} |" for m in modes
+    )
+    lines = [head, "|" + "---|" * (6 + len(modes))]
+    for key, by_mode in keys.items():
+        task, n, partition, _rounds, threshold, share, malicious, attack = key
+        cells: list[str] = []
+        for m in modes:
+            got = by_mode.get(m)
+            if got is None:
+                cells.append("-")
+                continue
+            r = got
+            drop = "" if r["drop_points"] is None else f" ({0.0 - r['drop_points']:+.1f})"
+            mal = (
+                f", {r['malicious_accepted']}/{r['malicious_proposals']}"
+                if r["malicious_proposals"]
+                else ""
+            )
+            bd = f", bd {100 * r['backdoor']:.0f}%" if "backdoor" in attack else ""
+            goal = "" if attack == "none" else (", yes" if meets_goal(r) else ", **no**")
+            cells.append(f"{r['final']:.3f}{drop}{mal}{bd}{goal}")
+        lines.append(
+            f"| {task} | {n} | {partition} | {threshold:g} | {100 * share:.0f}% ({malicious}) "
+            f"| {attack} |" + "".join(f" {c} |" for c in cells)
+        )
+    return "\n".join(lines) + "\n"
+
+
 def _margin_cell(row: Mapping[str, Any]) -> str:
     v = row["variants"].get("vote+margin")
     if v is None:
@@ -284,11 +322,15 @@ def _plotted(row: Mapping[str, Any], label: str) -> float | None:
 
 
 def write_reports(out: str | os.PathLike[str]) -> tuple[Path, Path, Path | None]:
-    """``OUT/robustness.md``, ``OUT/robustness.json`` and ``OUT/robustness.png``."""
+    """``OUT/robustness.md`` (with the modes side by side after the full table when
+    more than one mode was played), ``OUT/robustness.json`` and ``OUT/robustness.png``."""
     out = Path(out)
     rows = summarize(load_raw(out))
     md = out / "robustness.md"
-    md.write_text(table(rows))
+    text = table(rows)
+    if len({r["mode"] for r in rows}) > 1:
+        text += "\n" + mode_table(rows)
+    md.write_text(text)
     js = out / "robustness.json"
     js.write_text(json.dumps(rows, indent=1))
     png = plot(rows, out / "robustness.png") if rows else None
