@@ -210,10 +210,12 @@ def test_the_modes_side_by_side_put_each_cell_in_its_modes_column():
     )
     lines = mode_table(rows).splitlines()
     assert lines[0].endswith("| single | aggregate:median | screened:median |")
-    assert lines[2] == "| t | 5 | iid | 0.5 | 0% (0) | none | 0.900 (+0.0) | 0.960 (+0.0) | - |"
+    assert (
+        lines[2] == "| t | 5 | iid | 20 | 0.5 | 0% (0) | none | 0.900 (+0.0) | 0.960 (+0.0) | - |"
+    )
     # the screened cell has no clean run of its mode: no drop, and the goal holds on
     # the other two bounds only
     assert lines[3] == (
-        "| t | 5 | iid | 0.5 | 40% (2) | noise | 0.880 (-2.0), 0/8, **no** "
+        "| t | 5 | iid | 20 | 0.5 | 40% (2) | noise | 0.880 (-2.0), 0/8, **no** "
         "| 0.955 (-0.5), 8/8, **no** | 0.955, 0/8, yes |"
     )

@@ -207,19 +207,19 @@ def table(rows: Sequence[Mapping[str, Any]]) -> str:
 
 def mode_table(rows: Sequence[Mapping[str, Any]]) -> str:
     """The round modes side by side: one row per (task, learners, partition, rounds,
-    threshold, share, attack), one column per mode, each "accuracy (vs clean) malicious
-    accepted, backdoor, goal"; "-" where a mode did not play the cell."""
+    threshold, share, attack), one column per mode (single first), each "accuracy (vs
+    clean) malicious accepted, backdoor, goal"; "-" where a mode did not play the cell."""
     modes = sorted(dict.fromkeys(r["mode"] for r in rows), key=lambda m: m != "single")
     keys: dict[tuple[Any, ...], dict[str, Mapping[str, Any]]] = {}
     for r in rows:
         base = (r["task"], r["learners"], r["partition"], r["rounds"], r["threshold"])
         keys.setdefault((*base, r["share"], r["malicious"], r["attack"]), {})[r["mode"]] = r
-    head = "| task | n | partition | threshold | malicious | attack |" + "".join(
+    head = "| task | n | partition | rounds | threshold | malicious | attack |" + "".join(
         f" {m} |" for m in modes
     )
-    lines = [head, "|" + "---|" * (6 + len(modes))]
+    lines = [head, "|" + "---|" * (7 + len(modes))]
     for key, by_mode in keys.items():
-        task, n, partition, _rounds, threshold, share, malicious, attack = key
+        task, n, partition, rounds, threshold, share, malicious, attack = key
         cells: list[str] = []
         for m in modes:
             got = by_mode.get(m)
@@ -237,7 +237,8 @@ def mode_table(rows: Sequence[Mapping[str, Any]]) -> str:
             goal = "" if attack == "none" else (", yes" if meets_goal(r) else ", **no**")
             cells.append(f"{r['final']:.3f}{drop}{mal}{bd}{goal}")
         lines.append(
-            f"| {task} | {n} | {partition} | {threshold:g} | {100 * share:.0f}% ({malicious}) "
+            f"| {task} | {n} | {partition} | {rounds} | {threshold:g} "
+            f"| {100 * share:.0f}% ({malicious}) "
             f"| {attack} |" + "".join(f" {c} |" for c in cells)
         )
     return "\n".join(lines) + "\n"
