@@ -1,12 +1,12 @@
-"""The ceiling a malicious share leaves: the protocol played by the honest learners alone.
+"""A reference for a malicious share: the protocol played by the honest learners alone.
 
-At 40% malicious learners the attackers' data never helps the model (their proposals
-are rejected, or out-voted), so even a perfect defence ends where the ``n - m`` honest
-learners would end on their own shares. This plays that run (single rounds, or the
-round mode of ``--mode`` as the bench's ``--modes`` names it; the same partition files
-and judge as ``colearn bench robustness``) for every
-group of a results directory's partitions and prints its accuracy beside the clean run
-of all ``n`` learners.
+Against a damaging attack, what the attackers' data adds reaches the model only through
+proposals a defence should keep out, so a defence that works ends near the run the
+``n - m`` honest learners would play on their own shares. This is a reference, not a
+bound: seeds vary, and some attackers (``adaptive``, ``dishonest-vote``) do train on
+their data. This plays that run (single rounds, or the round mode of ``--mode`` as
+the bench's ``--modes`` names it; the same partition files and judge as ``colearn
+bench robustness``) for every group of a results directory's partitions.
 
     .venv/bin/python bench/robustness/honest_only.py bench/robustness/results-modes \
         --share 0.4 --rounds 20 [--mode aggregate:median]
