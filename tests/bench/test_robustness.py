@@ -113,7 +113,7 @@ def test_the_report_has_a_row_per_attack_and_checks_the_goal(grid):
     assert meets_goal(flip) == (flip["drop_points"] <= 1.0 and flip["backdoor"] < 0.05)
     md = table(rows)
     assert md.count("\n") == 2 + len(rows)
-    assert "| digits-mlp | 5 | iid | 40% (2) | sign-flip | 1 |" in md
+    assert "| digits-mlp | 5 | iid | single | 40% (2) | sign-flip | 1 |" in md
     _md_path, json_path, png = write_reports(out)
     assert json.loads(json_path.read_text())[1]["attack"] == "sign-flip"
     assert png is not None and png.stat().st_size > 10_000

@@ -3,8 +3,11 @@ beside the standard aggregation defences on the same partitions.
 
 For every group (task, learners, partition, seed) the partition is written once as row
 indices (:mod:`colearning.bench.partitions`); then for every malicious share (0 is the
-clean run) and attack the **protocol** plays ``rounds`` single rounds (round-robin, the
-vote threshold of ``--threshold``, default DESIGN.md's 0.5) with the last
+clean run) and attack the **protocol** plays ``rounds`` rounds of its mode (``single``:
+DESIGN.md's rounds, round-robin; ``aggregate:COMBINER`` or ``screened:COMBINER``: every
+learner proposes and the combined candidate is voted on, as ``colearn run --mode``
+plays them; docs/modes.md) under the vote threshold of ``--threshold`` (default
+DESIGN.md's 0.5) with the last
 ``round(share * n)`` learners wrapped by the attack (:mod:`colearning.attacks`), and
 each **defence** (FedAvg, coordinate-wise median, trimmed mean, Multi-Krum, FLTrust)
 plays as many rounds of plain federated averaging: every learner proposes from the
@@ -22,7 +25,10 @@ vote (a single proposal replaces the model outright).
 Measured per cell: final clean test accuracy (the judge: a learner on the union of all
 learners' test splits), backdoor success (the share of test images of other classes
 that the trigger turns into the target class), malicious proposals accepted (proposals
-an attack changed that the vote adopted) and honest proposals rejected. Raw numbers go
+an attack changed that were a source of an adopted candidate: in a single round the
+proposal itself, in an aggregate round every usable proposal, in a screened round
+those that passed screening) and honest proposals rejected (not a source of an adopted
+candidate). Raw numbers go
 to ``OUT/raw/CELL.json`` as each cell finishes (a stopped grid resumes); ``OUT/
 robustness.md``, ``OUT/robustness.json`` and ``OUT/robustness.png`` are made from them.
 """
@@ -39,6 +45,7 @@ from typing import Any
 
 import numpy as np
 
+from colearning.core.combiners import Combiner
 from colearning.core.exceptions import ConfigError
 
 #: The attacks of the grid, with the options they run with against the vote.
@@ -60,6 +67,36 @@ TARGET = 0
 #: need a minimum improvement (:class:`colearning.attacks.defences.MarginVoter`).
 VOTE_MARGIN = 1e-3
 VARIANTS: Mapping[str, float | None] = {"vote": None, "vote+margin": VOTE_MARGIN}
+#: The round mode of DESIGN.md's protocol; other modes are ``MODE:COMBINER``.
+SINGLE = "single"
+
+
+def parse_mode(spec: str) -> tuple[str, str]:
+    """``(mode, combiner)`` of a benchmark mode: ``single``, or ``aggregate`` or
+    ``screened`` with an optional combiner (default ``mean``), checked as
+    ``Experiment(mode=, combiner=)`` checks them.
+
+    >>> parse_mode("screened:trimmed-mean:0.3")
+    ('screened', 'trimmed-mean:0.3')
+    >>> parse_mode("aggregate")
+    ('aggregate', 'mean')
+    """
+    from colearning.core.plans import planner_for_mode
+
+    mode, _, combiner = spec.partition(":")
+    if mode == SINGLE and combiner:
+        raise ConfigError(f"a single round combines nothing: write 'single'; got {spec!r}")
+    combiner = combiner or "mean"
+    planner_for_mode(mode, combiner=combiner)
+    return mode, combiner
+
+
+def accepted_sources(record: Any) -> set[str]:
+    """The proposers whose proposals went into the weights a round adopted (none in a
+    rejected round): the candidate's sources, the proposal itself in a single round."""
+    if not record.accepted or record.candidate is None:
+        return set()
+    return set(record.candidate.sources)
 
 
 @dataclass(frozen=True)
@@ -91,6 +128,8 @@ class Cell:
     defences: tuple[str, ...] = DEFENCES
     #: Rounds of each defence run (default ``rounds``); every learner proposes in each.
     defence_rounds: int | None = None
+    #: The protocol's round mode (:func:`parse_mode`).
+    mode: str = SINGLE
 
     @property
     def group(self) -> Group:
@@ -107,7 +146,9 @@ class Cell:
         d = "" if self.defence_rounds is None else f"-d{self.defence_rounds}"
         if not self.defences:
             d = "-vote-only"
-        return f"{self.group.key}-{what}-r{self.rounds}{t}{d}"
+        # single cells keep the keys they had before modes existed
+        mode = "" if self.mode == SINGLE else "-" + self.mode.replace(":", "-")
+        return f"{self.group.key}-{what}-r{self.rounds}{mode}{t}{d}"
 
 
 def malicious_count(share: float, learners: int) -> int:
@@ -128,10 +169,12 @@ def cells_for(
     defence_rounds: int | None = None,
     defence_seeds: Sequence[int] | None = None,
     defence_shares: Sequence[float] | None = None,
+    modes: Sequence[str] = (SINGLE,),
 ) -> list[Cell]:
     """Every cell of the grid, clean runs first; a share of 0 is one clean cell per
-    group, whatever the attacks. The defences run on the seeds of ``defence_seeds`` and
-    the shares of ``defence_shares`` (default: all), and not against
+    group and mode, whatever the attacks. The defences run on the seeds of
+    ``defence_seeds`` and the shares of ``defence_shares`` (default: all), with the
+    first mode only (they play no protocol rounds), and not against
     ``dishonest-vote`` (they take no votes, so that run is the clean one)."""
     from colearning.tasks.registry import get_task
 
@@ -144,14 +187,20 @@ def cells_for(
     for s in shares:
         if not 0 <= s < 0.5:
             raise ConfigError(f"malicious shares must be in [0, 0.5); got {s}")
+    if not modes:
+        raise ConfigError("name at least one round mode, such as 'single'")
+    for spec in modes:
+        parse_mode(spec)
     cells = []
     for task in tasks:
         r = rounds if rounds is not None else int(get_task(task).defaults.get("rounds", 20))
         for n in learners:
             for partition in partitions:
-                for seed in seeds:
-                    base = dict(task=task, learners=n, partition=partition, seed=seed, rounds=r)
-                    seeded = defence_seeds is None or seed in defence_seeds
+                for seed, mode in ((s, m) for s in seeds for m in modes):
+                    base = dict(
+                        task=task, learners=n, partition=partition, seed=seed, rounds=r, mode=mode
+                    )
+                    seeded = mode == modes[0] and (defence_seeds is None or seed in defence_seeds)
 
                     def extra(
                         share: float, attack: str | None, seeded: bool = seeded
@@ -241,8 +290,12 @@ def run_cell(cell: Cell, partition_file: str | os.PathLike[str]) -> dict[str, An
             return made
         return make_malicious(made, m, _attack_spec(str(cell.attack), n, m, against_vote))
 
+    mode, combiner = parse_mode(cell.mode)
+    sizes = dict(zip(ids, (float(p["train_rows"]) for p in spec.parts), strict=True))
     out: dict[str, Any] = {"cell": {**asdict(cell), "malicious": m}}
-    for variant, margin in VARIANTS.items():
+    # the margin variant is single rounds' alone: other modes play the vote as it is
+    variants = VARIANTS if mode == SINGLE else {"vote": None}
+    for variant, margin in variants.items():
         t0 = time.perf_counter()
         members = learners(True)
         if margin is not None:
@@ -250,21 +303,19 @@ def run_cell(cell: Cell, partition_file: str | os.PathLike[str]) -> dict[str, An
 
             members = [MarginVoter(x, margin) for x in members[: n - m]] + members[n - m :]
         with Experiment(
-            members, vote_threshold=cell.threshold, seed=spec.seed, learner_ids=ids
+            members,
+            vote_threshold=cell.threshold,
+            seed=spec.seed,
+            learner_ids=ids,
+            mode=mode,
+            combiner=Combiner.parse(combiner, sizes),
         ) as experiment:
             result = experiment.run(cell.rounds)
         final, backdoor = judges.score(result.final_weights)
-        records = result.rounds
-        mal = [r for r in records if r.proposer_id in bad and r.status != "skipped"]
-        honest = [r for r in records if r.proposer_id not in bad and r.status != "skipped"]
         out["protocol" if margin is None else variant] = {
             "final": final,
             "backdoor": backdoor,
-            "accepted": sum(r.accepted for r in records),
-            "malicious_proposals": len(mal) if changes else 0,
-            "malicious_accepted": sum(r.accepted for r in mal) if changes else 0,
-            "honest_proposals": len(honest),
-            "honest_rejected": sum(not r.accepted for r in honest),
+            **proposal_counts(result.rounds, bad, changes),
             "seconds": time.perf_counter() - t0,
         }
     out["defences"] = {}
@@ -278,6 +329,31 @@ def run_cell(cell: Cell, partition_file: str | os.PathLike[str]) -> dict[str, An
             "seconds": time.perf_counter() - t0,
         }
     return out
+
+
+def proposal_counts(records: Sequence[Any], bad: set[str], changes: bool) -> dict[str, int]:
+    """Rounds accepted, and the malicious and honest proposals made, adopted (a source of
+    an adopted candidate) and rejected, over every usable proposal of every round.
+    Without ``changes`` (a clean run, ``dishonest-vote``) no proposal is malicious."""
+    made = {"malicious": 0, "honest": 0}
+    adopted = {"malicious": 0, "honest": 0}
+    for record in records:
+        sources = accepted_sources(record)
+        for p in record.proposals:
+            if not p.usable:
+                continue
+            kind = "malicious" if changes and p.proposer_id in bad else "honest"
+            if p.proposer_id in bad and not changes:
+                continue  # an honest proposal of a dishonest voter: neither side's
+            made[kind] += 1
+            adopted[kind] += p.proposer_id in sources
+    return {
+        "accepted": sum(r.accepted for r in records),
+        "malicious_proposals": made["malicious"],
+        "malicious_accepted": adopted["malicious"],
+        "honest_proposals": made["honest"],
+        "honest_rejected": made["honest"] - adopted["honest"],
+    }
 
 
 def _defence_run(name: str, learners: Sequence[Any], spec: Any, cell: Cell, m: int) -> Any:

@@ -1,7 +1,8 @@
 """Tables, JSON and a plot of ``colearn bench robustness``'s raw numbers (``OUT/raw``).
 
 Every figure is a mean over the seeds run; "vs clean" is the protocol's accuracy minus
-the clean run's on the same partitions and seeds (in points). The goal (issue 9): at
+the clean run's on the same partitions and seeds, in the same round mode (in points).
+Raw cells from before round modes existed are ``single`` ones. The goal (issue 9): at
 40% malicious learners, accuracy within 1 point of clean for every attack, no malicious
 proposal accepted, backdoor success under 5%.
 """
@@ -27,6 +28,10 @@ def load_raw(out: str | os.PathLike[str]) -> list[dict[str, Any]]:
     return [json.loads(p.read_text()) for p in sorted(Path(out, "raw").glob("*.json"))]
 
 
+def _mode(cell: Mapping[str, Any]) -> str:
+    return str(cell.get("mode", "single"))
+
+
 def _mean(values: Sequence[float]) -> float:
     return statistics.mean(values) if values else math.nan
 
@@ -44,6 +49,7 @@ def _deduplicated(results: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any
             c["seed"],
             c["rounds"],
             c["threshold"],
+            _mode(c),
             c["share"],
             c["attack"],
         )
@@ -53,14 +59,22 @@ def _deduplicated(results: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any
 
 
 def summarize(results: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """One row per (task, learners, partition, rounds, threshold, share, attack)."""
+    """One row per (task, learners, partition, rounds, threshold, mode, share, attack)."""
     results = _deduplicated(results)
     clean: dict[tuple[Any, ...], Mapping[str, Any]] = {}
     for r in results:
         c = r["cell"]
         if c["attack"] is None:
             clean[
-                (c["task"], c["learners"], c["partition"], c["seed"], c["rounds"], c["threshold"])
+                (
+                    c["task"],
+                    c["learners"],
+                    c["partition"],
+                    c["seed"],
+                    c["rounds"],
+                    c["threshold"],
+                    _mode(c),
+                )
             ] = r
     groups: dict[tuple[Any, ...], list[Mapping[str, Any]]] = {}
     for r in results:
@@ -71,13 +85,14 @@ def summarize(results: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
             c["partition"],
             c["rounds"],
             c["threshold"],
+            _mode(c),
             c["share"],
             c["attack"] or "none",
         )
         groups.setdefault(key, []).append(r)
     rows = []
-    for key, rs in sorted(groups.items(), key=lambda kv: (*kv[0][:6], _order(kv[0][6]))):
-        task, n, partition, rounds, threshold, share, attack = key
+    for key, rs in sorted(groups.items(), key=lambda kv: (*kv[0][:7], _order(kv[0][7]))):
+        task, n, partition, rounds, threshold, mode, share, attack = key
         row_variants = {}
         for variant, field in (("vote", "protocol"), ("vote+margin", "vote+margin")):
             if not all(field in r for r in rs):
@@ -85,7 +100,7 @@ def summarize(results: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
             drops = []
             for r in rs:
                 c = r["cell"]
-                ref = clean.get((task, n, partition, c["seed"], rounds, threshold))
+                ref = clean.get((task, n, partition, c["seed"], rounds, threshold, mode))
                 if ref is not None and field in ref:
                     drops.append(100 * (ref[field]["final"] - r[field]["final"]))
             p = [r[field] for r in rs]
@@ -115,6 +130,7 @@ def summarize(results: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
                 "partition": partition,
                 "rounds": rounds,
                 "threshold": threshold,
+                "mode": mode,
                 "share": share,
                 "malicious": rs[0]["cell"]["malicious"],
                 "attack": attack,
@@ -154,12 +170,13 @@ def table(rows: Sequence[Mapping[str, Any]]) -> str:
     for r in rows:
         names += [d for d in r["defences"] if d not in names]
     head = (
-        "| task | n | partition | malicious | attack | seeds | vote accuracy | vs clean (pts) "
+        "| task | n | partition | mode | malicious | attack | seeds | vote accuracy "
+        "| vs clean (pts) "
         "| backdoor | malicious accepted | honest rejected | goal "
         "| vote+margin: accuracy, vs clean, malicious accepted, honest rejected, goal |"
         + "".join(f" {d} |" for d in names)
     )
-    lines = [head, "|" + "---|" * (13 + len(names))]
+    lines = [head, "|" + "---|" * (14 + len(names))]
     for r in rows:
         drop = "-" if r["drop_points"] is None else f"{0.0 - r['drop_points']:+.1f}"
         mal = (
@@ -180,10 +197,49 @@ def table(rows: Sequence[Mapping[str, Any]]) -> str:
                 text += f" (bd {100 * got['backdoor']:.0f}%)"
             cells.append(text)
         lines.append(
-            f"| {r['task']} | {r['learners']} | {r['partition']} | "
+            f"| {r['task']} | {r['learners']} | {r['partition']} | {r['mode']} | "
             f"{100 * r['share']:.0f}% ({r['malicious']}) | {r['attack']} | {len(r['seeds'])} | "
             f"{r['final']:.3f} ± {r['final_sd']:.3f} | {drop} | {100 * r['backdoor']:.1f}% | "
             f"{mal} | {hon} | {goal} | {_margin_cell(r)} |" + "".join(f" {c} |" for c in cells)
+        )
+    return "\n".join(lines) + "\n"
+
+
+def mode_table(rows: Sequence[Mapping[str, Any]]) -> str:
+    """The round modes side by side: one row per (task, learners, partition, rounds,
+    threshold, share, attack), one column per mode (single first), each "accuracy (vs
+    clean) malicious accepted, backdoor, goal"; "-" where a mode did not play the cell."""
+    modes = sorted(dict.fromkeys(r["mode"] for r in rows), key=lambda m: m != "single")
+    keys: dict[tuple[Any, ...], dict[str, Mapping[str, Any]]] = {}
+    for r in rows:
+        base = (r["task"], r["learners"], r["partition"], r["rounds"], r["threshold"])
+        keys.setdefault((*base, r["share"], r["malicious"], r["attack"]), {})[r["mode"]] = r
+    head = "| task | n | partition | rounds | threshold | malicious | attack |" + "".join(
+        f" {m} |" for m in modes
+    )
+    lines = [head, "|" + "---|" * (7 + len(modes))]
+    for key, by_mode in keys.items():
+        task, n, partition, rounds, threshold, share, malicious, attack = key
+        cells: list[str] = []
+        for m in modes:
+            got = by_mode.get(m)
+            if got is None:
+                cells.append("-")
+                continue
+            r = got
+            drop = "" if r["drop_points"] is None else f" ({0.0 - r['drop_points']:+.1f})"
+            mal = (
+                f", {r['malicious_accepted']}/{r['malicious_proposals']}"
+                if r["malicious_proposals"]
+                else ""
+            )
+            bd = f", bd {100 * r['backdoor']:.0f}%" if "backdoor" in attack else ""
+            goal = "" if attack == "none" else (", yes" if meets_goal(r) else ", **no**")
+            cells.append(f"{r['final']:.3f}{drop}{mal}{bd}{goal}")
+        lines.append(
+            f"| {task} | {n} | {partition} | {rounds} | {threshold:g} "
+            f"| {100 * share:.0f}% ({malicious}) "
+            f"| {attack} |" + "".join(f" {c} |" for c in cells)
         )
     return "\n".join(lines) + "\n"
 
@@ -222,19 +278,15 @@ def plot(rows: Sequence[Mapping[str, Any]], path: Path) -> Path | None:
     names: list[str] = []
     for r in rows:
         names += [d for d in r["defences"] if d not in names]
+    modes = [m for m in dict.fromkeys(r["mode"] for r in rows) if m != "single"]
     for ax, attack in zip(axes.flat, attacks, strict=False):
         these = clean + [r for r in rows if r["attack"] == attack]
         shares = sorted({r["share"] for r in these})
-        for label in ["vote", "vote+margin", *names]:
+        for label in ["vote", "vote+margin", *(f"vote {m}" for m in modes), *names]:
             ys = []
             for s in shares:
                 at = [r for r in these if r["share"] == s]
-                vals = [
-                    r["variants"].get(label, {}).get("final")
-                    if label.startswith("vote")
-                    else r["defences"].get(label, {}).get("final")
-                    for r in at
-                ]
+                vals = [_plotted(r, label) for r in at]
                 got = [v for v in vals if v is not None and not math.isnan(v)]
                 ys.append(_mean(got) if got else math.nan)
             style: dict[str, Any] = {}
@@ -257,12 +309,29 @@ def plot(rows: Sequence[Mapping[str, Any]], path: Path) -> Path | None:
     return path
 
 
+def _plotted(row: Mapping[str, Any], label: str) -> float | None:
+    """A row's accuracy under a plot label: ``vote`` and ``vote+margin`` (single
+    rounds), ``vote MODE`` (another round mode), or a defence's name."""
+    if label.startswith("vote "):
+        got = {"final": row["final"]} if row["mode"] == label[5:] else {}
+    elif label.startswith("vote"):
+        got = row["variants"].get(label, {}) if row["mode"] == "single" else {}
+    else:
+        got = row["defences"].get(label, {})
+    value = got.get("final")
+    return None if value is None else float(value)
+
+
 def write_reports(out: str | os.PathLike[str]) -> tuple[Path, Path, Path | None]:
-    """``OUT/robustness.md``, ``OUT/robustness.json`` and ``OUT/robustness.png``."""
+    """``OUT/robustness.md`` (with the modes side by side after the full table when
+    more than one mode was played), ``OUT/robustness.json`` and ``OUT/robustness.png``."""
     out = Path(out)
     rows = summarize(load_raw(out))
     md = out / "robustness.md"
-    md.write_text(table(rows))
+    text = table(rows)
+    if len({r["mode"] for r in rows}) > 1:
+        text += "\n" + mode_table(rows)
+    md.write_text(text)
     js = out / "robustness.json"
     js.write_text(json.dumps(rows, indent=1))
     png = plot(rows, out / "robustness.png") if rows else None

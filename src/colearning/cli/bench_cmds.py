@@ -101,6 +101,7 @@ same partitions (docs/robustness.md).
     colearn bench robustness --quick                # a minute: the CI size
     colearn bench robustness --jobs 2               # the grid (resumes where it stopped)
     colearn bench robustness --report-only          # tables and plot from OUT/raw
+    colearn bench robustness --modes single aggregate:median screened:trimmed-mean
 """
 #: ``--quick``: one small group, the clean run and 40% of every attack, few rounds.
 QUICK = {
@@ -155,6 +156,14 @@ def add_robustness_parser(kinds: argparse._SubParsersAction) -> None:  # type: i
     )
     r.add_argument("--no-defences", action="store_true", help="the vote alone")
     r.add_argument("--threshold", type=float, default=0.5, help="vote threshold (default 0.5)")
+    r.add_argument(
+        "--modes",
+        nargs="+",
+        default=["single"],
+        help="round modes the protocol plays: single (DESIGN.md's), or aggregate or "
+        "screened with a combiner, as colearn run --mode --combiner plays them, e.g. "
+        "aggregate:median screened:trimmed-mean:0.2 (default single)",
+    )
     r.add_argument("--jobs", type=int, default=1, help="cells played at once (processes)")
     r.add_argument("--quick", action="store_true", help="the CI size: " + str(QUICK))
     r.add_argument("--report-only", action="store_true", help="only redo tables and plot")
@@ -209,6 +218,7 @@ def cmd_robustness(args: argparse.Namespace) -> int:
             settings["defence_rounds"],
             args.defence_seeds,
             args.defence_shares,
+            args.modes,
         )
         out.mkdir(parents=True, exist_ok=True)
         run_grid(cells, out, jobs=args.jobs, log=lambda line: print(line, flush=True))
