@@ -77,7 +77,9 @@ class Experiment:
     combiner
         How an aggregate or screened round combines proposals: ``"mean"`` (weighted
         by data size when the :class:`~colearning.core.combiners.Combiner` knows the
-        sizes), ``"median"``, ``"trimmed-mean"`` or ``"trimmed-mean:TRIM"``.
+        sizes), ``"median"``, ``"trimmed-mean"`` or ``"trimmed-mean:TRIM"``; a
+        ``Combiner`` with ``server_lr``/``server_momentum`` also takes a server step
+        (FedAvgM) from the shared model, its momentum the step the last round adopted.
     proposers
         How many learners propose in an aggregate or screened round: every learner
         (``None``) or a sample of that many, seeded by ``(seed, round_index)``.

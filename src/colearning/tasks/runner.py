@@ -82,9 +82,10 @@ class RunConfig:
 
     ``params`` holds the task's own options (see ``colearn tasks``). ``ledger="evm"``
     has a smart contract decide every round, on the embedded chain or the node at
-    ``chain_url`` (see ``docs/ledger.md``). ``mode``, ``combiner`` and ``proposers``
-    choose the round mode (``docs/modes.md``). ``committee``, if set, is the number of
-    voters drawn each round (default: everyone votes).
+    ``chain_url`` (see ``docs/ledger.md``). ``mode``, ``combiner``, ``server_lr``,
+    ``server_momentum`` and ``proposers`` choose the round mode (``docs/modes.md``).
+    ``committee``, if set, is the number of voters drawn each round (default: everyone
+    votes).
     """
 
     task: str
