@@ -17,7 +17,11 @@ round time minus the in-process compute of the same round. The same rounds with
 learners that do no work at all (``InstantLearner``) give the overhead directly; both
 are printed, and the CPU time this process spends on such a round (in process, all
 of the round's work, less disturbed by other programs on a shared machine than wall
-time; on Ray, the coordinator's share only, the actors' not counted).
+time; on Ray, the coordinator's share only, the actors' not counted). In process, the
+time *outside* the learners' calls (round time minus the wall time inside them; the
+calls of a committee round run one after another on the driver's thread) is printed
+too: it splits a preemption by the machine between the call and the framework as it
+falls, where the CPU-based overhead gives all of it to the framework.
 Committees are sized by ``colearning.scale.committee_size`` for 20% malicious
 learners at risk 1e-6. Peak memory is measured in a fresh process
 holding 10,000 learners in process (``--memory`` runs only that part).
@@ -68,37 +72,39 @@ class InstantBuilder:
 
 
 class Timed(LearnerWrapper):
-    """Adds the CPU time of each of its learner's calls to :data:`SPENT`."""
+    """Adds the CPU time of each of its learner's calls to ``SPENT[0]`` and the wall
+    time inside the call to ``SPENT[1]``."""
 
     def mli_propose_weights(self) -> Weights:
-        t0 = time.thread_time()
+        t0, w0 = time.thread_time(), time.perf_counter()
         try:
             return self.inner.mli_propose_weights()
         finally:
-            _spend(time.thread_time() - t0)
+            _spend(time.thread_time() - t0, time.perf_counter() - w0)
 
     def mli_test_weights(self, weights: Weights) -> ProposedWeights:
-        t0 = time.thread_time()
+        t0, w0 = time.thread_time(), time.perf_counter()
         try:
             return self.inner.mli_test_weights(weights)
         finally:
-            _spend(time.thread_time() - t0)
+            _spend(time.thread_time() - t0, time.perf_counter() - w0)
 
     def mli_accept_weights(self, weights: Weights) -> None:
-        t0 = time.thread_time()
+        t0, w0 = time.thread_time(), time.perf_counter()
         try:
             self.inner.mli_accept_weights(weights)
         finally:
-            _spend(time.thread_time() - t0)
+            _spend(time.thread_time() - t0, time.perf_counter() - w0)
 
 
-SPENT = [0.0]
+SPENT = [0.0, 0.0]
 _SPENT_LOCK = threading.Lock()
 
 
-def _spend(seconds: float) -> None:
+def _spend(seconds: float, wall: float) -> None:
     with _SPENT_LOCK:
         SPENT[0] += seconds
+        SPENT[1] += wall
 
 
 def round_times(
@@ -108,10 +114,12 @@ def round_times(
     warm: int = 3,
     compute: list[float] | None = None,
     cpu: list[float] | None = None,
+    inside: list[float] | None = None,
 ) -> list[float]:
     """Seconds of each round after ``warm`` rounds (the experiment's own loop); the
-    learners' time in each round goes to ``compute`` (with :class:`Timed` learners),
-    this process's CPU seconds of each round to ``cpu``."""
+    learners' CPU time in each round goes to ``compute`` and the wall time inside their
+    calls to ``inside`` (with :class:`Timed` learners), this process's CPU seconds of
+    each round to ``cpu``."""
     times: list[float] = []
     last = [time.perf_counter()]
     last_cpu = [time.process_time()]
@@ -127,19 +135,20 @@ def round_times(
         if compute is not None:
             with _SPENT_LOCK:
                 compute.append(SPENT[0])
-                SPENT[0] = 0.0
+                if inside is not None:
+                    inside.append(SPENT[1])
+                SPENT[0] = SPENT[1] = 0.0
 
     with Experiment(pool, committee=committee, observers=[tick]) as experiment:
         experiment.run(warm)
         times.clear()
-        if compute is not None:
-            compute.clear()
-        if cpu is not None:
-            cpu.clear()
+        for kept in (compute, cpu, inside):
+            if kept is not None:
+                kept.clear()
         last[0] = time.perf_counter()
         last_cpu[0] = time.process_time()
         with _SPENT_LOCK:
-            SPENT[0] = 0.0
+            SPENT[0] = SPENT[1] = 0.0
         experiment.run(warm + rounds)
     return times
 
@@ -176,7 +185,15 @@ def bench(
     (Timed learners), else ``compute`` holds the same rounds' compute already."""
     pool = make()
     cpu: list[float] = []
-    times = round_times(pool, committee, rounds, compute=compute if measure else None, cpu=cpu)
+    inside: list[float] = []
+    times = round_times(
+        pool,
+        committee,
+        rounds,
+        compute=compute if measure else None,
+        cpu=cpu,
+        inside=inside if measure else None,
+    )
     zero_cpu: list[float] = []
     zero = round_times(make_zero(), committee, rounds, cpu=zero_cpu)
     median, p90 = describe(times)
@@ -193,6 +210,13 @@ def bench(
         * statistics.median(
             u - (c if label == "process" else 0.0) for u, c in zip(cpu, compute, strict=True)
         ),
+        # in process: round time minus the wall time inside the learners' calls (the
+        # calls of such rounds run one after another on the driver's thread, so this is
+        # the time spent outside them; a preemption inside a call counts as the call's)
+        "outside_calls_ms": 1e3
+        * statistics.median(t - w for t, w in zip(times, inside, strict=True))
+        if inside
+        else float("nan"),
         "zero_work_ms": 1e3 * zero_median,
         # in process, all of a round's work; on Ray, the coordinator's share of it
         "zero_cpu_ms": 1e3 * statistics.median(zero_cpu),
@@ -201,7 +225,8 @@ def bench(
     print(
         f"{label:<9}{n:>8,}{k:>6}  {row['round_ms']:>9.2f} {row['p90_ms']:>8.2f} "
         f"{row['compute_ms']:>10.2f} {row['overhead_ms']:>11.2f} {row['zero_work_ms']:>11.2f}"
-        f"{row['zero_cpu_ms']:>10.2f} {row['overhead_cpu_ms']:>12.2f}  {len(times)}",
+        f"{row['zero_cpu_ms']:>10.2f} {row['overhead_cpu_ms']:>12.2f} "
+        f"{row['outside_calls_ms']:>13.2f}  {len(times)}",
         flush=True,
     )
     return row
@@ -211,7 +236,7 @@ def overhead(skip_ray: bool, sizes: Sequence[int]) -> None:
     print(
         "round time per pool, learners and committee (K: voters; all: everyone votes)\n"
         "pool     learners     K  median ms   p90 ms  compute ms  overhead ms  zero-work ms"
-        "  (its CPU)  overhead CPU  rounds"
+        "  (its CPU)  overhead CPU  outside calls  rounds"
     )
     ray_started = False
     results: dict[tuple[str, int, str], dict[str, float]] = {}

@@ -116,15 +116,34 @@ def test_a_small_grid_cell_plays_every_mode_and_the_baselines(tmp_path):
     cell = Cell("digits-sgd", 3, "iid", 0, 2)
     (result,) = run_grid([cell], tmp_path, flower_python=None, log=lambda line: None)
     ours = result["ours"]
-    assert set(ours["modes"]) == {"single", "aggregate", "screened"}
+    assert set(ours["modes"]) == {"single", "aggregate", "screened", "momentum"}
     assert ours["modes"]["single"]["epochs"] == [0, 5, 10]
     assert ours["modes"]["aggregate"]["epochs"] == [0, 15, 30]
+    assert ours["modes"]["momentum"]["epochs"] == [0, 15, 30]
     for m in ours["modes"].values():
         assert len(m["scores"]) == 3 and all(0 <= s <= 1 for s in m["scores"])
     assert len(ours["alone"]["final"]) == 3 and len(ours["pooled"]["scores"]) == 3
     assert ours["peak_rss_mib"] > 10
     saved = json.loads((tmp_path / "raw" / f"{cell.key}.json").read_text())
     assert saved["ours"]["modes"] == ours["modes"]
+
+
+@pytest.mark.slow
+def test_a_mode_asked_of_a_played_cell_is_added_to_it_and_the_rest_kept(tmp_path):
+    cell = Cell("digits-sgd", 3, "iid", 0, 2)
+    quiet = {"flower_python": None, "log": lambda line: None}
+    (first,) = run_grid([cell], tmp_path, modes=("single",), **quiet)
+    (grown,) = run_grid([cell], tmp_path, modes=("single", "momentum"), **quiet)
+    (fresh,) = run_grid([cell], tmp_path / "fresh", modes=("momentum",), **quiet)
+    assert set(grown["ours"]["modes"]) == {"single", "momentum"}
+    assert grown["ours"]["modes"]["single"] == first["ours"]["modes"]["single"]
+    assert grown["ours"]["alone"] == first["ours"]["alone"]
+    # played on the same partition, the added mode scores as in a grid of its own
+    assert (
+        grown["ours"]["modes"]["momentum"]["scores"] == fresh["ours"]["modes"]["momentum"]["scores"]
+    )
+    saved = json.loads((tmp_path / "raw" / f"{cell.key}.json").read_text())
+    assert saved["ours"]["modes"] == grown["ours"]["modes"]
 
 
 def test_speed_runs_pool_every_processs_rounds_but_their_first():

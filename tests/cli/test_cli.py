@@ -85,6 +85,9 @@ BAD = [
     (["--task", "digits-sgd", "--mode", "screened", "--proposer", "random"], "proposers=K"),
     (["--task", "digits-sgd", "--mode", "aggregate", "--proposers", "0"], "proposers must be"),
     (["--task", "digits-sgd", "--proposers", "2"], "a single round has one proposer"),
+    (["--task", "digits-sgd", "--mode", "aggregate", "--server-lr", "0"], "got 0.0"),
+    (["--task", "digits-sgd", "--mode", "aggregate", "--server-momentum", "1"], "in [0, 1)"),
+    (["--task", "digits-sgd", "--server-momentum", "0.9"], "a single round has one proposal"),
 ]
 if shutil.which("nvidia-smi") is None:  # on a GPU machine device='cuda' is valid input
     BAD.append((["--task", "mnist-cnn", "-c", "params.device=cuda"], "no CUDA GPU is visible"))
@@ -210,6 +213,7 @@ MODES = {
     "single": [],
     "aggregate": ["--mode", "aggregate", "--combiner", "trimmed-mean", "--proposers", "3"],
     "screened": ["--mode", "screened"],
+    "momentum": ["--mode", "aggregate", "--server-lr", "1.2", "--server-momentum", "0.9"],
 }
 
 
@@ -237,6 +241,8 @@ def uninterrupted(tmp_path_factory):
         ("commit", "single"),
         ("validate", "aggregate"),
         ("commit", "screened"),
+        ("validate", "momentum"),
+        ("commit", "momentum"),
     ],
 )
 def test_kill_9_mid_run_then_resume_matches_uninterrupted(tmp_path, point, mode, uninterrupted):
@@ -259,7 +265,7 @@ def test_kill_9_mid_run_then_resume_matches_uninterrupted(tmp_path, point, mode,
         assert (a["status"], a["weights_id"]) == (b["status"], b["weights_id"])
         assert _same_but_seconds(a, b)
         assert a["candidate"] == b["candidate"]
-    assert {r["mode"] for r in resumed["rounds"]} == {mode}
+    assert {r["mode"] for r in resumed["rounds"]} == {"aggregate" if mode == "momentum" else mode}
 
 
 def _same_but_seconds(a, b):

@@ -9,6 +9,7 @@ from colearning import ConfigError, Weights
 from colearning.core.combiners import (
     Combiner,
     coordinate_median,
+    server_step,
     trim_count,
     trimmed_mean,
     weighted_mean,
@@ -167,3 +168,69 @@ def test_an_encoded_model_is_not_averaged():
     blob = [{"model": np.frombuffer(b"abc", np.uint8)}] * 2
     with pytest.raises(WeightsError, match="encoded model .* cannot be averaged"):
         weighted_mean(blob)
+
+
+# -- the server step ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("combined", "current", "previous", "lr", "momentum", "expected"),
+    [
+        ([2.0], [1.0], None, 1.0, 0.0, [2.0]),  # the defaults: the combination as it is
+        ([2.0], [1.0], None, 1.5, 0.0, [2.5]),
+        ([2.0], [1.0], None, 0.5, 0.0, [1.5]),
+        ([2.0], [1.0], None, 1.0, 0.9, [2.0]),  # nothing adopted yet: no momentum
+        ([2.0], [1.0], [0.0], 1.0, 0.5, [2.5]),
+        ([1.0], [1.0], [3.0], 1.0, 0.25, [0.5]),  # momentum points back the way it came
+        ([4.0, 0.0], [2.0, 0.0], [1.0, 1.0], 2.0, 0.5, [6.5, -0.5]),
+    ],
+)
+def test_server_step(combined, current, previous, lr, momentum, expected):
+    prev = None if previous is None else {"w": np.array(previous)}
+    got = server_step({"w": np.array(combined)}, {"w": np.array(current)}, prev, lr, momentum)
+    assert got["w"].tolist() == expected
+
+
+def test_the_server_step_keeps_dtypes_and_leaves_integer_counters_to_the_combiner():
+    combined = {"w": np.array([2.0], np.float32), "n": np.array(7, np.int64)}
+    current = {"w": np.array([1.0], np.float32), "n": np.array(3, np.int64)}
+    got = server_step(combined, current, current, 2.0, 0.5)
+    assert got["w"].dtype == np.float32 and got["w"].tolist() == [3.0]
+    assert got["n"].dtype == np.int64 and int(got["n"]) == 7
+
+
+def test_a_combiner_with_a_server_step_steps_from_the_current_model():
+    c = Combiner.parse("mean", server_lr=2.0, server_momentum=0.5)
+    assert c.has_server_step and not Combiner("mean").has_server_step
+    assert c.label == "mean server-lr=2 server-momentum=0.5" and c.spec == "mean"
+    assert c.describe() == {"combiner": "mean", "server_lr": 2.0, "server_momentum": 0.5}
+    ps = [("a", Weights({"w": np.array([1.0])})), ("b", Weights({"w": np.array([3.0])}))]
+    cur, prev = Weights({"w": np.array([1.0])}), Weights({"w": np.array([0.0])})
+    assert c.combine(ps, cur, prev).arrays["w"].tolist() == [1.0 + 2.0 * 1.0 + 0.5 * 1.0]
+    assert c.combine(ps, cur).arrays["w"].tolist() == [3.0]
+    with pytest.raises(ConfigError, match="takes a server step from the current model"):
+        c.combine(ps)
+    assert Combiner("mean").combine(ps).arrays["w"].tolist() == [2.0]  # needs no current
+
+
+def test_parse_keeps_the_server_step_of_a_combiner_it_is_given_new_sizes():
+    c = Combiner.parse(Combiner.parse("median", server_momentum=0.9), {"a": 1.0})
+    assert (c.name, c.server_lr, c.server_momentum, c.sizes) == ("median", 1.0, 0.9, {"a": 1.0})
+
+
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [
+        ({"server_lr": 0}, r"server_lr must be a number in \(0, 10\].*; got 0"),
+        ({"server_lr": -1.0}, r"server_lr must be .*; got -1.0"),
+        ({"server_lr": 11.0}, r"server_lr must be .*; got 11.0"),
+        ({"server_lr": float("nan")}, r"server_lr must be .*; got nan"),
+        ({"server_lr": "2"}, r"server_lr must be .*; got '2'"),
+        ({"server_momentum": 1.0}, r"server_momentum must be a number in \[0, 1\).*; got 1.0"),
+        ({"server_momentum": -0.1}, r"server_momentum must be .*; got -0.1"),
+        ({"server_momentum": True}, r"server_momentum must be .*; got True"),
+    ],
+)
+def test_bad_server_steps_are_refused_naming_the_value(options, match):
+    with pytest.raises(ConfigError, match=match):
+        Combiner.parse("mean", **options)

@@ -307,6 +307,76 @@ def test_a_resumed_experiment_ends_with_the_uninterrupted_weights(tmp_path, mode
     assert [r.status for r in got.rounds] == [r.status for r in expected.rounds]
 
 
+# -- the server step ---------------------------------------------------------------------
+
+
+def _stepped(**kw):
+    return Combiner.parse("mean", server_lr=1.5, server_momentum=0.5, **kw)
+
+
+def test_a_server_step_changes_the_candidate_and_is_recorded_with_it():
+    def run(combiner):
+        learners = [QuadraticLearner(target=[1.0, -1.0], seed=i, noise=0.3) for i in range(5)]
+        with Experiment(learners, mode="aggregate", combiner=combiner) as experiment:
+            return experiment.run(6)
+
+    plain, stepped = run("mean"), run(_stepped())
+    assert plain.final_weights_id != stepped.final_weights_id
+    assert stepped.rounds[0].candidate.combiner == "mean server-lr=1.5 server-momentum=0.5"
+    assert plain.rounds[0].candidate.combiner == "mean"
+
+
+def test_the_momentum_is_the_step_the_last_round_adopted_and_a_rejection_restarts_it():
+    seen = []  # (current, previous, candidate) of each round, as the combiner saw them
+
+    class Seen(Combiner):
+        def combine(self, proposals, current=None, previous=None):
+            out = super().combine(proposals, current, previous)
+            w = [None if x is None else x.arrays["w"].copy() for x in (current, previous, out)]
+            seen.append(w)
+            return out
+
+    learners = [QuadraticLearner(target=[1.0, -1.0], seed=i, noise=0.3) for i in range(5)]
+    combiner = Seen("mean", server_lr=1.5, server_momentum=0.5)
+    with Experiment(learners, mode="aggregate", combiner=combiner) as experiment:
+        rounds = experiment.run(8).rounds
+    assert {r.status for r in rounds[:-1]} == {"accepted", "rejected"}  # both cases played
+    assert seen[0][1] is None  # nothing adopted before the first round
+    for i in range(1, len(rounds)):
+        (cur0, _, out0), (cur1, prev1, _) = seen[i - 1], seen[i]
+        if rounds[i - 1].accepted:
+            assert np.array_equal(cur1, out0) and np.array_equal(prev1, cur0)
+        else:
+            assert np.array_equal(cur1, cur0) and prev1 is None
+
+
+def test_a_resumed_experiment_takes_the_same_server_steps(tmp_path):
+    def make():
+        return [QuadraticLearner(target=[1.0, -1.0], seed=i, noise=0.3) for i in range(5)]
+
+    ids = [f"learner-{i}" for i in range(5)]
+    options = {"mode": "aggregate", "combiner": _stepped(), "seed": 4}
+    with Experiment(make(), **options) as whole:
+        expected = whole.run(8)
+    # stopped after each round in turn, so a resume follows an accepted and a rejected one
+    for stop in range(1, 8):
+        store = ExperimentStore.create(tmp_path / f"e{stop}", {}, ids)
+        with Experiment(make(), store=store, **options) as first:
+            first.run(stop)
+        with Experiment(
+            make(), store=ExperimentStore.open(tmp_path / f"e{stop}"), **options
+        ) as resumed:
+            got = resumed.run(8)
+        assert [r.candidate for r in got.rounds] == [r.candidate for r in expected.rounds]
+        assert got.final_weights_id == expected.final_weights_id
+    assert {r.status for r in expected.rounds} == {"accepted", "rejected"}
+
+
+def test_a_single_round_refuses_a_server_step():
+    with pytest.raises(ConfigError, match="a single round has one proposal"):
+        planner_for_mode("single", combiner=_stepped())
+
+
 def test_a_screened_round_on_a_local_pool_screens_every_proposal_in_one_batch():
     from colearning.core.pool import LocalPool
 

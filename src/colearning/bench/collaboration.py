@@ -45,7 +45,11 @@ MODES: Mapping[str, Mapping[str, Any]] = {
     "single": {"mode": "single"},
     "aggregate": {"mode": "aggregate", "combiner": "mean"},
     "screened": {"mode": "screened", "combiner": "mean"},
+    # aggregate rounds with FedAvgM's server momentum (docs/modes.md, "The server step")
+    "momentum": {"mode": "aggregate", "combiner": "mean", "server_momentum": 0.9},
 }
+#: The settings of a mode that make its combiner, not the Experiment's other options.
+_COMBINER_SETTINGS = ("combiner", "server_lr", "server_momentum")
 #: Learners in the speed part, and rounds timed at each size: many of this project's
 #: (a round takes milliseconds, so the median rides out a busy machine's bursts), as many
 #: of Flower's as the time allows (28 s a round at 1,000 clients).
@@ -198,8 +202,13 @@ def ours_accuracy(job: Mapping[str, Any]) -> dict[str, Any]:
     for name, settings in job["modes"].items():
         learners = build_learners(spec, range(n))
         t0 = time.perf_counter()
-        combiner = Combiner.parse(str(settings.get("combiner", "mean")), sizes)
-        options = {k: v for k, v in settings.items() if k != "combiner"}
+        combiner = Combiner.parse(
+            str(settings.get("combiner", "mean")),
+            sizes,
+            server_lr=settings.get("server_lr"),
+            server_momentum=settings.get("server_momentum"),
+        )
+        options = {k: v for k, v in settings.items() if k not in _COMBINER_SETTINGS}
         scores, trained = [], [0]
         with Experiment(learners, seed=spec.seed, combiner=combiner, **options) as experiment:
             scores.append(judge_score(judge, experiment.current_weights))
@@ -304,10 +313,19 @@ def run_grid(
     result: dict[str, Any]
     for i, cell in enumerate(cells, start=1):
         path = raw / f"{cell.key}.json"
-        if path.exists():
-            done.append(json.loads(path.read_text()))
-            continue
         partition_file = out / "partitions" / f"{cell.key}.json"
+        if path.exists():
+            result = json.loads(path.read_text())
+            missing = [m for m in modes if "ours" in result and m not in result["ours"]["modes"]]
+            if missing:
+                result = _add_modes(result, missing, cell, partition_file, out)
+                path.write_text(json.dumps(result))
+                finals = ", ".join(
+                    f"{m} {result['ours']['modes'][m]['scores'][-1]:.3f}" for m in missing
+                )
+                log(f"[{i}/{len(cells)}] {cell.key}: added {finals}")
+            done.append(result)
+            continue
         try:
             write_partition(partition_file, cell.task, cell.learners, cell.partition, cell.seed)
         except ColearningError as exc:
@@ -336,6 +354,28 @@ def run_grid(
             f"({ours['wall_seconds']:.0f} s + {flower['wall_seconds'] if flower else 0:.0f} s)"
         )
     return done
+
+
+def _add_modes(
+    result: Mapping[str, Any], modes: Sequence[str], cell: Cell, partition_file: Path, out: Path
+) -> dict[str, Any]:
+    """A played cell with ``modes`` played too, on the same partition (rewritten from
+    the cell, to the same rows); its baselines and Flower's side are kept."""
+    from colearning.bench.partitions import write_partition
+
+    write_partition(partition_file, cell.task, cell.learners, cell.partition, cell.seed)
+    job = {
+        "kind": "accuracy",
+        "partition_file": str(partition_file),
+        "rounds": cell.rounds,
+        "modes": {m: _grid_settings(m, cell) for m in modes},
+        "baselines": False,
+    }
+    added = spawn(_ours(), job, out / "tmp")
+    ours = dict(result["ours"])
+    ours["modes"] = {**ours["modes"], **added["modes"]}
+    ours.setdefault("added_wall_seconds", {}).update({m: added["wall_seconds"] for m in modes})
+    return {**result, "ours": ours}
 
 
 #: Above this many learners a screened round of the grid screens a seeded sample of this

@@ -207,12 +207,26 @@ def plot_accuracy(results: Sequence[Mapping[str, Any]], out: str | os.PathLike[s
     return written
 
 
+#: What each mode column is, under the table (the settings: ``collaboration.MODES``).
+MODES_LEGEND = (
+    "Modes: `single` (one proposer a round), `aggregate` (every learner proposes, the "
+    "train-row-weighted mean is voted on), `screened` (each proposal voted on first), "
+    "`momentum` (aggregate with a server step: `--server-momentum 0.9`, docs/modes.md). "
+    "Made by `colearn bench collaboration`; the commands are in the README's "
+    '"How it compares".\n'
+)
+
+
 def write_reports(out: str | os.PathLike[str]) -> tuple[Path, list[Path]]:
     """``OUT/accuracy.md`` and the plots, from ``OUT/raw``."""
     results = load_raw(out)
     md = Path(out) / "accuracy.md"
     md.write_text(
-        accuracy_table(results) + "\nPeak memory (IID cells):\n\n" + memory_lines(results)
+        accuracy_table(results)
+        + "\n"
+        + MODES_LEGEND
+        + "\nPeak memory (IID cells):\n\n"
+        + memory_lines(results)
     )
     plots = plot_accuracy(results, out) if any("ours" in r for r in results) else []
     return md, plots

@@ -36,7 +36,7 @@ def add_bench_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
     c.add_argument("--partitions", nargs="+", default=["iid", "dirichlet:0.5"])
     c.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     c.add_argument("--rounds", type=int, default=30)
-    c.add_argument("--modes", nargs="+", default=["single", "aggregate", "screened"])
+    c.add_argument("--modes", nargs="+", default=["single", "aggregate", "screened", "momentum"])
     c.add_argument(
         "--flower-python",
         default=DEFAULT_FLOWER,

@@ -88,6 +88,20 @@ def _parser() -> argparse.ArgumentParser:
         "train rows, the default), median, trimmed-mean or trimmed-mean:TRIM",
     )
     run.add_argument(
+        "--server-lr",
+        type=float,
+        metavar="ETA",
+        help="aggregate and screened rounds: the candidate is current + ETA * (combined - "
+        "current), still voted on (default 1: the combination as it is); see docs/modes.md",
+    )
+    run.add_argument(
+        "--server-momentum",
+        type=float,
+        metavar="BETA",
+        help="aggregate and screened rounds: add BETA times the last adopted step to the "
+        "candidate (FedAvgM's server momentum, in [0, 1); default 0)",
+    )
+    run.add_argument(
         "--proposers",
         type=int,
         metavar="K",
@@ -287,6 +301,8 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
         "timeout": args.timeout,
         "mode": args.mode,
         "combiner": args.combiner,
+        "server_lr": args.server_lr,
+        "server_momentum": args.server_momentum,
         "proposers": args.proposers,
         "data_dir": args.data_dir,
         "out": args.out,
@@ -331,7 +347,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(
                 f"{c.task}: {c.learners} learners, {c.rounds} rounds, threshold "
                 f"{c.vote_threshold}, partition {c.partition}, seed {c.seed}"
-                + (f", mode {c.mode} ({c.combiner})" if c.mode != "single" else "")
+                + (f", mode {c.mode} ({c.combiner_of().label})" if c.mode != "single" else "")
                 + "; "
                 f"rows per learner (train/vote/test) from {min(sizes)} to {max(sizes)}"
                 + (f"; resuming at round {first_round}" if first_round else "")

@@ -37,12 +37,25 @@ take the lower coordinate-wise median whatever the combiner, so they stay intege
 one proposal cannot inflate them. A ``uint8`` encoded model (a booster, a forest) is not
 a set of coordinates: combining one is refused.
 
+A **server step** (FedAvgM, Hsu et al. 2019) can follow any combiner: with
+``server_lr`` (``eta``) and ``server_momentum`` (``beta``) the candidate is
+``current + eta * (combined - current) + beta * (current - previous)``, where
+``previous`` is the shared model before the step the last round adopted
+(:func:`server_step`). That is FedAvg with server momentum (heavy ball) written over
+adopted models: the momentum is the last step the voters approved, read from the record
+(two adopted models), not kept as hidden state, so a resumed run computes the same
+candidate to the bit. After a rejected round there is no momentum term: the vote
+restarts it, as an adaptive restart does when the objective rises (O'Donoghue and
+Candes 2015), and a step the voters turned down is not pushed again.
+The defaults (``eta = 1``, ``beta = 0``) leave the combined proposals as they are.
+
 Nothing here imports anything beyond NumPy; these are the functions a ledger or another
 party can re-run to check a candidate.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -130,6 +143,39 @@ def trimmed_mean(proposals: Sequence[Arrays], trim: float = DEFAULT_TRIM) -> dic
         for row in kept:  # a fixed order, element-wise: the same bits every run
             acc += row
         out[name] = _as(acc / len(kept), first)
+    return out
+
+
+def server_step(
+    combined: Arrays,
+    current: Arrays,
+    previous: Arrays | None,
+    lr: float = 1.0,
+    momentum: float = 0.0,
+) -> dict[str, Array]:
+    """``current + lr * (combined - current) + momentum * (current - previous)`` for the
+    float arrays (in float64, cast back); the integer arrays stay ``combined``'s. With
+    ``previous`` ``None`` (nothing adopted yet) there is no momentum term.
+
+    >>> import numpy as np
+    >>> cur, prev = {"w": np.array([1.0])}, {"w": np.array([0.5])}
+    >>> server_step({"w": np.array([2.0])}, cur, prev, lr=2.0, momentum=0.5)["w"]
+    array([3.25])
+    """
+    _check_server(lr, momentum)
+    sources = [combined, current] if previous is None else [combined, current, previous]
+    names = _check(sources)
+    out: dict[str, Array] = {}
+    for name in names:
+        new = combined[name]
+        if new.dtype.kind != "f":
+            out[name] = np.array(new, copy=True)
+            continue
+        base = current[name].astype(np.float64)
+        step = base + lr * (new.astype(np.float64) - base)
+        if previous is not None and momentum:
+            step = step + momentum * (base - previous[name].astype(np.float64))
+        out[name] = _as(step, new)
     return out
 
 
@@ -271,6 +317,9 @@ class Combiner:
     trim: float = DEFAULT_TRIM
     sizes: Mapping[str, float] | None = None
     byzantine: int | None = None
+    #: the server step (:func:`server_step`): 1 and 0 leave the combination as it is
+    server_lr: float = 1.0
+    server_momentum: float = 0.0
 
     def __post_init__(self) -> None:
         if self.name not in COMBINERS:
@@ -279,17 +328,43 @@ class Combiner:
                 f"share trimmed from each end); got {self.name!r}"
             )
         _check_trim(self.trim)
+        _check_server(self.server_lr, self.server_momentum)
         if self.sizes is not None:
             bad = {k: v for k, v in self.sizes.items() if not _is_positive(v)}
             if bad:
                 key = next(iter(bad))
                 raise ConfigError(f"data sizes must be numbers > 0; got {bad[key]!r} for {key!r}")
 
+    @property
+    def has_server_step(self) -> bool:
+        """Whether the candidate takes a server step (``server_lr != 1`` or momentum)."""
+        return self.server_lr != 1.0 or self.server_momentum != 0.0
+
     @classmethod
-    def parse(cls, spec: str | Combiner, sizes: Mapping[str, float] | None = None) -> Combiner:
-        """``"mean"``, ``"median"``, ``"trimmed-mean"`` or ``"trimmed-mean:TRIM"``."""
+    def parse(
+        cls,
+        spec: str | Combiner,
+        sizes: Mapping[str, float] | None = None,
+        *,
+        server_lr: float | None = None,
+        server_momentum: float | None = None,
+    ) -> Combiner:
+        """``"mean"``, ``"median"``, ``"trimmed-mean"`` or ``"trimmed-mean:TRIM"``;
+        ``sizes``, ``server_lr`` and ``server_momentum``, where given, replace
+        ``spec``'s."""
+        base = cls._parse(spec, sizes)
+        if server_lr is None and server_momentum is None:
+            return base
+        return dataclasses.replace(
+            base,
+            server_lr=base.server_lr if server_lr is None else server_lr,
+            server_momentum=base.server_momentum if server_momentum is None else server_momentum,
+        )
+
+    @classmethod
+    def _parse(cls, spec: str | Combiner, sizes: Mapping[str, float] | None) -> Combiner:
         if isinstance(spec, Combiner):
-            return spec if sizes is None else cls(spec.name, spec.trim, sizes, spec.byzantine)
+            return spec if sizes is None else dataclasses.replace(spec, sizes=sizes)
         if not isinstance(spec, str):
             raise ConfigError(
                 f"combiner must be a name such as 'mean' or 'trimmed-mean:0.2'; got {spec!r}"
@@ -324,9 +399,25 @@ class Combiner:
             return f"multi-krum:{self.byzantine}"
         return f"trimmed-mean:{self.trim:g}" if self.name == "trimmed-mean" else self.name
 
-    def combine(self, proposals: Sequence[tuple[str, Weights]]) -> Weights:
+    @property
+    def label(self) -> str:
+        """:attr:`spec`, and the server step where there is one, as each candidate
+        records it: ``"mean"``, ``"mean server-lr=1.5 server-momentum=0.5"``."""
+        if not self.has_server_step:
+            return self.spec
+        return f"{self.spec} server-lr={self.server_lr:g} server-momentum={self.server_momentum:g}"
+
+    def combine(
+        self,
+        proposals: Sequence[tuple[str, Weights]],
+        current: Weights | None = None,
+        previous: Weights | None = None,
+    ) -> Weights:
         """One candidate from ``(learner_id, weights)`` pairs, in the given order; the
-        candidate keeps the first proposal's layout (a torch ``state_dict`` stays one)."""
+        candidate keeps the first proposal's layout (a torch ``state_dict`` stays one).
+        With a server step, ``current`` (the shared model) is required and ``previous``
+        (the shared model before its last adopted step; ``None`` if none was) gives
+        the momentum."""
         if not proposals:
             raise ConfigError("a combiner needs at least one proposal; got none")
         arrays = [w.arrays for _, w in proposals]
@@ -338,10 +429,26 @@ class Combiner:
             combined = multi_krum(arrays, self.byzantine)
         else:
             combined = trimmed_mean(arrays, self.trim)
+        if self.has_server_step:
+            if current is None:
+                raise ConfigError(
+                    f"combiner {self.label!r} takes a server step from the current model; "
+                    "combine() got none (pass current=, and previous= for the momentum)"
+                )
+            combined = server_step(
+                combined,
+                current.arrays,
+                None if previous is None else previous.arrays,
+                self.server_lr,
+                self.server_momentum,
+            )
         return Weights.from_arrays(combined, proposals[0][1].layout)
 
     def describe(self) -> dict[str, object]:
-        return {"combiner": self.spec}
+        out: dict[str, object] = {"combiner": self.spec}
+        if self.has_server_step:
+            out.update(server_lr=self.server_lr, server_momentum=self.server_momentum)
+        return out
 
     def _sizes(self, learner_ids: Sequence[str]) -> list[float] | None:
         if not self.sizes:
@@ -391,6 +498,33 @@ def _shares(k: int, sizes: Sequence[float] | None) -> list[float]:
         raise ConfigError(f"data sizes must be numbers > 0; got {list(sizes)}")
     total = float(sum(float(s) for s in sizes))
     return [float(s) / total for s in sizes]
+
+
+#: The largest server learning rate taken: past it a step overshoots the combination by
+#: more than any useful FedAvgM setting does (Hsu et al. use 1 with momentum 0.9).
+MAX_SERVER_LR = 10.0
+
+
+def _check_server(lr: float, momentum: float) -> None:
+    if not (_is_number(lr) and 0 < float(lr) <= MAX_SERVER_LR):
+        raise ConfigError(
+            f"server_lr must be a number in (0, {MAX_SERVER_LR:g}]: the share of the step "
+            f"from the current model to the combined proposals that the candidate takes "
+            f"(1 takes the combination as it is); got {lr!r}"
+        )
+    if not (_is_number(momentum) and 0 <= float(momentum) < 1):
+        raise ConfigError(
+            f"server_momentum must be a number in [0, 1): the share of the last adopted step "
+            f"added to the candidate (0 for none, 0.9 as FedAvgM); got {momentum!r}"
+        )
+
+
+def _is_number(value: object) -> bool:
+    return (
+        isinstance(value, (int, float, np.integer, np.floating))
+        and not isinstance(value, bool)
+        and math.isfinite(float(value))
+    )
 
 
 def _check_trim(trim: float) -> None:

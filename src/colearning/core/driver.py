@@ -165,6 +165,8 @@ def play_round(
     timeout: float | None = None,
     encoder: Executor | None = None,
     observer: RoundObserver | None = None,
+    current: Weights | None = None,
+    previous: Weights | None = None,
 ) -> RoundResult:
     """Play one round of ``plan`` over ``pool`` and return what happened; never raises
     for a learner's failure.
@@ -176,7 +178,10 @@ def play_round(
     only when the decider approves it.
 
     ``encoder`` computes ids while validators work; without it an id is computed when
-    first needed. ``observer`` sees each step.
+    first needed. ``observer`` sees each step. ``current`` (the shared model's weights)
+    and ``previous`` (the shared model before its last adopted step) are what a
+    combiner's server step starts from (:func:`~colearning.core.combiners.server_step`);
+    other rounds do not read them.
     """
     watch = observer or RoundObserver()
     ids = pool.learner_ids
@@ -231,10 +236,12 @@ def play_round(
         ref = refs[sources[0].proposer_id]
     else:
         combiner = plan.combiner
-        combiner_name = combiner.spec
+        combiner_name = combiner.label
         try:
             combined = combiner.combine(
-                [(x.proposer_id, refs[x.proposer_id].weights) for x in sources]
+                [(x.proposer_id, refs[x.proposer_id].weights) for x in sources],
+                current,
+                previous,
             )
         except WeightsError as exc:  # an encoded model: the mode does not fit the learner
             raise ConfigError(f"round {r}: mode {plan.mode!r} cannot combine: {exc}") from exc

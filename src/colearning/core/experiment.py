@@ -77,7 +77,9 @@ class Experiment:
     combiner
         How an aggregate or screened round combines proposals: ``"mean"`` (weighted
         by data size when the :class:`~colearning.core.combiners.Combiner` knows the
-        sizes), ``"median"``, ``"trimmed-mean"`` or ``"trimmed-mean:TRIM"``.
+        sizes), ``"median"``, ``"trimmed-mean"`` or ``"trimmed-mean:TRIM"``; a
+        ``Combiner`` with ``server_lr``/``server_momentum`` also takes a server step
+        (FedAvgM) from the shared model, its momentum the step the last round adopted.
     proposers
         How many learners propose in an aggregate or screened round: every learner
         (``None``) or a sample of that many, seeded by ``(seed, round_index)``.
@@ -148,6 +150,10 @@ class Experiment:
         # learners whose privacy budget ran out, kept as rounds are committed (scanning
         # every past proposal each round grew with rounds x proposers)
         self._exhausted: set[str] = set()
+        # the shared model before its last adopted step (a server step's momentum), or,
+        # resumed, the id to read it by when first needed
+        self.previous: WeightsRef | None = None
+        self._previous_id: str | None = None
         try:
             self._start()
         except BaseException:
@@ -189,6 +195,7 @@ class Experiment:
                 stopped = f"every learner's {BUDGET_EXHAUSTED}"
                 break
             plan = self.planner.plan(round_index, ids)
+            stepped = plan.mode != "single" and plan.combiner.has_server_step
             result = play_round(
                 self.pool,
                 plan,
@@ -198,6 +205,8 @@ class Experiment:
                 timeout=self.timeout,
                 encoder=self._encoder,
                 observer=self.observer,
+                current=self.current_weights if stepped else None,
+                previous=self._previous_weights() if stepped else None,
             )
             self._commit(result)
         # a pool that defers adoption: every learner holds the shared weights on return
@@ -246,6 +255,8 @@ class Experiment:
             wid = str(self.store.current_weights_id())
             blob = self.store.get_blob(wid)  # checked against its id
             current = WeightsRef(decode(blob, self.spec), weights_id=wid, blob=blob)
+            adopted = [r for r in self.rounds if r.accepted]
+            self._previous_id = adopted[-1].previous_weights_id if adopted else None
             targets = ids
         else:
             got = self.pool.current_weights(ids[0], self.timeout)
@@ -273,6 +284,22 @@ class Experiment:
             )
         self.current = current
 
+    def _previous_weights(self) -> Weights | None:
+        """The shared model before the step the last round adopted: the momentum of a
+        server step. ``None`` (no momentum) unless the last round was accepted: a
+        rejected candidate restarts the momentum, so a step the voters turned down is
+        not pushed again. Held since that step, or, in a resumed run, read from the store
+        by the last round's ``previous_weights_id``."""
+        if not self.rounds or not self.rounds[-1].accepted:
+            return None
+        if self.previous is None and self._previous_id is not None:
+            assert self.store is not None
+            blob = self.store.get_blob(self._previous_id)  # checked against its id
+            self.previous = WeightsRef(
+                decode(blob, self.spec), weights_id=self._previous_id, blob=blob
+            )
+        return None if self.previous is None else self.previous.weights
+
     def _restore_progress(self) -> None:
         for learner_id in self.learner_ids:
             made = proposals_made(self.rounds, learner_id)
@@ -290,6 +317,7 @@ class Experiment:
             self.store.commit_round(record, blob)
         if accepted:
             assert result.candidate is not None
+            self.previous, self._previous_id = self.current, None
             self.current = result.candidate
         self.rounds.append(record)
         self._note_exhausted(record)

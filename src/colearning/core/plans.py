@@ -255,7 +255,7 @@ class AggregatePlanner(Planner):
             "planner": self.name,
             "proposers": self.proposers,
             "seed": self.seed,
-            "combiner": self.combiner.spec,
+            **self.combiner.describe(),
         }
 
 
@@ -516,7 +516,13 @@ def planner_for_mode(
                 "screened round; a single round has one proposer (drop it, or choose mode "
                 "aggregate)"
             )
-        Combiner.parse(combiner)  # a typo fails here too, not only in another mode
+        parsed = Combiner.parse(combiner)  # a typo fails here too, not only in another mode
+        if parsed.has_server_step:
+            raise ConfigError(
+                f"combiner {parsed.label!r} takes a server step from combined proposals; a "
+                "single round has one proposal, voted on as it is (drop server_lr and "
+                "server_momentum, or choose mode aggregate)"
+            )
         return planner_for(proposer, seed, committee)
     if isinstance(proposer, Planner) or proposer != "round-robin":
         shown = type(proposer).__name__ if isinstance(proposer, Planner) else repr(proposer)

@@ -82,9 +82,10 @@ class RunConfig:
 
     ``params`` holds the task's own options (see ``colearn tasks``). ``ledger="evm"``
     has a smart contract decide every round, on the embedded chain or the node at
-    ``chain_url`` (see ``docs/ledger.md``). ``mode``, ``combiner`` and ``proposers``
-    choose the round mode (``docs/modes.md``). ``committee``, if set, is the number of
-    voters drawn each round (default: everyone votes).
+    ``chain_url`` (see ``docs/ledger.md``). ``mode``, ``combiner``, ``server_lr``,
+    ``server_momentum`` and ``proposers`` choose the round mode (``docs/modes.md``).
+    ``committee``, if set, is the number of voters drawn each round (default: everyone
+    votes).
     """
 
     task: str
@@ -102,12 +103,27 @@ class RunConfig:
     chain_url: str | None = None
     mode: str = "single"
     combiner: str = "mean"
+    #: the server step of an aggregate or screened round (docs/modes.md): the candidate
+    #: is current + server_lr * (combined - current) + server_momentum * last adopted step
+    server_lr: float = 1.0
+    server_momentum: float = 0.0
     proposers: int | None = None
     committee: int | None = None
     # -- attacks (colearning.attacks; docs/robustness.md): the last ``malicious``
     # learners are wrapped by ``attack`` ("NAME" or "NAME:OPTION=VALUE,...")
     malicious: int = 0
     attack: str | None = None
+
+    def combiner_of(self, sizes: Mapping[str, float] | None = None) -> Combiner:
+        """The :class:`~colearning.core.combiners.Combiner` of ``combiner``, the server
+        step and, for the weighted mean, the learners' train rows ``sizes``."""
+        _text("combiner", self.combiner)
+        return Combiner.parse(
+            self.combiner,
+            sizes,
+            server_lr=self.server_lr,
+            server_momentum=self.server_momentum,
+        )
 
     def resolved(self) -> RunConfig:
         """This config with the task's defaults filled in and every value checked (by
@@ -148,7 +164,7 @@ class RunConfig:
                 f"proposer must be 'round-robin' or 'random'; got {_shown(self.proposer)}"
             )
         planner_for_mode(
-            self.mode, self.proposer, self.seed, self.combiner, self.proposers, self.committee
+            self.mode, self.proposer, self.seed, self.combiner_of(), self.proposers, self.committee
         )
         if self.committee is not None:
             from colearning.core.plans import check_committee_size
@@ -594,9 +610,7 @@ def _play(
             decider=decider,
             mode=c.mode,
             # the weighted mean weighs each proposal by its learner's train rows
-            combiner=Combiner.parse(
-                c.combiner, dict(zip(setup.learner_ids, setup.train_rows, strict=True))
-            ),
+            combiner=c.combiner_of(dict(zip(setup.learner_ids, setup.train_rows, strict=True))),
             proposers=c.proposers,
             committee=c.committee,
         )
