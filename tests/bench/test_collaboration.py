@@ -95,6 +95,23 @@ def test_the_speed_job_times_every_round_of_every_mode():
         assert len(got["round_seconds"]) == 2 and got["first_round_end"] > 0
 
 
+def test_each_speed_mode_is_timed_as_the_grid_plays_it():
+    # the momentum mode is aggregate rounds with the server step, not screened ones
+    from colearning import ConfigError
+    from colearning.bench.collaboration import MODES, speed_settings
+
+    for mode in MODES:
+        settings = speed_settings(mode, 4)
+        assert settings["mode"] == MODES[mode]["mode"], mode
+        for key in ("server_lr", "server_momentum"):
+            assert settings.get(key) == MODES[mode].get(key), (mode, key)
+        job = {"learners": 4, "rounds": 3, "settings": settings, "store": False, "launched": 0.0}
+        got = ours_speed(json.loads(json.dumps(job)))  # it travels to the timed process as JSON
+        assert len(got["round_seconds"]) == 2, mode
+    with pytest.raises(ConfigError, match="modes must be among"):
+        speed_settings("fastest", 4)
+
+
 def test_tree_rss_counts_children_too():
     child = subprocess.Popen(
         [sys.executable, "-c", "import sys, numpy; x = numpy.ones(2**24); sys.stdin.read()"],

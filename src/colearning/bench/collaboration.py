@@ -268,6 +268,7 @@ def _train_alone(learner: Any, initial: Any, rounds: int, judge: Any) -> list[fl
 
 def ours_speed(job: Mapping[str, Any]) -> dict[str, Any]:
     """Per-round wall time of one round mode over learners that do no work."""
+    from colearning.core.combiners import Combiner
     from colearning.core.experiment import Experiment
     from colearning.core.store import ExperimentStore
     from colearning.testing import InstantLearner
@@ -275,6 +276,12 @@ def ours_speed(job: Mapping[str, Any]) -> dict[str, Any]:
     n, rounds = int(job["learners"]), int(job["rounds"])
     launched = float(job["launched"])
     settings = dict(job["settings"])
+    if any(k in settings for k in ("server_lr", "server_momentum")):
+        settings["combiner"] = Combiner.parse(
+            str(settings.get("combiner", "mean")),
+            server_lr=settings.pop("server_lr", None),
+            server_momentum=settings.pop("server_momentum", None),
+        )
     ends: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
         learners = [InstantLearner() for _ in range(n)]
@@ -399,6 +406,10 @@ def speed_settings(mode: str, n: int) -> dict[str, Any]:
         return {"mode": "single"}
     if mode == "aggregate":
         return {"mode": "aggregate", "combiner": "mean"}
+    if mode == "momentum":  # aggregate rounds with the server step of the grid's mode
+        return dict(MODES["momentum"])
+    if mode != "screened":
+        raise ConfigError(f"modes must be among {', '.join(MODES)}; got {mode!r}")
     return {
         "mode": "screened",
         "combiner": "mean",
