@@ -440,3 +440,20 @@ def test_json_depth_is_measured_only_past_the_bracket_count():
     quoted = b'["' + b"[" * (MAX_JSON_DEPTH + 5) + b'"]'  # brackets inside a string
     assert not json_deeper_than(quoted)
     assert json_deeper_than("[" * 3, 2)  # text as well as bytes
+
+
+def test_large_headers_are_checked_but_not_kept():
+    # a party that sends a different large header each time must not fill memory
+    from colearning.core import codec
+
+    codec._PARSED.clear()
+    codec._LAYOUTS.clear()
+    small = encode(Weights({"w": np.zeros(3)}))
+    names = {f"w{i:06d}": np.zeros(1) for i in range(6000)}  # a header of ~400 KB
+    large = encode(Weights(names))
+    assert codec.header_length(large) > codec._CACHED_HEADER_BYTES
+    assert decode(small) == Weights({"w": np.zeros(3)})
+    assert len(decode(large).arrays) == 6000
+    kept = [len(raw) for raw in codec._PARSED]
+    assert kept and max(kept) <= codec._CACHED_HEADER_BYTES
+    assert all(len(raw or "") <= codec._CACHED_HEADER_BYTES for raw, _ in codec._LAYOUTS)

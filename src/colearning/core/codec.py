@@ -429,17 +429,21 @@ def _parse_header(view: memoryview) -> BlobHeader:
     if known is not None:  # the same header bytes read before: the same checked header
         return known
     parsed = _parse_header_json(raw, n)
-    if len(_PARSED) >= _PARSED_KEPT:
-        _PARSED.clear()
-    _PARSED[raw] = parsed
+    if n <= _CACHED_HEADER_BYTES:
+        if len(_PARSED) >= _PARSED_KEPT:
+            _PARSED.clear()
+        _PARSED[raw] = parsed
     return parsed
 
 
 #: Checked headers by their bytes: every round's weights of one model carry the same
 #: header, so a coordinator, a learner server or a sealing reads it once, not once a
-#: round. A handful of models a process; the cache is emptied when it fills.
+#: round. A handful of models a process; the cache is emptied when it fills, and only
+#: headers of at most :data:`_CACHED_HEADER_BYTES` are kept (a party sending large
+#: headers, each different, must not fill memory: at most 64 x 256 KiB are held).
 _PARSED: dict[bytes, BlobHeader] = {}
 _PARSED_KEPT = 64
+_CACHED_HEADER_BYTES = 256 * 1024
 
 
 def _parse_header_json(raw: bytes, n: int) -> BlobHeader:
@@ -623,7 +627,7 @@ def _read_layout(metadata: Mapping[str, str], stored: list[str]) -> dict[str, An
     if known is not None:
         return known
     layout = _check_layout(raw, stored)
-    if key[0] is not None:
+    if key[0] is not None and len(key[0]) <= _CACHED_HEADER_BYTES:
         if len(_LAYOUTS) >= _PARSED_KEPT:
             _LAYOUTS.clear()
         _LAYOUTS[key] = layout
