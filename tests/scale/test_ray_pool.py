@@ -166,3 +166,88 @@ def test_a_dead_actor_is_a_failure_like_any_other_and_comes_back(tmp_path):
         assert all(v.error is None for v in record.votes), record.votes
     assert held == [final] * 6
     assert restored == [1, 1, None]
+
+
+# -- a single-proposer round in one wave ------------------------------------------------
+
+
+def test_a_proposal_and_its_tests_are_one_wave_with_the_answers_of_two():
+    from colearning.core.weights_ref import WeightsRef
+
+    testers = ["learner-0", "learner-1", "learner-4", "learner-5"]
+    with RayPool(quads(6), actors=2) as one, RayPool(quads(6), actors=2) as two:
+        proposal, tested = one.propose_and_test("learner-1", 3, testers, None)
+        step = two.propose(["learner-1"], 3, None)["learner-1"]
+        stepped = two.test(testers, WeightsRef.of(step.value), None)
+        assert proposal.ok and proposal.value == step.value
+        assert list(tested) == testers
+        for lid in testers:
+            assert tested[lid].ok, tested[lid].error
+            assert tested[lid].value.weights is proposal.value  # what was proposed
+            got, want = tested[lid].value, stepped[lid].value
+            assert (got.vote_score, got.test_score, got.vote) == (
+                want.vote_score,
+                want.test_score,
+                want.vote,
+            )
+        assert one._made == two._made == {"learner-1": 1}
+
+
+def test_a_failed_proposal_leaves_its_testers_untouched_and_unvoted():
+    from colearning.testing import FaultyLearner
+
+    learners = quads(6)
+    learners[4] = FaultyLearner(learners[4], "raise", on={"propose"})
+    with RayPool(learners, actors=2) as pool:  # learners 0-2 and 3-5
+        before = list(pool._instances)
+        proposal, tested = pool.propose_and_test("learner-4", 4, pool.learner_ids, None)
+        assert not proposal.ok and "injected failure in propose" in proposal.error
+        assert tested == {}
+        assert pool._instances == before  # no actor taken for dead
+        with Experiment(pool) as experiment:
+            result = experiment.run(6)
+    assert result.rounds[4].status == "skipped" and result.rounds[4].votes == ()
+    assert all(r.status != "skipped" for i, r in enumerate(result.rounds) if i != 4)
+
+
+def test_a_proposers_actor_that_dies_costs_the_round_not_the_other_actors(tmp_path):
+    marker = str(tmp_path / "crashed")
+
+    class Dies(QuadraticLearner):
+        def mli_propose_weights(self):
+            if not os.path.exists(marker):
+                open(marker, "w").close()
+                os._exit(70)
+            return super().mli_propose_weights()
+
+    learners = quads(6)
+    learners[4] = Dies(target=[1.0, 1.0], seed=4)
+    with RayPool(learners, actors=2) as pool:
+        proposal, tested = pool.propose_and_test("learner-4", 4, pool.learner_ids, None)
+        assert proposal.failure is not None and proposal.failure.reason is Reason.UNREACHABLE
+        assert tested == {}
+        assert pool._instances[0] != "lost" and pool._instances[1] == "lost"
+        # the restarted actor is rebuilt at its next call, and the next wave is whole
+        proposal, tested = pool.propose_and_test("learner-4", 4, pool.learner_ids, None)
+        assert proposal.ok and all(o.ok for o in tested.values())
+
+
+def test_a_pipelined_pool_keeps_its_own_proposals():
+    from colearning.core.pipeline import PipelinedPool
+    from colearning.core.plans import RoundRobin
+
+    class Inner:
+        learner_ids = ["a", "b"]
+        description = "inner"
+
+        def tags(self, learner_id):
+            from colearning.core.interface import LearnerTags
+
+            return LearnerTags()
+
+        def propose_and_test(self, *args):
+            raise AssertionError("the pipeline's early proposal would be trained again")
+
+    pipelined = PipelinedPool(Inner(), RoundRobin())  # type: ignore[arg-type]
+    assert pipelined.description == "inner"  # the rest is passed through
+    assert not hasattr(pipelined, "propose_and_test")

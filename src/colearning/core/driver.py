@@ -191,9 +191,15 @@ def play_round(
     watch.round_started(plan)
 
     # -- propose and check ------------------------------------------------------------
-    got = pool.propose(plan.proposers, r, timeout)
+    tested: Mapping[str, Outcome[ProposedWeights]] | None = None
+    both = _propose_and_test(pool, plan)
+    if both is not None:  # one wave: the tests start from the proposal as it comes
+        proposal, tested = both(plan.proposers[0], r, plan.testers, timeout)
+        got = {plan.proposers[0]: proposal}
+    else:
+        got = pool.propose(plan.proposers, r, timeout)
     received = [_receive(pid, got[pid], expected) for pid in plan.proposers]
-    t_propose = time.perf_counter() - start
+    t_propose = time.perf_counter() - start if tested is None else got[plan.proposers[0]].seconds
     usable = [x for x in received if x.reason is None]
 
     if not usable:
@@ -252,8 +258,13 @@ def play_round(
 
     # -- validate (in parallel; the id is computed meanwhile) -------------------------
     t0 = time.perf_counter()
-    answers = pool.test(plan.testers, ref, timeout)
-    t_validate = time.perf_counter() - t0
+    answers: Mapping[str, Outcome[ProposedWeights]]
+    if tested is None:
+        answers = pool.test(plan.testers, ref, timeout)
+        t_validate = time.perf_counter() - t0
+    else:  # tested already, in the proposal's wave: the rest of that wave's time
+        answers = tested
+        t_validate = max(0.0, t0 - start - t_propose)
     voters = set(plan.voters)
     proposers = set(plan.proposers)
     votes = tuple(
@@ -306,6 +317,20 @@ def play_round(
 
 
 # -- steps --------------------------------------------------------------------------------
+
+
+def _propose_and_test(pool: LearnerPool, plan: RoundPlan) -> Any:
+    """The pool's ``propose_and_test`` where it has one and the round can use it (one
+    proposal, put to the vote as it is), else ``None``.
+
+    A pool whose calls cost a message each (a Ray pool) plays such a round as one wave:
+    the testers are asked with the proposer, and test the proposal as soon as it exists.
+    Nothing else changes: the proposal is checked as before, once tested (an unusable
+    one is not voted on, whatever its testers answered), and votes are read the same."""
+    if plan.mode != "single" or len(plan.proposers) != 1 or not plan.testers:
+        return None
+    both = getattr(pool, "propose_and_test", None)
+    return both if callable(both) else None
 
 
 def _screen(

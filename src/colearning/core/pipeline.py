@@ -179,8 +179,10 @@ class PipelinedPool:
         self._early.clear()
 
     def __getattr__(self, name: str) -> Any:
-        # what the inner pool offers beyond the protocol (descriptions, addresses, ...)
-        if name == "pool":
+        # what the inner pool offers beyond the protocol (descriptions, addresses, ...),
+        # but not a way round this pool's own proposals (``propose_and_test`` would
+        # train each proposal again, beside the early one)
+        if name in ("pool", "propose_and_test"):
             raise AttributeError(name)
         return getattr(self.pool, name)
 

@@ -181,6 +181,11 @@ class LearnerHost:
         self, kind: str, ids: Sequence[str], arg: Any, timeout: float | None
     ) -> dict[str, Outcome[Any]]:
         pool = self._built()
+        if kind == "test_proposal":  # arg: the answer of this wave's propose call
+            proposal = _proposal_in(arg)
+            if proposal is None:
+                return dict.fromkeys(ids, NO_PROPOSAL)
+            kind, arg = "test", proposal
         calls: dict[str, Callable[[], dict[str, Outcome[Any]]]] = {
             "propose": lambda: pool.propose(ids, int(arg), timeout),
             "test": lambda: pool.test(ids, WeightsRef.of(arg), timeout),
@@ -197,17 +202,34 @@ class LearnerHost:
             self.pool.close()
 
 
+#: What a tester answers when the proposal it was to test never came (the coordinator
+#: ignores it: the round has no proposal).
+NO_PROPOSAL: Outcome[Any] = Outcome.failed(
+    Reason.UNREACHABLE, "the proposal to test never reached it (the proposer's call failed)"
+)
+
+
+def _proposal_in(answer: Any) -> Weights | None:
+    """The weights a propose call's answer (``(instance, version, packed)``) holds, or
+    ``None`` if it refused, failed or answered anything else."""
+    packed = answer[2] if isinstance(answer, tuple) and len(answer) == 3 else None
+    if not packed or packed[0] is None:
+        return None
+    value, reason = packed[0][0], packed[0][1]
+    return value if reason is None and isinstance(value, Weights) else None
+
+
 def _pack(kind: str, outcome: Outcome[Any]) -> Packed:
     if outcome.failure is not None:
         return None, outcome.failure.reason.value, outcome.failure.message, outcome.seconds
     value = outcome.value
-    if kind == "test" and isinstance(value, ProposedWeights):
+    if kind in ("test", "test_proposal") and isinstance(value, ProposedWeights):
         # the coordinator knows the weights it sent: they do not travel back
         scores = (value.vote_score, value.test_score, value.vote, value.error, value.criterion)
         return scores, None, None, outcome.seconds
     elif not _carriable(value):
         what = "mli_propose_weights must return colearning.Weights"
-        if kind == "test":
+        if kind in ("test", "test_proposal"):
             what = "mli_test_weights must return colearning.ProposedWeights"
         return (
             None,

@@ -37,7 +37,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 
@@ -49,10 +49,11 @@ from colearning.core.interface import (
     ProposedWeights,
     Weights,
 )
-from colearning.core.pool import Outcome
+from colearning.core.pool import Outcome, check_timeout
 from colearning.core.protocol import Reason
 from colearning.core.weights_ref import WeightsRef
 from colearning.scale._host import (
+    NO_PROPOSAL,
     GivenLearners,
     LearnerBuilder,
     LearnerHost,
@@ -258,29 +259,60 @@ class RayPool:
     ) -> dict[str, Outcome[Weights]]:
         got = self._wave("propose", learner_ids, int(round_index), timeout)
         for lid, outcome in got.items():
-            value = outcome.value
-            if outcome.ok and isinstance(value, Weights) and not _refused(value):
-                with self._lock:  # counted as the experiment counts proposals made
-                    self._made[lid] = self._made.get(lid, 0) + 1
+            self._count_proposal(lid, outcome)
         return got
 
     def test(
         self, learner_ids: Sequence[str], weights: WeightsRef, timeout: float | None
     ) -> dict[str, Outcome[ProposedWeights]]:
         got = self._wave("test", learner_ids, self._payload(weights), timeout)
-        tested = weights.weights
-        out: dict[str, Outcome[ProposedWeights]] = {}
-        for lid, outcome in got.items():
-            value = outcome.value
-            if isinstance(value, tuple):  # the scores (see _host.Packed)
-                vote_score, test_score, vote, error, criterion = value
-                outcome = Outcome(
-                    ProposedWeights(tested, vote_score, test_score, vote, error, criterion),
-                    None,
-                    outcome.seconds,
-                )
-            out[lid] = outcome
-        return out
+        return _verdicts(got, weights.weights)
+
+    def propose_and_test(
+        self,
+        proposer_id: str,
+        round_index: int,
+        tester_ids: Sequence[str],
+        timeout: float | None,
+    ) -> tuple[Outcome[Weights], dict[str, Outcome[ProposedWeights]]]:
+        """A single-proposer round's two steps as one wave: the proposer's call, and
+        beside it each tester actor's call, which Ray starts with the proposal as soon
+        as it exists (it goes from the proposer's actor to the others through the
+        object store, and to this process). ``(the proposal's outcome, the test
+        outcomes)``, as :meth:`propose` then :meth:`test` would give them, the tests
+        having scored exactly the proposal returned.
+
+        The caller checks the proposal after it has been tested: where it is unusable
+        (a failure, or not the expected weights) the test answers are to be ignored. A
+        call an actor refused (restarted, or behind) is made again as its own wave."""
+        check_timeout(timeout)
+        a = self._actor_of(proposer_id)
+        groups = self._groups(tester_ids)
+        calls = [_Call(a, "propose", [proposer_id], int(round_index))] + [
+            _Call(b, "test_proposal", lids, _PROPOSAL) for b, lids in groups.items()
+        ]
+        answers = self._send(calls, timeout, force_sync=False)
+        if answers[0] is None:  # the proposer's actor refused: nothing ran; step by step
+            proposal = self.propose([proposer_id], round_index, timeout)[proposer_id]
+            weights = _proposal(proposal)
+            if weights is None:
+                return proposal, {}
+            return proposal, self.test(tester_ids, WeightsRef.of(weights), timeout)
+        proposal = answers[0][0]
+        self._count_proposal(proposer_id, proposal)
+        weights = _proposal(proposal)
+        if weights is None:
+            return proposal, {}
+        out: dict[str, Outcome[Any]] = {}
+        again: list[str] = []
+        for call, got in zip(calls[1:], answers[1:], strict=True):
+            if got is None:
+                again.extend(call.lids)
+            else:
+                out.update(zip(call.lids, got, strict=True))
+        if again:
+            out.update(self._wave("test", again, self._payload(WeightsRef.of(weights)), timeout))
+        return proposal, _verdicts({lid: out[lid] for lid in tester_ids}, weights)
 
     def accept(
         self, learner_ids: Sequence[str], weights: WeightsRef, timeout: float | None
@@ -354,6 +386,12 @@ class RayPool:
 
     # -- machinery ----------------------------------------------------------------------------
 
+    def _count_proposal(self, learner_id: str, outcome: Outcome[Any]) -> None:
+        """Count a proposal made, as the experiment counts them (for restores)."""
+        if _proposal(outcome) is not None:
+            with self._lock:
+                self._made[learner_id] = self._made.get(learner_id, 0) + 1
+
     def _actor_of(self, learner_id: str) -> int:
         if not self._actors:
             raise ConfigError("this RayPool is closed; make a new one")
@@ -386,20 +424,24 @@ class RayPool:
         self, kind: str, learner_ids: Sequence[str], arg: Any, timeout: float | None
     ) -> dict[str, Outcome[Any]]:
         """One call per actor holding any of ``learner_ids``; outcomes in the order asked."""
-        if timeout is not None and not timeout > 0:
-            raise ConfigError(f"timeout must be > 0 seconds or None; got {timeout}")
-        groups: dict[int, list[str]] = {}
-        for lid in learner_ids:
-            groups.setdefault(self._actor_of(lid), []).append(lid)
+        check_timeout(timeout)
+        groups = self._groups(learner_ids)
         out: dict[str, Outcome[Any]] = {}
         pending = dict(groups)
         for attempt in range(3):  # a refused call (restarted or behind) is made again
             if not pending:
                 break
-            refused = self._send(kind, pending, arg, timeout, out, force_sync=attempt > 0)
-            pending = {a: groups[a] for a in refused}
-        for a in pending:  # still refused: a restart that keeps failing
-            for lid in groups[a]:
+            calls = [_Call(a, kind, lids, arg) for a, lids in pending.items()]
+            answers = self._send(calls, timeout, force_sync=attempt > 0)
+            refused = {}
+            for call, got in zip(calls, answers, strict=True):
+                if got is None:
+                    refused[call.actor] = call.lids
+                else:
+                    out.update(zip(call.lids, got, strict=True))
+            pending = refused
+        for lids in pending.values():  # still refused: a restart that keeps failing
+            for lid in lids:
                 out[lid] = Outcome.failed(
                     Reason.UNREACHABLE, "its Ray actor could not be brought up to date"
                 )
@@ -407,96 +449,128 @@ class RayPool:
             return {lid: o for lid, o in out.items() if o is not _UP_TO_DATE}
         return {lid: out[lid] for lid in learner_ids}
 
+    def _groups(self, learner_ids: Sequence[str]) -> dict[int, list[str]]:
+        """``learner_ids`` by the actor that holds them, in the order asked."""
+        groups: dict[int, list[str]] = {}
+        for lid in learner_ids:
+            groups.setdefault(self._actor_of(lid), []).append(lid)
+        return groups
+
     def _send(
-        self,
-        kind: str,
-        groups: Mapping[int, list[str]],
-        arg: Any,
-        timeout: float | None,
-        out: dict[str, Outcome[Any]],
-        force_sync: bool,
-    ) -> list[int]:
-        """Send one wave; fill ``out``; return the actors that refused the call."""
+        self, calls: Sequence[_Call], timeout: float | None, force_sync: bool
+    ) -> list[list[Outcome[Any]] | None]:
+        """Send ``calls`` at once, as one wave, and wait for every answer: for each call
+        its outcomes (one per learner, in its order), or ``None`` where the actor
+        refused it (restarted, or behind the shared weights: made again by the caller).
+
+        A call whose ``arg`` is :data:`_PROPOSAL` is given the answer of the first call
+        (a proposal), which Ray hands it when that call is done: such a call can only
+        start after it, so the wait allows for two timeouts. If the first call did not
+        yield a proposal, what its dependants answered or raised is not theirs to
+        answer for (an actor is not marked dead for its proposer's death): their
+        outcomes say only that there was no proposal to test."""
         ray = _ray()
-        calls: dict[Any, int] = {}
-        sent: dict[int, list[tuple[str, int]]] = {}
-        sent_to: dict[int, str] = {}
-        for a, lids in groups.items():
+        refs: list[Any] = []
+        sent: list[list[tuple[str, int]]] = []
+        sent_to: list[str] = []
+        for call in calls:
+            a = call.actor
             with self._lock:
                 version, shared = self._version, self._shared
                 behind = force_sync or self._versions[a] < version
-                sent[a] = restores = list(self._restores[a].items())
-                sent_to[a] = instance = self._instances[a]
+                restores = list(self._restores[a].items())
+                instance = self._instances[a]
+            sent.append(restores)
+            sent_to.append(instance)
             sync = self._payload(shared) if behind and shared is not None else None
-            header = (kind, lids, timeout, instance, version, restores)
-            ref = self._actors[a].call.remote(header, arg, sync)
-            calls[ref] = a
-        wait = None if timeout is None else timeout + GRACE
-        if wait is None:  # no deadline: the get below waits for every answer
-            ready = list(calls)
+            header = (call.kind, call.lids, timeout, instance, version, restores)
+            arg = refs[0] if call.arg is _PROPOSAL else call.arg
+            refs.append(self._actors[a].call.remote(header, arg, sync))
+        chained = any(call.arg is _PROPOSAL for call in calls)
+        if timeout is None:  # no deadline: the get below waits for every answer
+            wait = None
+            ready = list(refs)
         else:
-            ready, _ = ray.wait(list(calls), num_returns=len(calls), timeout=wait)
+            wait = timeout * (2 if chained else 1) + GRACE
+            ready, _ = ray.wait(refs, num_returns=len(refs), timeout=wait)
         done = set(ready)
         try:  # every answer in one get; if any failed, each is fetched alone below
             answers = dict(zip(ready, ray.get(ready), strict=True))
         except Exception:
             answers = {}
-        refused: list[int] = []
-        for ref, a in calls.items():
-            lids = groups[a]
+        results: list[list[Outcome[Any]] | None] = []
+        for i, (call, ref) in enumerate(zip(calls, refs, strict=True)):
+            a, lids = call.actor, call.lids
+            first = results[0] if results else None
+            orphan = call.arg is _PROPOSAL and (first is None or _proposal(first[0]) is None)
+            if orphan:
+                results.append([NO_PROPOSAL] * len(lids))
+                if ref in answers:  # it answered: what it says of its actor still holds
+                    self._note_answer(a, answers[ref], sent[i])
+                elif ref in done:  # its error is its proposer's: fetched, so Ray is quiet
+                    with contextlib.suppress(Exception):
+                        ray.get(ref)
+                continue
             if ref not in done:
-                for lid in lids:
-                    out[lid] = Outcome.failed(
-                        Reason.TIMED_OUT,
-                        f"timed out after {timeout:g} s: its Ray actor did not answer in time",
-                        float(wait or 0.0),
-                    )
+                results.append(
+                    [
+                        Outcome.failed(
+                            Reason.TIMED_OUT,
+                            f"timed out after {timeout:g} s: its Ray actor did not answer in time",
+                            float(wait or 0.0),
+                        )
+                    ]
+                    * len(lids)
+                )
                 continue
             try:
                 answer = answers.get(ref)
                 instance, version, packed = ray.get(ref) if answer is None else answer
             except ray.exceptions.ActorUnavailableError as exc:
-                if sent_to[a] == _LOST:
+                if sent_to[i] == _LOST:
                     # restarting since it died in an earlier call: wait, then call again
                     if self._await_restart(a, timeout):
-                        refused.append(a)
+                        results.append(None)
                         continue
                     reason = f"its Ray actor is restarting: {_short(exc)}"
                 else:  # it died during this very call: the call is lost
                     with self._lock:
                         self._instances[a] = _LOST
                     reason = f"its Ray actor died during the call: {_short(exc)}"
-                for lid in lids:
-                    out[lid] = Outcome.failed(Reason.UNREACHABLE, reason)
+                results.append([Outcome.failed(Reason.UNREACHABLE, reason)] * len(lids))
                 continue
             except ray.exceptions.RayActorError as exc:  # died, or cannot be reached
                 with self._lock:
                     # whatever answers next is a new instance: it is brought up to date
                     self._instances[a] = _LOST
-                for lid in lids:
-                    out[lid] = Outcome.failed(
-                        Reason.UNREACHABLE,
-                        f"its Ray actor died or cannot be reached: {_short(exc)}",
-                    )
+                reason = f"its Ray actor died or cannot be reached: {_short(exc)}"
+                results.append([Outcome.failed(Reason.UNREACHABLE, reason)] * len(lids))
                 continue
             except Exception as exc:  # the call itself failed in the actor
-                for lid in lids:
-                    out[lid] = Outcome.failed(
-                        Reason.RAISED, f"its Ray actor failed the call: {_short(exc)}"
-                    )
+                reason = f"its Ray actor failed the call: {_short(exc)}"
+                results.append([Outcome.failed(Reason.RAISED, reason)] * len(lids))
                 continue
             if packed is None:
                 self._resync(a, instance, version)
-                refused.append(a)
+                results.append(None)
                 continue
-            with self._lock:
-                self._versions[a] = version
-                for lid, made in sent[a]:  # delivered (a newer value may wait its turn)
-                    if self._restores[a].get(lid) == made:
-                        del self._restores[a][lid]
-            for lid, item in zip(lids, packed, strict=True):
-                out[lid] = _UP_TO_DATE if item is None else unpack(item)
-        return refused
+            self._note_answer(a, (instance, version, packed), sent[i])
+            results.append([_UP_TO_DATE if item is None else unpack(item) for item in packed])
+        return results
+
+    def _note_answer(
+        self, a: int, answer: tuple[str, int, Any], restores: Sequence[tuple[str, int]]
+    ) -> None:
+        """Actor ``a`` answered a call (not refusing it): its version, and the progress
+        it was sent is delivered (a newer value may wait its turn)."""
+        _, version, packed = answer
+        if packed is None:
+            return
+        with self._lock:
+            self._versions[a] = version
+            for lid, made in restores:
+                if self._restores[a].get(lid) == made:
+                    del self._restores[a][lid]
 
     def _await_restart(self, a: int, timeout: float | None) -> bool:
         """Wait (up to ``timeout``, or :data:`RESTART_WAIT`) for actor ``a`` to be back
@@ -546,6 +620,46 @@ _UP_TO_DATE: Outcome[Any] = Outcome(None, None, 0.0)
 #: The instance of an actor that died: no instance has it, so the next call is refused
 #: by whatever instance answers, which is then brought up to date.
 _LOST = "lost"
+
+
+class _Call(NamedTuple):
+    """One call of a wave: to actor ``actor``, ``kind`` on ``lids``, with ``arg``."""
+
+    actor: int
+    kind: str
+    lids: list[str]
+    arg: Any
+
+
+#: The ``arg`` of a call that tests the proposal the wave's first call returns.
+_PROPOSAL = object()
+
+
+def _proposal(outcome: Outcome[Any]) -> Weights | None:
+    """The proposal a propose call's outcome holds, if it holds one to test."""
+    value = outcome.value
+    if outcome.ok and isinstance(value, Weights) and not _refused(value):
+        return value
+    return None
+
+
+def _verdicts(
+    got: Mapping[str, Outcome[Any]], tested: Weights
+) -> dict[str, Outcome[ProposedWeights]]:
+    """Test outcomes with their answers as :class:`ProposedWeights` of ``tested`` (the
+    scores travel back as plain tuples: see :data:`._host.Packed`)."""
+    out: dict[str, Outcome[ProposedWeights]] = {}
+    for lid, outcome in got.items():
+        value = outcome.value
+        if isinstance(value, tuple):
+            vote_score, test_score, vote, error, criterion = value
+            outcome = Outcome(
+                ProposedWeights(tested, vote_score, test_score, vote, error, criterion),
+                None,
+                outcome.seconds,
+            )
+        out[lid] = outcome
+    return out
 
 
 def _refused(weights: Weights) -> bool:
