@@ -63,10 +63,35 @@ DEFENCES = ("fedavg", "median", "trimmed-mean", "multi-krum", "fltrust")
 ROOT_ROWS = 100
 #: The backdoor's target class index (the attack's default).
 TARGET = 0
-#: The protocol variants each cell plays: DESIGN.md's vote, and honest voters that
-#: need a minimum improvement (:class:`colearning.attacks.defences.MarginVoter`).
+#: The protocol variants a cell can play: DESIGN.md's vote, honest voters that need a
+#: minimum improvement (:class:`colearning.attacks.defences.MarginVoter`), and honest
+#: voters that also refuse a drop of any class's recall
+#: (:class:`colearning.attacks.defences.PerClassVoter`, opt-in: ``--variants``).
 VOTE_MARGIN = 1e-3
-VARIANTS: Mapping[str, float | None] = {"vote": None, "vote+margin": VOTE_MARGIN}
+PERCLASS_TOLERANCE = 0.25
+PERCLASS_MIN_ROWS = 5
+PERCLASS_MIN_RIGHT = 0
+VARIANTS: tuple[str, ...] = ("vote", "vote+margin", "vote+perclass")
+#: What a cell plays unless told otherwise (the keys of cells that play these are the
+#: keys cells had before ``--variants`` existed).
+DEFAULT_VARIANTS: tuple[str, ...] = ("vote", "vote+margin")
+
+
+def honest_voter(variant: str, learner: Any) -> Any:
+    """An honest learner as it votes under ``variant`` (itself under ``vote``)."""
+    from colearning.attacks.defences import MarginVoter, PerClassVoter
+
+    if variant == "vote":
+        return learner
+    if variant == "vote+margin":
+        return MarginVoter(learner, VOTE_MARGIN)
+    if variant == "vote+perclass":
+        return PerClassVoter(
+            learner, PERCLASS_TOLERANCE, PERCLASS_MIN_ROWS, min_right=PERCLASS_MIN_RIGHT
+        )
+    raise ConfigError(f"variant must be among {', '.join(VARIANTS)}; got {variant!r}")
+
+
 #: The round mode of DESIGN.md's protocol; other modes are ``MODE:COMBINER``.
 SINGLE = "single"
 
@@ -130,6 +155,8 @@ class Cell:
     defence_rounds: int | None = None
     #: The protocol's round mode (:func:`parse_mode`).
     mode: str = SINGLE
+    #: The protocol variants played (``vote`` first; single rounds only play others).
+    variants: tuple[str, ...] = DEFAULT_VARIANTS
 
     @property
     def group(self) -> Group:
@@ -148,7 +175,11 @@ class Cell:
             d = "-vote-only"
         # single cells keep the keys they had before modes existed
         mode = "" if self.mode == SINGLE else "-" + self.mode.replace(":", "-")
-        return f"{self.group.key}-{what}-r{self.rounds}{mode}{t}{d}"
+        # e.g. "-v-vote-margin-perclass" for vote, vote+margin and vote+perclass
+        v = ""
+        if self.variants != DEFAULT_VARIANTS:
+            v = "-v-" + "-".join(x.removeprefix("vote+") for x in self.variants)
+        return f"{self.group.key}-{what}-r{self.rounds}{mode}{t}{d}{v}"
 
 
 def malicious_count(share: float, learners: int) -> int:
@@ -170,6 +201,7 @@ def cells_for(
     defence_seeds: Sequence[int] | None = None,
     defence_shares: Sequence[float] | None = None,
     modes: Sequence[str] = (SINGLE,),
+    variants: Sequence[str] = DEFAULT_VARIANTS,
 ) -> list[Cell]:
     """Every cell of the grid, clean runs first; a share of 0 is one clean cell per
     group and mode, whatever the attacks. The defences run on the seeds of
@@ -191,6 +223,11 @@ def cells_for(
         raise ConfigError("name at least one round mode, such as 'single'")
     for spec in modes:
         parse_mode(spec)
+    for v in variants:
+        if v not in VARIANTS:
+            raise ConfigError(f"variant must be among {', '.join(VARIANTS)}; got {v!r}")
+    # the vote is always played: it is the benchmark's reference
+    chosen_variants = tuple(dict.fromkeys(["vote", *variants]))
     cells = []
     for task in tasks:
         r = rounds if rounds is not None else int(get_task(task).defaults.get("rounds", 20))
@@ -214,6 +251,7 @@ def cells_for(
                             threshold=threshold,
                             defences=tuple(defences) if chosen else (),
                             defence_rounds=defence_rounds,
+                            variants=chosen_variants,
                         )
 
                     cells.append(Cell(**base, share=0.0, attack=None, **extra(0.0, None)))  # type: ignore[arg-type]
@@ -293,15 +331,12 @@ def run_cell(cell: Cell, partition_file: str | os.PathLike[str]) -> dict[str, An
     mode, combiner = parse_mode(cell.mode)
     sizes = dict(zip(ids, (float(p["train_rows"]) for p in spec.parts), strict=True))
     out: dict[str, Any] = {"cell": {**asdict(cell), "malicious": m}}
-    # the margin variant is single rounds' alone: other modes play the vote as it is
-    variants = VARIANTS if mode == SINGLE else {"vote": None}
-    for variant, margin in variants.items():
+    # the stricter voters are single rounds' alone: other modes play the vote as it is
+    variants = cell.variants if mode == SINGLE else ("vote",)
+    for variant in variants:
         t0 = time.perf_counter()
         members = learners(True)
-        if margin is not None:
-            from colearning.attacks.defences import MarginVoter
-
-            members = [MarginVoter(x, margin) for x in members[: n - m]] + members[n - m :]
+        members = [honest_voter(variant, x) for x in members[: n - m]] + members[n - m :]
         with Experiment(
             members,
             vote_threshold=cell.threshold,
@@ -312,7 +347,7 @@ def run_cell(cell: Cell, partition_file: str | os.PathLike[str]) -> dict[str, An
         ) as experiment:
             result = experiment.run(cell.rounds)
         final, backdoor = judges.score(result.final_weights)
-        out["protocol" if margin is None else variant] = {
+        out["protocol" if variant == "vote" else variant] = {
             "final": final,
             "backdoor": backdoor,
             **proposal_counts(result.rounds, bad, changes),
@@ -426,7 +461,13 @@ def _root_learner(spec: Any) -> Any:
 
 def _job(args: tuple[dict[str, Any], str, str]) -> dict[str, Any]:
     cell_dict, partition_file, path = args
-    cell = Cell(**{**cell_dict, "defences": tuple(cell_dict["defences"])})
+    cell = Cell(
+        **{
+            **cell_dict,
+            "defences": tuple(cell_dict["defences"]),
+            "variants": tuple(cell_dict.get("variants", DEFAULT_VARIANTS)),
+        }
+    )
     text = json.dumps(run_cell(cell, partition_file))
     Path(path).write_text(text)
     return dict(json.loads(text))  # as a resumed grid reads it back
@@ -497,4 +538,5 @@ def run_grid(
 def result_key(result: Mapping[str, Any]) -> str:
     c = dict(result["cell"])
     c.pop("malicious", None)
-    return Cell(**{**c, "defences": tuple(c["defences"])}).key
+    variants = tuple(c.pop("variants", DEFAULT_VARIANTS))
+    return Cell(**{**c, "defences": tuple(c["defences"]), "variants": variants}).key

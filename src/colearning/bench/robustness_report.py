@@ -94,7 +94,7 @@ def summarize(results: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     for key, rs in sorted(groups.items(), key=lambda kv: (*kv[0][:7], _order(kv[0][7]))):
         task, n, partition, rounds, threshold, mode, share, attack = key
         row_variants = {}
-        for variant, field in (("vote", "protocol"), ("vote+margin", "vote+margin")):
+        for variant, field in _fields(rs):
             if not all(field in r for r in rs):
                 continue
             drops = []
@@ -143,6 +143,14 @@ def summarize(results: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
+def _fields(results: Sequence[Mapping[str, Any]]) -> list[tuple[str, str]]:
+    """``(variant, raw field)`` of every protocol variant in ``results``: the vote
+    (``protocol``) first, then the stricter voters in the benchmark's order."""
+    from colearning.bench.robustness import VARIANTS
+
+    return [("vote", "protocol")] + [(v, v) for v in VARIANTS[1:] if any(v in r for r in results)]
+
+
 def _order(attack: str) -> int:
     from colearning.bench.robustness import ATTACK_SPECS
 
@@ -164,19 +172,25 @@ def meets_goal(row: Mapping[str, Any]) -> bool:
 
 
 def table(rows: Sequence[Mapping[str, Any]]) -> str:
-    """The Markdown table: the vote's figures, then each defence's accuracy (and
-    backdoor success on backdoor rows)."""
+    """The Markdown table: the vote's figures, each stricter voter's (``vote+margin``
+    always, as before; ``vote+perclass`` where played), then each defence's accuracy
+    (and backdoor success on backdoor rows)."""
     names: list[str] = []
     for r in rows:
         names += [d for d in r["defences"] if d not in names]
+    strict = ["vote+margin"] + [
+        v for v in ("vote+perclass",) if any(v in r["variants"] for r in rows)
+    ]
     head = (
         "| task | n | partition | mode | malicious | attack | seeds | vote accuracy "
         "| vs clean (pts) "
-        "| backdoor | malicious accepted | honest rejected | goal "
-        "| vote+margin: accuracy, vs clean, malicious accepted, honest rejected, goal |"
+        "| backdoor | malicious accepted | honest rejected | goal |"
+        + "".join(
+            f" {v}: accuracy, vs clean, malicious accepted, honest rejected, goal |" for v in strict
+        )
         + "".join(f" {d} |" for d in names)
     )
-    lines = [head, "|" + "---|" * (14 + len(names))]
+    lines = [head, "|" + "---|" * (13 + len(strict) + len(names))]
     for r in rows:
         drop = "-" if r["drop_points"] is None else f"{0.0 - r['drop_points']:+.1f}"
         mal = (
@@ -200,7 +214,9 @@ def table(rows: Sequence[Mapping[str, Any]]) -> str:
             f"| {r['task']} | {r['learners']} | {r['partition']} | {r['mode']} | "
             f"{100 * r['share']:.0f}% ({r['malicious']}) | {r['attack']} | {len(r['seeds'])} | "
             f"{r['final']:.3f} ± {r['final_sd']:.3f} | {drop} | {100 * r['backdoor']:.1f}% | "
-            f"{mal} | {hon} | {goal} | {_margin_cell(r)} |" + "".join(f" {c} |" for c in cells)
+            f"{mal} | {hon} | {goal} |"
+            + "".join(f" {_variant_cell(r, v)} |" for v in strict)
+            + "".join(f" {c} |" for c in cells)
         )
     return "\n".join(lines) + "\n"
 
@@ -244,8 +260,8 @@ def mode_table(rows: Sequence[Mapping[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _margin_cell(row: Mapping[str, Any]) -> str:
-    v = row["variants"].get("vote+margin")
+def _variant_cell(row: Mapping[str, Any], variant: str) -> str:
+    v = row["variants"].get(variant)
     if v is None:
         return "-"
     drop = "-" if v["drop_points"] is None else f"{0.0 - v['drop_points']:+.1f}"
@@ -282,7 +298,10 @@ def plot(rows: Sequence[Mapping[str, Any]], path: Path) -> Path | None:
     for ax, attack in zip(axes.flat, attacks, strict=False):
         these = clean + [r for r in rows if r["attack"] == attack]
         shares = sorted({r["share"] for r in these})
-        for label in ["vote", "vote+margin", *(f"vote {m}" for m in modes), *names]:
+        strict = [
+            v for v in ("vote+margin", "vote+perclass") if any(v in r["variants"] for r in rows)
+        ]
+        for label in ["vote", *strict, *(f"vote {m}" for m in modes), *names]:
             ys = []
             for s in shares:
                 at = [r for r in these if r["share"] == s]
@@ -294,6 +313,8 @@ def plot(rows: Sequence[Mapping[str, Any]], path: Path) -> Path | None:
                 style = {"linewidth": 2.5, "color": "black"}
             elif label == "vote+margin":
                 style = {"linewidth": 2.0, "color": "black", "linestyle": "--"}
+            elif label == "vote+perclass":
+                style = {"linewidth": 2.0, "color": "black", "linestyle": ":"}
             ax.plot([100 * s for s in shares], ys, marker="o", label=label, **style)
         ax.set_title(attack)
         ax.set_xlabel("malicious learners (%)")

@@ -116,7 +116,7 @@ QUICK = {
 
 
 def add_robustness_parser(kinds: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    from colearning.bench.robustness import ATTACK_SPECS, DEFENCES
+    from colearning.bench.robustness import ATTACK_SPECS, DEFAULT_VARIANTS, DEFENCES, VARIANTS
 
     r = kinds.add_parser(
         "robustness",
@@ -163,6 +163,15 @@ def add_robustness_parser(kinds: argparse._SubParsersAction) -> None:  # type: i
         help="round modes the protocol plays: single (DESIGN.md's), or aggregate or "
         "screened with a combiner, as colearn run --mode --combiner plays them, e.g. "
         "aggregate:median screened:trimmed-mean:0.2 (default single)",
+    )
+    r.add_argument(
+        "--variants",
+        nargs="+",
+        default=list(DEFAULT_VARIANTS),
+        choices=list(VARIANTS),
+        help="how the honest learners vote in single rounds: vote (DESIGN.md's, always "
+        "played), vote+margin (MarginVoter), vote+perclass (PerClassVoter: no class's "
+        "recall may drop by more than a tolerance); default: vote vote+margin",
     )
     r.add_argument("--jobs", type=int, default=1, help="cells played at once (processes)")
     r.add_argument("--quick", action="store_true", help="the CI size: " + str(QUICK))
@@ -219,6 +228,7 @@ def cmd_robustness(args: argparse.Namespace) -> int:
             args.defence_seeds,
             args.defence_shares,
             args.modes,
+            args.variants,
         )
         out.mkdir(parents=True, exist_ok=True)
         run_grid(cells, out, jobs=args.jobs, log=lambda line: print(line, flush=True))

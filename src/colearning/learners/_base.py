@@ -276,6 +276,38 @@ class LearnerBase(MachineLearningInterface):
         finally:
             self._set_train_split(*before)
 
+    # -- per-class predictions (colearning.attacks.defences.PerClassVoter) -----------------
+
+    def _vote_predictions(self, weights: Weights) -> tuple[Array, Array] | None:
+        """``(true, predicted)`` class labels of every vote row under ``weights``
+        (checked), or ``None`` where this learner cannot say (a regressor, a learner
+        without the hook). Classifiers that can override this."""
+        return None
+
+    def vote_predictions(self, weights: Weights) -> tuple[Array, Array]:
+        """The vote split's true class labels and the labels ``weights`` predict for
+        it, row by row: what a per-class vote check counts. The current weights are
+        unchanged.
+
+        Raises
+        ------
+        WeightsError
+            If the weights do not fit this model or hold NaN/Inf.
+        LearnerError
+            If this learner gives no per-class predictions (a regressor, or a learner
+            without ``_vote_predictions``).
+        """
+        check_weights(weights, self._spec)
+        got = self._vote_predictions(weights)
+        if got is None:
+            raise LearnerError(
+                f"{type(self).__name__} gives no per-class predictions on its vote set "
+                "(a regressor, or a learner without _vote_predictions, learners/_base.py); "
+                "a per-class vote check needs a classifier that implements it"
+            )
+        true, predicted = (np.asarray(a) for a in got)
+        return true, predicted
+
     # -- randomness ---------------------------------------------------------------------
 
     @property
@@ -517,6 +549,13 @@ class EncodedModelLearner(LearnerBase, Generic[Model]):
 
     def _install(self, weights: Weights) -> None:
         self._model = self._decode(weights)
+
+    def _vote_predictions(self, weights: Weights) -> tuple[Array, Array] | None:
+        if self.classes is None:
+            return None
+        raw = self._predict_raw(self._decode(weights), self._X_vote)
+        index = (raw > 0.5).astype(np.int64) if raw.ndim == 1 else np.argmax(raw, axis=1)
+        return self.classes[self._y_vote], self.classes[index]
 
     def _get_train_split(self) -> tuple[Array, Array]:
         return self._X_train, self._y_train

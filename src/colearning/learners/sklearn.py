@@ -367,6 +367,13 @@ class SKLearnLearner(LearnerBase):
             self._test_metric(y_test, test_out[n:], self.classes),
         )
 
+    def _vote_predictions(self, weights: Weights) -> tuple[Array, Array] | None:
+        if self.classes is None:
+            return None
+        X_vote, y_vote = self._vote
+        self._put(self._eval, weights, writable=False)
+        return np.asarray(y_vote), np.asarray(self._eval.predict(X_vote))
+
     # -- the interface ------------------------------------------------------------------
 
     def mli_propose_weights(self) -> Weights:

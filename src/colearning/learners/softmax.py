@@ -183,6 +183,12 @@ class SoftmaxLearner(LearnerBase):
     def _install(self, weights: Weights) -> None:
         pass  # the current weights live in self._current alone
 
+    def _vote_predictions(self, weights: Weights) -> tuple[Array, Array] | None:
+        arrays = weights.arrays
+        n = self._n_vote
+        predicted = np.argmax(self._X_scored[:n] @ arrays["W"] + arrays["b"], axis=1)
+        return self.classes[self._y_scored[:n]], self.classes[predicted]
+
     def mli_propose_weights(self) -> Weights:
         """``epochs`` passes of minibatch gradient descent from the current weights;
         deterministic in (weights, data, seed, round index)."""
