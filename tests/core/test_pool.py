@@ -349,3 +349,18 @@ def test_defers_adoption_is_answered_per_pool_class():
     assert defers_adoption(Adopts()) and defers_adoption(Adopts())
     assert not defers_adoption(AcceptsOnly())
     assert not defers_adoption(object())
+
+
+def test_an_outcome_made_on_the_hot_path_is_the_outcome_its_class_makes():
+    import dataclasses
+
+    from colearning.core.pool import Outcome, made_outcome
+    from colearning.core.protocol import Failure
+
+    for args in [(3, None, 0.5), (None, Failure(Reason.RAISED, "boom"), 0.25)]:
+        fast, slow = made_outcome(*args), Outcome(*args)
+        assert fast == slow and repr(fast) == repr(slow)
+        assert (fast.ok, fast.error) == (slow.ok, slow.error)
+        assert list(vars(fast)) == [f.name for f in dataclasses.fields(Outcome)]
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            fast.value = 4  # type: ignore[misc]

@@ -121,3 +121,18 @@ def test_weights_ref_checks_bytes_against_their_id():
     assert WeightsRef.from_blob(blob, ref.weights_id).weights == ref.weights
     with pytest.raises(ValueError, match="damaged or substituted"):
         WeightsRef.from_blob(blob[:-1] + b"\x01", ref.weights_id)
+
+
+def test_a_vote_made_on_the_hot_path_is_the_vote_its_class_makes():
+    import dataclasses
+
+    from colearning.core.protocol import made_vote
+
+    args = ("learner-3", Ballot.REJECT, 0.25, 0.5, Reason.PROPOSER, "note", 0.125)
+    fast, slow = made_vote(*args), Vote(*args)
+    assert fast == slow and hash(fast) == hash(slow) and repr(fast) == repr(slow)
+    # every field set, none more: a field added to Vote must be added there too
+    assert list(vars(fast)) == [f.name for f in dataclasses.fields(Vote)]
+    assert fast.to_dict() == slow.to_dict()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        fast.ballot = Ballot.APPROVE  # type: ignore[misc]

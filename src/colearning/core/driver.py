@@ -55,7 +55,15 @@ from colearning.core.interface import (
 from colearning.core.observers import RoundObserver
 from colearning.core.plans import RoundPlan, RoundRobin
 from colearning.core.pool import LearnerPool, LocalPool, Outcome, adopt, catch_up
-from colearning.core.protocol import Ballot, Candidate, Decision, Proposal, Reason, Vote
+from colearning.core.protocol import (
+    Ballot,
+    Candidate,
+    Decision,
+    Proposal,
+    Reason,
+    Vote,
+    made_vote,
+)
 from colearning.core.records import PhaseTimings, RoundRecord, RoundStatus
 from colearning.core.weights_ref import ENCODE_HERE_BYTES, WeightsRef
 
@@ -501,7 +509,7 @@ def _vote(
                 else:
                     ballot = Ballot.ABSTAIN
                     reason = Reason.PROPOSER if is_proposer else Reason.NOT_ASKED
-                return Vote(
+                return made_vote(
                     learner_id,
                     ballot,
                     vote_score,

@@ -49,7 +49,7 @@ from colearning.core.interface import (
     ProposedWeights,
     Weights,
 )
-from colearning.core.pool import Outcome, check_timeout
+from colearning.core.pool import Outcome, check_timeout, made_outcome
 from colearning.core.protocol import Reason
 from colearning.core.weights_ref import WeightsRef
 from colearning.scale._host import (
@@ -653,7 +653,7 @@ def _verdicts(
         value = outcome.value
         if isinstance(value, tuple):
             vote_score, test_score, vote, error, criterion = value
-            outcome = Outcome(
+            outcome = made_outcome(
                 ProposedWeights(tested, vote_score, test_score, vote, error, criterion),
                 None,
                 outcome.seconds,
