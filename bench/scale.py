@@ -4,6 +4,7 @@ the committee sizes.
     .venv/bin/python bench/scale.py                   # everything (a few minutes)
     .venv/bin/python bench/scale.py --skip-ray        # in process only
     .venv/bin/python bench/scale.py --table           # the committee-size table only
+    .venv/bin/python bench/scale.py --repeat 5        # five runs, each and their median
 
 The model is ``synthetic-softmax`` (SoftmaxLearner, NumPy alone; 40 rows a learner,
 20 features, 10 classes). For each pool, learner count and committee it prints the
@@ -51,6 +52,9 @@ from colearning.testing import InstantLearner
 
 ROWS_PER_LEARNER = 40
 MALICIOUS, RISK = 0.2, 1e-6
+#: Rounds measured with a committee (a few milliseconds each): enough that the median
+#: of one run moves little with a preemption or a garbage collection here and there.
+COMMITTEE_ROUNDS = 200
 
 
 def setup_for(n: int) -> Setup:
@@ -232,7 +236,7 @@ def bench(
     return row
 
 
-def overhead(skip_ray: bool, sizes: Sequence[int]) -> None:
+def overhead(skip_ray: bool, sizes: Sequence[int]) -> dict[tuple[str, int, str], dict[str, float]]:
     print(
         "round time per pool, learners and committee (K: voters; all: everyone votes)\n"
         "pool     learners     K  median ms   p90 ms  compute ms  overhead ms  zero-work ms"
@@ -250,7 +254,7 @@ def overhead(skip_ray: bool, sizes: Sequence[int]) -> None:
         print(f"-- {n:,} learners built in process in {built:.2f} s; committee {k} --", flush=True)
         cases: list[int | None] = [k, None]
         for committee in cases:
-            rounds = 30 if committee is not None else (10 if n <= 1000 else 3)
+            rounds = COMMITTEE_ROUNDS if committee is not None else (10 if n <= 1000 else 3)
             compute: list[float] = []
             # new learners for every case, so that in process and on Ray play the same
             timed = [Timed(setup.make_learner(part, i)) for i, part in enumerate(setup.parts)]
@@ -286,7 +290,7 @@ def overhead(skip_ray: bool, sizes: Sequence[int]) -> None:
                 wave = empty_wave(pool)
                 print(
                     f"   (one wave of empty calls to the {pool.actors} actors: "
-                    f"{1e3 * wave:.2f} ms median; a round is two waves)",
+                    f"{1e3 * wave:.2f} ms median; a single-proposer round is one wave)",
                     flush=True,
                 )
             results[("ray", n, str(committee))] = bench(
@@ -309,6 +313,27 @@ def overhead(skip_ray: bool, sizes: Sequence[int]) -> None:
         import ray
 
         ray.shutdown(wait_for_processes=True)
+    return results
+
+
+def across_runs(runs: list[dict[tuple[str, int, str], dict[str, float]]]) -> None:
+    """The committee rows' overhead and zero-work round in every run, and their medians
+    over the runs (one run's figures move with the machine: compare many)."""
+    print(f"\nover {len(runs)} runs (committee rounds; ms):")
+    print("pool     learners     K  overhead: median (each run)  |  zero-work: median (each run)")
+    for key in runs[0]:
+        pool, n, committee = key
+        if committee == "None":
+            continue
+        over = [run[key]["overhead_ms"] for run in runs]
+        zero = [run[key]["zero_work_ms"] for run in runs]
+        each = " ".join(f"{x:.2f}" for x in over)
+        each_zero = " ".join(f"{x:.2f}" for x in zero)
+        label = "process" if pool == "local" else pool
+        print(
+            f"{label:<9}{n:>8,}{committee:>6}  {statistics.median(over):.2f} ({each})  |  "
+            f"{statistics.median(zero):.2f} ({each_zero})"
+        )
 
 
 def memory() -> None:
@@ -361,6 +386,13 @@ def main() -> None:
     parser.add_argument("--table", action="store_true", help="the committee table only")
     parser.add_argument("--memory", action="store_true", help="peak memory only (own process)")
     parser.add_argument("--learners", type=int, nargs="+", default=[100, 1_000, 10_000])
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        metavar="N",
+        help="play the overhead part N times and print each run's figures and their median",
+    )
     args = parser.parse_args()
     if args.memory:
         memory()
@@ -379,7 +411,13 @@ def main() -> None:
         f"({got['after_imports_kib'] / 1024:.0f} MiB after imports; built in "
         f"{got['build_s']:.1f} s)\n"
     )
-    overhead(args.skip_ray, args.learners)
+    runs = []
+    for i in range(max(1, args.repeat)):
+        if args.repeat > 1:
+            print(f"== run {i + 1} of {args.repeat} ==", flush=True)
+        runs.append(overhead(args.skip_ray, args.learners))
+    if len(runs) > 1:
+        across_runs(runs)
 
 
 if __name__ == "__main__":
