@@ -12,6 +12,7 @@ from colearning.learners.metrics import (
     CLASSIFICATION,
     METRICS,
     REGRESSION,
+    calibrated_log_loss,
     direction_of,
     framework_metric,
     resolve_metric,
@@ -25,6 +26,7 @@ VOCABULARY = [
     ("roc_auc", True, "scores", "classification"),
     ("log_loss", False, "probabilities", "classification"),
     ("neg_log_loss", True, "probabilities", "classification"),
+    ("calibrated_log_loss", False, "probabilities", "classification"),
     ("rmse", False, "predictions", "regression"),
     ("mae", False, "predictions", "regression"),
     ("r2", True, "predictions", "regression"),
@@ -199,3 +201,88 @@ def test_framework_metrics_keep_the_vocabulary_direction():
         "framework",
     )
     assert direction_of("sparse_top_3") is None
+
+
+# -- calibrated_log_loss ------------------------------------------------------------------
+
+
+def _softmax(z):
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+@pytest.fixture(scope="module")
+def overconfident():
+    """Logits three times as sharp as the labels they were drawn from (the best
+    temperature is near 3), and the labels."""
+    rng = np.random.default_rng(1)
+    z = rng.normal(size=(300, 5)) * 1.5
+    y = np.array([rng.choice(5, p=p) for p in _softmax(z)])
+    return 3.0 * z, y
+
+
+def test_calibrated_log_loss_is_the_minimum_over_a_grid_of_temperatures(overconfident):
+    z, y = overconfident
+    proba = _softmax(z)
+    # a grid of 3,001 temperatures (steps of 0.001 in log T), then one 1,000 times finer
+    # around the grid's best
+    grid = np.exp(np.linspace(0.0, np.log(20.0), 3001))
+    coarse = [skm.log_loss(y, _softmax(z / t), labels=np.arange(5)) for t in grid]
+    best = grid[int(np.argmin(coarse))]
+    fine = np.exp(np.linspace(np.log(best) - 1e-3, np.log(best) + 1e-3, 2001))
+    brute = [skm.log_loss(y, _softmax(z / t), labels=np.arange(5)) for t in fine]
+    loss, t = calibrated_log_loss(y, proba, np.arange(5))
+    assert loss == pytest.approx(min(brute), abs=1e-12)
+    assert loss <= min(brute) + 1e-14  # the search finds the minimum, the grid near it
+    assert t == pytest.approx(fine[int(np.argmin(brute))], rel=1e-5)
+    assert 2.0 < t < 4.0
+    assert METRICS["calibrated_log_loss"](y, proba, np.arange(5)) == loss
+    assert loss < METRICS["log_loss"](y, proba, np.arange(5))
+
+
+@pytest.mark.parametrize("scale", [0.6, 1.7, 2.5])
+def test_rescaled_logits_score_the_same(scale):
+    rng = np.random.default_rng(3)
+    z = rng.normal(size=(300, 5)) * 0.8
+    y = np.array([rng.choice(5, p=p) for p in _softmax(z)])
+    z = 2.5 * z  # over-confident: the best temperature is near 2.5
+    # within the bracket, and no probability clipped (logits at most 34.5 apart)
+    assert np.ptp(scale * z, axis=1).max() < 34.0
+    base, t = calibrated_log_loss(y, _softmax(z))
+    scaled, t_scaled = calibrated_log_loss(y, _softmax(scale * z))
+    assert 1.0 < scale * t < 20.0
+    assert scaled == pytest.approx(base, abs=1e-12)
+    assert t_scaled == pytest.approx(scale * t, rel=1e-6)
+    # within the tie rule's tolerance: such a proposal is not an approval
+    from colearning.learners._base import better
+
+    assert not better(scaled, base, higher_is_better=False)
+    assert not better(base, scaled, higher_is_better=False)
+
+
+def test_calibration_never_sharpens_so_it_is_at_most_the_log_loss():
+    # An under-confident model (best T below 1): T stays 1, the plain log loss, exactly.
+    rng = np.random.default_rng(2)
+    z = rng.normal(size=(100, 4))
+    y = np.argmax(z, axis=1)  # the logits are right on every row, with little confidence
+    proba = _softmax(z)
+    loss, t = calibrated_log_loss(y, proba, np.arange(4))
+    assert t == 1.0
+    assert loss == pytest.approx(METRICS["log_loss"](y, proba, np.arange(4)), rel=1e-12)
+
+
+def test_calibrated_log_loss_is_deterministic_and_takes_float32_and_binary(overconfident):
+    z, y = overconfident
+    proba = _softmax(z)
+    first = calibrated_log_loss(y, proba)
+    assert all(calibrated_log_loss(y, proba.copy()) == first for _ in range(5))
+    # float32 probabilities score as their float64 values (clipped at 1e-15, not at
+    # float32's epsilon: the small probabilities of a confident model carry its logits)
+    as32 = proba.astype(np.float32)
+    assert calibrated_log_loss(y, as32) == calibrated_log_loss(y, as32.astype(np.float64))
+    assert calibrated_log_loss(y, as32)[0] == pytest.approx(first[0], rel=1e-6)
+    # two classes: a 1-D array of P(second class) scores as the two columns do
+    yb = (y > 1).astype(np.int64)
+    p1 = 1.0 / (1.0 + np.exp(-z[:, 0]))
+    two = np.column_stack([1.0 - p1, p1])
+    assert calibrated_log_loss(yb, p1, np.arange(2)) == calibrated_log_loss(yb, two, np.arange(2))

@@ -263,6 +263,37 @@ def test_neg_log_loss_is_the_negated_loss(digits, digits_parts):
     assert loss.mli_test_weights(better).vote is neg.mli_test_weights(better).vote is True
 
 
+def test_calibrated_log_loss_scores_a_sharper_copy_the_same(digits, digits_parts):
+    """Scaling an MLP's output layer scales its logits: the plain log loss of such a
+    copy differs, the calibrated one is the same up to the float32 rounding of the
+    MLP's probabilities (the float64 case, a tie, is in test_metrics.py)."""
+    data = digits_parts[0]
+    plain = digits_learner(digits, data, mlp(), vote_metric="log_loss")
+    calibrated = digits_learner(digits, data, mlp(), vote_metric="calibrated_log_loss")
+    start = trained(plain, rounds=8)
+    last = max(int(k.split(".")[1]) for k in start.arrays if k.startswith("coefs_"))
+
+    def scaled(factor):
+        return Weights(
+            {
+                k: a * factor if k in (f"coefs_.{last}", f"intercepts_.{last}") else a
+                for k, a in start.arrays.items()
+            }
+        )
+
+    # over-confident (twice the trained logits), then half as much again
+    current, sharper = scaled(2.0), scaled(3.0)
+    plain.mli_accept_weights(current)
+    calibrated.mli_accept_weights(current)
+    assert plain.mli_test_weights(sharper).vote_score != pytest.approx(
+        plain.current_vote_score(), rel=1e-3
+    )
+    verdict = calibrated.mli_test_weights(sharper)
+    assert verdict.vote_score == pytest.approx(calibrated.current_vote_score(), rel=1e-6)
+    with pytest.raises(ConfigError, match="got 'calibrated'"):
+        digits_learner(digits, data, mlp(), vote_metric="calibrated")
+
+
 def test_a_callable_metric_needs_its_direction(digits, digits_parts):
     def error_rate(y, pred):
         return float(np.mean(y != pred))

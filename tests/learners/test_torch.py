@@ -371,3 +371,28 @@ def test_experiment_of_torch_learners_improves_and_ends_in_agreement():
     assert judge.mli_test_weights(result.final_weights).test_score > (
         judge.mli_test_weights(initial).test_score + 0.1
     )
+
+
+def test_calibrated_log_loss_votes_on_the_softmax_and_ignores_a_rescaling():
+    from colearning.learners.metrics import calibrated_log_loss
+
+    learner = make(vote_metric="calibrated_log_loss")
+    for r in range(3):
+        learner.mli_set_round(r)
+        learner.mli_accept_weights(learner.mli_propose_weights())
+    start = learner.mli_get_current_weights()
+    last = [k for k in start.arrays if k.startswith("5.")]  # the final Linear layer
+
+    def scaled(factor: float) -> Weights:
+        return Weights({k: a * factor if k in last else a for k, a in start.arrays.items()})
+
+    X, y = tiny_data().vote
+    current = scaled(4.0)  # over-confident: the fitted temperature is above 1
+    learner.mli_accept_weights(current)
+    with torch.no_grad():
+        logits = learner.model.eval()(torch.from_numpy(X)).double()
+    loss, t = calibrated_log_loss(y, torch.softmax(logits, 1).numpy())
+    assert t > 1.0
+    assert learner.current_vote_score() == pytest.approx(loss, rel=1e-9)
+    verdict = learner.mli_test_weights(scaled(6.0))
+    assert verdict.vote_score == pytest.approx(loss, rel=1e-6)

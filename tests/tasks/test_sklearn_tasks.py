@@ -102,6 +102,23 @@ def test_vote_metric_accuracy_is_taken_and_a_typo_is_refused(digits_task):
         task.make_learner(data, BuildContext(0, 0, dataset, params={"vote_metric": "rmse"}))
 
 
+def test_vote_metric_calibrated_log_loss_is_taken_and_a_misspelling_named(digits_task):
+    task, dataset = digits_task
+    data = partition_dataset(dataset, 3, "iid", seed=0)[0]
+    context = BuildContext(0, 0, dataset, params={"vote_metric": "calibrated_log_loss"})
+    learner = task.make_learner(data, context)
+    assert learner.vote_metric == "calibrated_log_loss" and not learner.higher_is_better
+    plain = task.make_learner(data, BuildContext(0, 0, dataset))
+    # the same model: the calibrated loss is the plain one at best
+    assert 0 < learner.current_vote_score() <= plain.current_vote_score()
+    learner.mli_set_round(0)
+    assert learner.mli_test_weights(learner.mli_propose_weights()).vote is True
+    with pytest.raises(ConfigError, match="calibrated_log_loss; got 'calibrated_logloss'"):
+        task.make_learner(
+            data, BuildContext(0, 0, dataset, params={"vote_metric": "calibrated_logloss"})
+        )
+
+
 def test_learner_seeds_follow_seed_and_index(digits_task):
     task, dataset = digits_task
     ctx = [BuildContext(s, i, dataset) for s, i in [(0, 0), (0, 0), (0, 1), (1, 0), (0, -1)]]

@@ -3,26 +3,36 @@
 Each metric has a name, a direction (whether a higher score is better) and the model
 output it needs:
 
-=====================  =========  ==============  ==============
-name                   better     output          task
-=====================  =========  ==============  ==============
-``accuracy``           higher     predictions     classification
-``balanced_accuracy``  higher     predictions     classification
-``f1_macro``           higher     predictions     classification
-``roc_auc``            higher     scores          classification
-``log_loss``           lower      probabilities   classification
-``neg_log_loss``       higher     probabilities   classification
-``rmse``               lower      predictions     regression
-``mae``                lower      predictions     regression
-``r2``                 higher     predictions     regression
-``loss``               lower      framework       any
-=====================  =========  ==============  ==============
+=======================  ======  =============  ==============
+name                     better  output         task
+=======================  ======  =============  ==============
+``accuracy``             higher  predictions    classification
+``balanced_accuracy``    higher  predictions    classification
+``f1_macro``             higher  predictions    classification
+``roc_auc``              higher  scores         classification
+``log_loss``             lower   probabilities  classification
+``neg_log_loss``         higher  probabilities  classification
+``calibrated_log_loss``  lower   probabilities  classification
+``rmse``                 lower   predictions    regression
+``mae``                  lower   predictions    regression
+``r2``                   higher  predictions    regression
+``loss``                 lower   framework      any
+=======================  ======  =============  ==============
 
 ``predictions`` are class labels (or values, for regression), ``probabilities`` one
 column per class in ``classes`` order (or, for two classes, a 1-D array holding the
 probability of the second), ``scores`` probabilities or decision-function values.
 ``loss`` is the framework's own training loss (output ``framework``: only the framework
 computes it, in the PyTorch and Keras learners); it has no function here.
+
+``calibrated_log_loss`` is the log loss after one temperature ``T >= 1`` is fitted to the
+rows scored: probabilities ``p`` become ``p**(1/T)``, renormalised (the logits divided by
+``T``), with the ``T`` that gives the lowest log loss, found by a golden-section search
+over ``log T`` in ``[0, log 20]`` with a fixed number of steps
+(:func:`calibrated_log_loss`). Over-confidence then costs a model nothing: a model whose
+logits are only scaled up scores as before (while the fitted ``T`` stays in the
+bracket). ``T`` is never below 1, so a model right on every row is not paid for
+sharpening without bound (vote sets of a few rows would tie at a loss of 0).
 
 The metrics are written in NumPy, not with ``sklearn.metrics``: scikit-learn warns
 (balanced accuracy, for a class predicted but absent from a vote set, which is routine
@@ -62,6 +72,7 @@ __all__ = [
     "MetricFn",
     "Output",
     "Task",
+    "calibrated_log_loss",
     "direction_of",
     "framework_metric",
     "resolve_metric",
@@ -123,6 +134,72 @@ def _log_loss(y: Array, proba: Array, classes: Array | None) -> float:
 
 def _neg_log_loss(y: Array, proba: Array, classes: Array | None) -> float:
     return -_log_loss(y, proba, classes)
+
+
+#: The temperatures ``calibrated_log_loss`` searches: ``log T`` in this bracket, by this
+#: many golden-section steps (the bracket shrinks to 3.0 * 0.618**48, about 3e-10, in
+#: ``log T``; the loss is flat at its minimum, so its value is off by far less).
+CALIBRATION_LOG_T = (0.0, math.log(20.0))
+CALIBRATION_STEPS = 48
+_GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0
+
+
+def _tempered_log_loss(logits: Array, index: Array, log_t: float) -> float:
+    """Mean negative log-likelihood of ``softmax(logits / T)`` at ``index``."""
+    z = logits / math.exp(log_t)
+    top = z.max(axis=1, keepdims=True)
+    lse = np.log(np.exp(z - top).sum(axis=1)) + top[:, 0]
+    return float(np.mean(lse - z[np.arange(len(index)), index]))
+
+
+def calibrated_log_loss(
+    y: Array, proba: Array, classes: Array | None = None
+) -> tuple[float, float]:
+    """``(loss, T)``: the lowest log loss of ``proba ** (1/T)`` (renormalised) over the
+    temperatures ``T`` in ``exp(CALIBRATION_LOG_T)``, and the ``T`` that gives it.
+
+    The search is deterministic: a golden-section search over ``log T`` with
+    ``CALIBRATION_STEPS`` steps and no stopping rule, whose result is the lowest loss it
+    evaluated. The bracket's ends are evaluated too, so ``T = 1``, the plain log loss,
+    is always a candidate and the result is never above it (for float64
+    probabilities). The loss is convex in ``1/T``, so the search finds its minimum.
+    Probabilities are clipped at ``1e-15``, float32 ones too (``log_loss`` clips those
+    at float32's epsilon, which would undo much of a confident model's rescaling).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> y = np.array([0, 1, 1, 0])
+    >>> sure = np.array([[0.99, 0.01], [0.02, 0.98], [0.97, 0.03], [0.9, 0.1]])
+    >>> loss, t = calibrated_log_loss(y, sure)
+    >>> round(loss, 4) < round(METRICS["log_loss"](y, sure), 4), t > 1
+    (True, True)
+    """
+    # 1e-15 whatever the dtype: the temperature acts on ratios of probabilities, which
+    # float32 keeps far below its epsilon
+    proba = _columns(np.asarray(proba))
+    logits = np.log(np.clip(proba.astype(np.float64), _LOG_EPS, 1.0))
+    index = _class_index(np.asarray(y), classes, proba.shape[1])
+    lo, hi = CALIBRATION_LOG_T
+    best = min((_tempered_log_loss(logits, index, a), a) for a in (lo, hi))
+    a, b = lo + (1.0 - _GOLDEN) * (hi - lo), lo + _GOLDEN * (hi - lo)
+    fa, fb = _tempered_log_loss(logits, index, a), _tempered_log_loss(logits, index, b)
+    for _ in range(CALIBRATION_STEPS):
+        best = min(best, (fa, a), (fb, b))
+        if fa <= fb:  # the minimum is in [lo, b]
+            hi, b, fb = b, a, fa
+            a = lo + (1.0 - _GOLDEN) * (hi - lo)
+            fa = _tempered_log_loss(logits, index, a)
+        else:  # in [a, hi]
+            lo, a, fa = a, b, fb
+            b = lo + _GOLDEN * (hi - lo)
+            fb = _tempered_log_loss(logits, index, b)
+    loss, log_t = min(best, (fa, a), (fb, b))
+    return loss, math.exp(log_t)
+
+
+def _calibrated_log_loss(y: Array, proba: Array, classes: Array | None) -> float:
+    return calibrated_log_loss(y, proba, classes)[0]
 
 
 def _binary_auc(positive: Array, score: Array) -> float:
@@ -222,6 +299,9 @@ METRICS: Mapping[str, Metric] = {
         Metric("roc_auc", True, "scores", "classification", _roc_auc),
         Metric("log_loss", False, "probabilities", "classification", _log_loss),
         Metric("neg_log_loss", True, "probabilities", "classification", _neg_log_loss),
+        Metric(
+            "calibrated_log_loss", False, "probabilities", "classification", _calibrated_log_loss
+        ),
         Metric("rmse", False, "predictions", "regression", _rmse),
         Metric("mae", False, "predictions", "regression", _mae),
         Metric("r2", True, "predictions", "regression", _r2),
