@@ -67,11 +67,14 @@ UNROUNDED = ("create", "created", "initial-blob", "deploy", "summary")
 LEDGER_ONLY = ("deploy", "chain-block")
 
 
-def points_for(mode: str) -> list[str]:
-    """Every point a run in ``mode`` reaches."""
+def points_for(mode: str, chain_url: str | None = None) -> list[str]:
+    """Every point a run in ``mode`` reaches (on the node at ``chain_url``, with the
+    ledger: ``chain-block`` is the embedded chain's)."""
     found = []
     for p in POINTS:
         if p in LEDGER_ONLY and mode != "evm":
+            continue
+        if p == "chain-block" and chain_url is not None:
             continue
         if p == "screen" and "screened" not in mode:
             continue
@@ -189,16 +192,39 @@ def reaches(point: str, record: dict[str, Any]) -> bool:
     return True
 
 
-def choose_round(point: str, ref: Reference, start: int, earliest: int = 1) -> int:
+def choose_round(
+    point: str, ref: Reference, start: int, earliest: int = 1, status: str | None = None
+) -> int:
     """The first round from ``earliest`` on (so that a committed round is restored on
-    resume), else from ``start`` on, of the uninterrupted run that reaches ``point``."""
+    resume), else from ``start`` on, of the uninterrupted run that reaches ``point``;
+    with ``status`` (``"accepted"`` or ``"rejected"``), the first such round of that
+    outcome."""
     if point in UNROUNDED:
         return 0
     for first in (max(start, earliest), start):
         for r in ref.rounds[first:]:
-            if reaches(point, r):
+            if (status is None or r["status"] == status) and reaches(point, r):
                 return int(r["round_index"])
-    raise AssertionError(f"no round from {start} on reaches {point!r}")
+    kind = "" if status is None else f" {status}"
+    raise AssertionError(f"no{kind} round from {start} on reaches {point!r}")
+
+
+def points_in(
+    mode: str, ref: Reference, status: str, chain_url: str | None = None
+) -> list[tuple[str, int]]:
+    """Every point of ``mode`` inside a round, with the first round from round 1 on of
+    the uninterrupted run that has ``status`` and reaches the point; the points no such
+    round reaches are left out (``blob-write`` in a rejected round, ``validate`` in a
+    screened round whose every proposal failed its screening)."""
+    found = []
+    for point in points_for(mode, chain_url):
+        if point in UNROUNDED:
+            continue
+        try:
+            found.append((point, choose_round(point, ref, 0, status=status)))
+        except AssertionError:
+            continue
+    return found
 
 
 def kill_at(point: str, round_index: int, args: Sequence[Any], marker: Path) -> float:

@@ -8,7 +8,7 @@ cost a process each; ``bench/faults.py`` kills one run per point and prints the 
 
 import harness
 import pytest
-from harness import assert_ok, play, points_for, reference
+from harness import assert_ok, choose_round, play, points_for, points_in, reference
 
 #: the points each fast case kills at, in order (one run, resumed after each kill)
 FAST = {
@@ -20,6 +20,16 @@ FAST = {
     "screened-committee": ["screen", "voted", "commit", "rows"],
     "evm": ["deploy", "round", "validate", "decide", "chain-block", "decided", "commit"],
 }
+#: the points each fast case kills at inside the mode's first rejected round from round
+#: 1 on (single: round 3; screened: round 4, where both proposals fail their screening,
+#: so no candidate is validated)
+REJECTED = {
+    "single": ["validate", "voted", "decided", "commit-start", "sql-commit", "committed"],
+    "screened": ["propose", "screen", "commit-start", "rows", "committed"],
+}
+#: rounds enough for the mode's uninterrupted run to reject one (aggregate accepts its
+#: first 10)
+REJECTING_ROUNDS = {"aggregate": 12}
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +47,7 @@ def uninterrupted(tmp_path_factory):
 
 def test_the_schedules_name_known_points():
     assert set(harness.POINTS) >= {p for points in FAST.values() for p in points}
+    assert set(harness.POINTS) >= {p for points in REJECTED.values() for p in points}
     assert len(harness.POINTS) >= 20
 
 
@@ -47,6 +58,31 @@ def test_killed_at_every_point_resumes_to_the_uninterrupted_weights(tmp_path, mo
     assert "accepted" in statuses
     outcome = play(mode, FAST[mode], ref, tmp_path)
     assert [k.point for k in outcome.kills] == FAST[mode]
+    assert_ok(outcome)
+
+
+@pytest.mark.parametrize("mode", sorted(REJECTED))
+def test_killed_inside_a_rejected_round_resumes_to_the_uninterrupted_weights(
+    tmp_path, mode, uninterrupted
+):
+    ref = uninterrupted(mode)
+    schedule = [(p, choose_round(p, ref, 0, status="rejected")) for p in REJECTED[mode]]
+    assert all(ref.rounds[r]["status"] == "rejected" for _, r in schedule)
+    outcome = play(mode, schedule, ref, tmp_path)
+    assert [(k.point, k.round_index) for k in outcome.kills] == schedule
+    assert_ok(outcome)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", sorted(harness.MODES))
+def test_every_point_of_a_rejected_round_of_every_mode(tmp_path, mode, uninterrupted):
+    longer = {"rounds": REJECTING_ROUNDS[mode]} if mode in REJECTING_ROUNDS else {}
+    rounds = longer.get("rounds", harness.ROUNDS)
+    ref = uninterrupted(mode, **longer)  # the default run is shared with the other tests
+    schedule = points_in(mode, ref, "rejected")
+    assert len(schedule) >= 7, schedule  # round, propose, ..., committed at least
+    assert all(ref.rounds[r]["status"] == "rejected" for _, r in schedule)
+    outcome = play(mode, schedule, ref, tmp_path, rounds=rounds)
     assert_ok(outcome)
 
 

@@ -32,6 +32,7 @@ from colearning.ledger.client import (
     DEFAULT_VOTE_PERIOD,
     LedgerClient,
     LedgerConfig,
+    contract_address,
 )
 from colearning.ledger.contract import artifact
 from colearning.ledger.keys import (
@@ -46,6 +47,8 @@ INFO_NAME = "ledger.json"
 KEYS_NAME = "keys.json"
 CHAIN_DB = "chain.sqlite"
 INFO_VERSION = 1
+#: deployments tried when another transaction of the operator's took the nonce planned on
+_DEPLOY_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -212,11 +215,22 @@ class Ledger:
         if self.info is not None:
             config = LedgerConfig(**{**config.__dict__, "experiment": _b32(self.info.experiment)})
             client = LedgerClient(self.chain, _addr(self.info.contract), self.operator)
+            # no deploy_block: the run stopped before the deployment's receipt, so it may
+            # never have been sent, and the operator's nonce it planned on may have gone
+            # to another transaction since (another run paid by the same account, on a
+            # shared node): the recorded address then holds nothing, or another run's
+            # contract, and this run's deployment can no longer land there
+            confirmed = self.info.deploy_block is not None
             if self.chain.code(client.address):
-                self._check(client, config)
-                self.client = client
-                return client
-            if self.chain.kind == "rpc" and self.chain.nonce(self.operator.address) > (
+                if confirmed or self._belongs(client, config):
+                    self._check(client, config)
+                    self.client = client
+                    return client
+                self.info = None  # another run's: deploy anew below, where the nonce is now
+            elif not confirmed:
+                if self.chain.nonce(self.operator.address) != self.info.deploy_nonce:
+                    self.info = None  # its nonce is spent (or gone): plan anew below
+            elif self.chain.kind == "rpc" and self.chain.nonce(self.operator.address) > (
                 self.info.deploy_nonce
             ):
                 raise LedgerError(
@@ -224,33 +238,62 @@ class Ledger:
                     "chain lost its state (restart anvil with --state FILE to keep it) or "
                     "this is another chain"
                 )
-        nonce = self.chain.nonce(self.operator.address)
-        if self.info is None:
-            self.info = LedgerInfo(
-                chain=self.chain.kind,
-                chain_id=self.chain.chain_id,
-                chain_url=getattr(self.chain, "url", None),
-                contract=to_checksum_address(LedgerClient.next_address(self.chain, self.operator)),
-                deploy_nonce=nonce,
-                experiment="0x" + config.experiment.hex(),
-                operator=self.operator.checksum,
-                learners={lid: self.keys[lid].checksum for lid in self.learner_ids},
-                vote_mode=self.vote_mode,
-                contract_source_sha256=artifact().source_sha256,
-            )
-            self._write_info()
-        client, receipt = LedgerClient.deploy(
-            self.chain, self.operator, config, nonce=self.info.deploy_nonce
-        )
-        if to_checksum_address(client.address) != self.info.contract:
+        for attempt in range(_DEPLOY_ATTEMPTS):
+            if self.info is None:
+                nonce = self.chain.nonce(self.operator.address)
+                self.info = LedgerInfo(
+                    chain=self.chain.kind,
+                    chain_id=self.chain.chain_id,
+                    chain_url=getattr(self.chain, "url", None),
+                    contract=to_checksum_address(contract_address(self.operator.address, nonce)),
+                    deploy_nonce=nonce,
+                    experiment="0x" + config.experiment.hex(),
+                    operator=self.operator.checksum,
+                    learners={lid: self.keys[lid].checksum for lid in self.learner_ids},
+                    vote_mode=self.vote_mode,
+                    contract_source_sha256=artifact().source_sha256,
+                )
+                self._write_info()
+            try:
+                client, receipt = LedgerClient.deploy(
+                    self.chain, self.operator, config, nonce=self.info.deploy_nonce
+                )
+                break
+            except LedgerError:
+                # another transaction of the operator's (another run paid by the same
+                # account on this node) took the nonce between the recording and the
+                # sending: nothing of this run is on the chain; plan anew
+                if (
+                    attempt + 1 == _DEPLOY_ATTEMPTS
+                    or self.chain.nonce(self.operator.address) <= self.info.deploy_nonce
+                    or (
+                        self.chain.code(_addr(self.info.contract))
+                        and self._belongs(
+                            LedgerClient(self.chain, _addr(self.info.contract), self.operator),
+                            config,
+                        )
+                    )
+                ):
+                    raise
+                self.info = None
+        info = self.info
+        assert info is not None  # the attempt that deployed recorded it
+        if to_checksum_address(client.address) != info.contract:
             raise LedgerError(
                 f"the contract was deployed at {to_checksum_address(client.address)}, not at "
-                f"the recorded {self.info.contract}"
+                f"the recorded {info.contract}"
             )
-        self.info = LedgerInfo(**{**self.info.__dict__, "deploy_block": receipt.block_number})
+        self.info = LedgerInfo(**{**info.__dict__, "deploy_block": receipt.block_number})
         self._write_info()
         self.client = client
         return client
+
+    def _belongs(self, client: LedgerClient, want: LedgerConfig) -> bool:
+        """Whether the contract at ``client`` is this experiment's (its random id)."""
+        try:
+            return bool(client.config().experiment == want.experiment)
+        except LedgerError:  # not a ledger contract at all
+            return False
 
     def _check(self, client: LedgerClient, want: LedgerConfig) -> None:
         got = client.config()
