@@ -21,7 +21,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from colearning.bench.collaboration import MODES, Cell, _grid_settings, _ours, spawn
+from colearning.bench.collaboration import MODES, Cell, play_modes
 from colearning.bench.partitions import write_partition
 
 HERE = Path(__file__).resolve().parent
@@ -35,14 +35,7 @@ def play(cell: Cell, metric: str, modes: list[str], out: Path) -> dict[str, Any]
     write_partition(
         partition_file, cell.task, cell.learners, cell.partition, cell.seed, {"vote_metric": metric}
     )
-    job = {
-        "kind": "accuracy",
-        "partition_file": str(partition_file),
-        "rounds": cell.rounds,
-        "modes": {m: _grid_settings(m, cell) for m in modes},
-        "baselines": False,
-    }
-    ours = spawn(_ours(), job, out / "tmp")
+    ours = play_modes(cell, partition_file, modes, out)
     result = {"cell": dict(cell.__dict__), "vote_metric": metric, "ours": ours}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result))

@@ -176,7 +176,14 @@ def test_a_proposal_and_its_tests_are_one_wave_with_the_answers_of_two():
 
     testers = ["learner-0", "learner-1", "learner-4", "learner-5"]
     with RayPool(quads(6), actors=2) as one, RayPool(quads(6), actors=2) as two:
+        waves = []
+        send = one._send
+        one._send = lambda calls, *a, **kw: (
+            waves.append([c.kind for c in calls]) or send(calls, *a, **kw)
+        )
         proposal, tested = one.propose_and_test("learner-1", 3, testers, None)
+        # one wave: the proposer's call and a test call to each of the two actors
+        assert waves == [["propose", "test_proposal", "test_proposal"]]
         step = two.propose(["learner-1"], 3, None)["learner-1"]
         stepped = two.test(testers, WeightsRef.of(step.value), None)
         assert proposal.ok and proposal.value == step.value

@@ -363,6 +363,19 @@ def run_grid(
     return done
 
 
+def play_modes(cell: Cell, partition_file: Path, modes: Sequence[str], out: Path) -> dict[str, Any]:
+    """This project's side of ``cell``: ``modes`` played on the partition written in
+    ``partition_file``, with the grid's settings, no baselines, in a fresh process."""
+    job = {
+        "kind": "accuracy",
+        "partition_file": str(partition_file),
+        "rounds": cell.rounds,
+        "modes": {m: _grid_settings(m, cell) for m in modes},
+        "baselines": False,
+    }
+    return spawn(_ours(), job, out / "tmp")
+
+
 def _add_modes(
     result: Mapping[str, Any], modes: Sequence[str], cell: Cell, partition_file: Path, out: Path
 ) -> dict[str, Any]:
@@ -371,14 +384,7 @@ def _add_modes(
     from colearning.bench.partitions import write_partition
 
     write_partition(partition_file, cell.task, cell.learners, cell.partition, cell.seed)
-    job = {
-        "kind": "accuracy",
-        "partition_file": str(partition_file),
-        "rounds": cell.rounds,
-        "modes": {m: _grid_settings(m, cell) for m in modes},
-        "baselines": False,
-    }
-    added = spawn(_ours(), job, out / "tmp")
+    added = play_modes(cell, partition_file, modes, out)
     ours = dict(result["ours"])
     ours["modes"] = {**ours["modes"], **added["modes"]}
     ours.setdefault("added_wall_seconds", {}).update({m: added["wall_seconds"] for m in modes})
