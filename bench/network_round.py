@@ -163,6 +163,13 @@ def startup(reps: int, tasks: list[str]) -> None:
         )
 
 
+def round_floor(record) -> float:  # type: ignore[no-untyped-def]
+    """The proposer's training plus the slowest single validation of ``record``: what a
+    round takes at least when validation starts only once the proposal exists."""
+    tests = [v.seconds for v in record.votes if v.learner_id != record.proposer_id]
+    return record.timings.propose + max(tests, default=0.0)
+
+
 def mnist(reps: int, rounds: int) -> None:
     from colearning.network.runs import run_processes
     from colearning.tasks.runner import RunConfig, run_task
@@ -192,6 +199,7 @@ def mnist(reps: int, rounds: int) -> None:
     per_round: dict[str, list[float]] = {k: [] for k in variants}
     ids: dict[str, set[str]] = {k: set() for k in variants}
     used: dict[str, list[float]] = {k: [] for k in variants}
+    floor: dict[str, list[float]] = {k: [] for k in variants}
     load = [os.getloadavg()[0]]
     for rep in range(reps):
         for name, run in variants.items():
@@ -199,6 +207,7 @@ def mnist(reps: int, rounds: int) -> None:
                 outcome = run(Path(tmp) / "e")
             totals = [r.timings.total for r in outcome.result.rounds]
             per_round[name].append(statistics.median(totals[1:]))
+            floor[name].append(statistics.median(round_floor(r) for r in outcome.result.rounds[1:]))
             ids[name].add(outcome.result.final_weights_id)
             pipe = outcome.summary.get("pipeline")
             if pipe:
@@ -222,6 +231,19 @@ def mnist(reps: int, rounds: int) -> None:
             else ""
         )
         print(f"  {name:<28} {m:6.3f} s/round   x{m / base:.2f} of in process{share}")
+    print(
+        "  the floor of a round without pipelining: the proposer's training plus the slowest "
+        "single validation (per round, medians):"
+    )
+    for name in ("in process", "--processes, --no-pipeline"):
+        f = statistics.median(floor[name])
+        print(f"    {name:<26} {f:6.3f} s")
+    remote_floor = statistics.median(floor["--processes, --no-pipeline"])
+    piped = statistics.median(per_round["--processes, pipelined"])
+    print(
+        f"  --processes, pipelined: {piped:.3f} s/round, x{piped / remote_floor:.2f} of the "
+        f"floor over processes ({'under' if piped < remote_floor else 'not under'} it)"
+    )
     every = set().union(*ids.values())
     print(f"  final weights ids: {'all equal' if len(every) == 1 else every}")
 

@@ -74,6 +74,27 @@ def launch_spec(
     }
 
 
+#: modules a framework imports only when first used, by the framework that uses them.
+#: PyTorch builds every optimizer through ``torch._dynamo`` (about 2.3 s of CPU here to
+#: import, sympy with it): a forked server that had not inherited it paid that at its
+#: first proposal, so with round-robin proposers every one of the first rounds did.
+FIRST_USE_IMPORTS = {"torch": ("torch._dynamo",)}
+
+
+def import_on_first_use() -> list[str]:
+    """Import, once, before the forks, what the frameworks already imported would import
+    on first use; the modules imported. Importing them starts no thread."""
+    import importlib
+
+    done = []
+    for framework, modules in FIRST_USE_IMPORTS.items():
+        if framework in sys.modules:
+            for name in modules:
+                importlib.import_module(name)
+                done.append(name)
+    return done
+
+
 class ForkedLearners:
     """Start the launcher; :meth:`wait_ready` gives the servers' ports, :meth:`stop`
     ends and reaps everything.
@@ -285,6 +306,7 @@ def main(argv: list[str]) -> int:
             importlib.import_module(_module_of_extra(setup.task.extra))
         with one_blas_thread(), torch_threads(True):
             first = setup.make_learner(setup.parts[0], 0)
+        import_on_first_use()
     except ColearningError as exc:
         print(f"colearn run: error: {exc}", file=sys.stderr, flush=True)
         return 2
