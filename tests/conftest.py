@@ -15,6 +15,7 @@ session ends, taking its processes with it.
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Callable, Iterator, Sequence
 
 import pytest
@@ -24,6 +25,13 @@ from colearning.core.pool import LearnerPool, LocalPool
 from colearning.testing import QuadraticLearner
 
 PoolFactory = Callable[[Sequence[MachineLearningInterface]], LearnerPool]
+
+# A suite started in the background by a shell without job control (``scripts/test &``,
+# nohup) inherits SIGINT ignored, and so would every command a test starts: the tests
+# that press Ctrl-C on one (SIGINT) would then wait for a run that never hears it. The
+# suite's commands get SIGINT as a terminal gives it.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _local(learners: Sequence[MachineLearningInterface]) -> LearnerPool:
