@@ -109,7 +109,7 @@ def test_peer_processes_on_anvil_survive_a_killed_peer(tmp_path):
         common = [*TASK, "--chain-url", node.url, "--exchange-dir", str(exchange)]
         deployed = subprocess.run(
             [*COLEARN, "ledger", "deploy", *common, "--addresses", str(tmp_path / "addresses"),
-             "--propose-period", "40", "--vote-period", "10", "--fund", "1"],
+             "--propose-period", "25", "--vote-period", "8", "--fund", "1"],
             capture_output=True, text=True,
         )  # fmt: skip
         assert deployed.returncode == 0, deployed.stderr
