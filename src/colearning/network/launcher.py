@@ -8,7 +8,8 @@ cores as the coordinator. Here one fresh interpreter (``python -m
 colearning.network.launcher SPEC``, started by :class:`ForkedLearners` before the
 coordinator does its own setup, so the two run side by side) pays it once: it loads
 and shares out the data set, builds learner 0 (which imports whatever the task's
-learners import), and then forks one server per learner. Each server is a process of
+learners import) and imports what the framework imports only on first use
+(:data:`FIRST_USE_IMPORTS`), and then forks one server per learner. Each server is a process of
 its own (its own memory, its own gRPC server on its own port, its own log), built
 exactly as ``colearn learner serve --share I/N`` builds it, and serves through the
 same :func:`~colearning.network.serving.serve`.
