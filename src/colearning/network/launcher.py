@@ -9,10 +9,10 @@ colearning.network.launcher SPEC``, started by :class:`ForkedLearners` before th
 coordinator does its own setup, so the two run side by side) pays it once: it loads
 and shares out the data set, builds learner 0 (which imports whatever the task's
 learners import) and imports what the framework imports only on first use
-(:data:`FIRST_USE_IMPORTS`), and then forks one server per learner. Each server is a process of
-its own (its own memory, its own gRPC server on its own port, its own log), built
-exactly as ``colearn learner serve --share I/N`` builds it, and serves through the
-same :func:`~colearning.network.serving.serve`.
+(:data:`FIRST_USE_IMPORTS`), and then forks one server per learner. Each server is a
+process of its own (its own memory, its own gRPC server on its own port, its own log),
+built exactly as ``colearn learner serve --share I/N`` builds it, and serves through
+the same :func:`~colearning.network.serving.serve`.
 
 Forking is safe because nothing has started a thread that could hold a lock at that
 moment: the launcher is a fresh interpreter that has created no gRPC object (gRPC
