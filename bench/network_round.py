@@ -265,6 +265,9 @@ def main() -> None:
         help="tasks whose start-up is timed (synthetic-softmax imports no ML framework)",
     )
     args = parser.parse_args()
+    from colearning.bench.machine import speed_line
+
+    print(speed_line(), flush=True)
     if "overhead" in args.only:
         overhead(args.reps)
     if "startup" in args.only:

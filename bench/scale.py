@@ -49,6 +49,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from colearning import Experiment, LearnerWrapper, ProposedWeights, Weights
+from colearning.bench.machine import speed_line
 from colearning.core.pool import LearnerPool, LocalPool
 from colearning.scale import committee_size, committee_table
 from colearning.tasks.runner import RunConfig, Setup, build
@@ -442,6 +443,7 @@ def main() -> None:
     for i in range(max(1, args.repeat)):
         if args.repeat > 1:
             print(f"== run {i + 1} of {args.repeat} ==", flush=True)
+        print(speed_line(), flush=True)
         runs.append(overhead(args.skip_ray, args.learners))
     if len(runs) > 1:
         across_runs(runs)

@@ -432,7 +432,11 @@ def run_speed(
     log: Any = print,
 ) -> dict[str, Any]:
     """Both sides at every size, taking turns, in this one invocation."""
+    from colearning.bench.machine import machine_speed, speed_line
+
     results: dict[str, Any] = {"ours": {}, "flower": {}, "sizes": list(sizes)}
+    log(speed_line())
+    results["machine_speed"] = [machine_speed()]
     for n in sizes:
         rounds = SPEED_ROUNDS.get(n, 10)
         for mode in modes:
@@ -460,6 +464,8 @@ def run_speed(
             )
             results["flower"][str(n)] = got
             log(f"speed: Flower FedAvg       n={n:<5} {1e3 * _median_round(got):9.2f} ms/round")
+    results["machine_speed"].append(machine_speed())
+    log(speed_line())
     (out / "speed.json").write_text(json.dumps(results, indent=1))
     (out / "speed.md").write_text(speed_table(results))
     return results
@@ -521,6 +527,17 @@ def speed_table(results: Mapping[str, Any]) -> str:
                 f"| {ours['first_round_end']:.2f} / {flower['first_round_end']:.1f} "
                 f"| {ours['peak_rss_mib']:.0f} / {flower['peak_rss_mib']:.0f} |"
             )
+    speeds = results.get("machine_speed") or []
+    if speeds:
+        lines.append("")
+        lines.append(
+            "Machine speed at the start and the end of the run (`colearning.bench.machine`, "
+            "lower is faster): interpreter "
+            + " / ".join(f"{x['interpreter_ms']:.2f}" for x in speeds)
+            + " ms, numpy "
+            + " / ".join(f"{x['numpy_ms']:.2f}" for x in speeds)
+            + " ms."
+        )
     return "\n".join(lines) + "\n"
 
 
