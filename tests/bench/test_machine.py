@@ -14,6 +14,8 @@ def test_machine_speed_times_both_pieces_of_work():
     assert all(math.isfinite(v) and v > 0 for v in speed.values())
     line = speed_line(repeats=1)
     assert line.startswith("machine speed now") and "interpreter" in line and "numpy" in line
+    given = speed_line({"interpreter_ms": 12.345, "numpy_ms": 6.789})
+    assert "interpreter 12.35 ms, numpy 6.79 ms" in given
 
 
 def test_the_speed_table_says_how_fast_the_machine_was():

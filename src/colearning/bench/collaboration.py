@@ -435,8 +435,8 @@ def run_speed(
     from colearning.bench.machine import machine_speed, speed_line
 
     results: dict[str, Any] = {"ours": {}, "flower": {}, "sizes": list(sizes)}
-    log(speed_line())
     results["machine_speed"] = [machine_speed()]
+    log(speed_line(results["machine_speed"][0]))
     for n in sizes:
         rounds = SPEED_ROUNDS.get(n, 10)
         for mode in modes:
@@ -465,7 +465,7 @@ def run_speed(
             results["flower"][str(n)] = got
             log(f"speed: Flower FedAvg       n={n:<5} {1e3 * _median_round(got):9.2f} ms/round")
     results["machine_speed"].append(machine_speed())
-    log(speed_line())
+    log(speed_line(results["machine_speed"][-1]))
     (out / "speed.json").write_text(json.dumps(results, indent=1))
     (out / "speed.md").write_text(speed_table(results))
     return results

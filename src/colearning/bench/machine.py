@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 
@@ -67,9 +67,11 @@ def machine_speed(repeats: int = 7) -> dict[str, float]:
     }
 
 
-def speed_line(repeats: int = 7) -> str:
-    """One line for a benchmark's output: the machine's speed now."""
-    speed = machine_speed(repeats)
+def speed_line(speed: Mapping[str, float] | None = None, repeats: int = 7) -> str:
+    """One line for a benchmark's output: ``speed`` (from :func:`machine_speed`), or the
+    machine's speed measured now."""
+    if speed is None:
+        speed = machine_speed(repeats)
     return (
         f"machine speed now (colearning.bench.machine; lower is faster): interpreter "
         f"{speed['interpreter_ms']:.2f} ms, numpy {speed['numpy_ms']:.2f} ms"
