@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import statistics
-import time
 
 import numpy as np
 
 from colearning import Weights
+from colearning.bench.machine import median_ms
 from colearning.core.codec import encode
 from colearning.core.weights_ref import WeightsRef
 
@@ -40,15 +39,6 @@ def resnet18_sized() -> Weights:
         shapes += [(c,)] * 4
     arrays = {f"p{i}": rng.standard_normal(s).astype(np.float32) for i, s in enumerate(shapes)}
     return Weights(arrays)
-
-
-def median_ms(fn, repeats: int) -> float:  # type: ignore[no-untyped-def]
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return 1000 * statistics.median(times)
 
 
 def main() -> None:

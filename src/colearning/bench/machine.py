@@ -49,7 +49,8 @@ def _numpy_work() -> float:
     return float(b[0, 0])
 
 
-def _median_ms(work: Callable[[], object], repeats: int) -> float:
+def median_ms(work: Callable[[], object], repeats: int) -> float:
+    """Median milliseconds of ``repeats`` calls of ``work``."""
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
@@ -62,8 +63,8 @@ def machine_speed(repeats: int = 7) -> dict[str, float]:
     """Milliseconds for the two fixed pieces of work (medians of ``repeats``)."""
     _interpreter_work()  # warm
     return {
-        "interpreter_ms": _median_ms(_interpreter_work, repeats),
-        "numpy_ms": _median_ms(_numpy_work, repeats),
+        "interpreter_ms": median_ms(_interpreter_work, repeats),
+        "numpy_ms": median_ms(_numpy_work, repeats),
     }
 
 
