@@ -211,9 +211,20 @@ KILL_ARGS = [
 ]
 MODES = {
     "single": [],
-    "aggregate": ["--mode", "aggregate", "--combiner", "trimmed-mean", "--proposers", "3"],
     "screened": ["--mode", "screened"],
-    "momentum": ["--mode", "aggregate", "--server-lr", "1.2", "--server-momentum", "0.9"],
+    # a robust combiner over a sample of proposers, then FedAvgM's server step
+    "momentum": [
+        "--mode",
+        "aggregate",
+        "--combiner",
+        "trimmed-mean",
+        "--proposers",
+        "3",
+        "--server-lr",
+        "1.2",
+        "--server-momentum",
+        "0.9",
+    ],
 }
 
 
@@ -232,18 +243,12 @@ def uninterrupted(tmp_path_factory):
     return run
 
 
+# A real task (digits-mlp) killed at three points; tests/faults kills the framework-free
+# toy task at every point of every mode.
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "point, mode",
-    [
-        ("round", "single"),
-        ("validate", "single"),
-        ("commit", "single"),
-        ("validate", "aggregate"),
-        ("commit", "screened"),
-        ("validate", "momentum"),
-        ("commit", "momentum"),
-    ],
+    [("round", "single"), ("commit", "screened"), ("validate", "momentum")],
 )
 def test_kill_9_mid_run_then_resume_matches_uninterrupted(tmp_path, point, mode, uninterrupted):
     args, whole = [*KILL_ARGS, *MODES[mode]], uninterrupted(mode)

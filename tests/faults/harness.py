@@ -56,6 +56,8 @@ BASE = [
 MODES: dict[str, list[str]] = {
     "single": [],
     "aggregate": ["--mode", "aggregate", "--combiner", "trimmed-mean", "--proposers", "3"],
+    # FedAvgM's server step: a resumed run reads the momentum's model back from the store
+    "momentum": ["--mode", "aggregate", "--proposers", "3", "--server-momentum", "0.9"],
     "screened": ["--mode", "screened", "--proposers", "2"],
     "committee": ["--committee", "2"],
     "aggregate-committee": ["--mode", "aggregate", "--proposers", "2", "--committee", "2"],
@@ -76,9 +78,10 @@ def points_for(mode: str, chain_url: str | None = None) -> list[str]:
             continue
         if p == "chain-block" and chain_url is not None:
             continue
-        if p == "screen" and "screened" not in mode:
+        flags = MODES[mode]
+        if p == "screen" and "screened" not in flags:
             continue
-        if p == "combine" and not ("aggregate" in mode or "screened" in mode):
+        if p == "combine" and not ("aggregate" in flags or "screened" in flags):
             continue
         found.append(p)
     return found

@@ -4,6 +4,9 @@ round, and a directory ``colearn verify`` (and ``colearn ledger verify``) passes
 
 Each test kills one run several times (each resume is the next victim), so the points
 cost a process each; ``bench/faults.py`` kills one run per point and prints the table.
+The fast cases kill at a few points of each mode; the slow ones at every other point, so
+that the two together kill at every point once (a process start each, the chain's
+costing about 2 s) and ``-m "not slow"`` still kills every mode somewhere.
 """
 
 import harness
@@ -14,6 +17,7 @@ from harness import assert_ok, choose_round, play, points_for, points_in, refere
 FAST = {
     "single": points_for("single"),  # all of them
     "aggregate": ["propose", "combine", "encode", "decided", "blob-write", "rows"],
+    "momentum": ["combine", "validate", "decided", "blob-write", "committed"],
     "screened": ["screen", "combine", "validate", "adopt", "sql-commit", "committed"],
     "committee": ["round", "voted", "commit", "summary"],
     "aggregate-committee": ["validate", "decide", "blob-write", "committed"],
@@ -46,6 +50,8 @@ def uninterrupted(tmp_path_factory):
 
 
 def test_the_schedules_name_known_points():
+    assert set(FAST) == set(harness.MODES)
+    assert FAST["single"] == points_for("single")  # single has no slow case
     assert set(harness.POINTS) >= {p for points in FAST.values() for p in points}
     assert set(harness.POINTS) >= {p for points in REJECTED.values() for p in points}
     assert len(harness.POINTS) >= 20
@@ -75,22 +81,28 @@ def test_killed_inside_a_rejected_round_resumes_to_the_uninterrupted_weights(
 
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", sorted(harness.MODES))
-def test_every_point_of_a_rejected_round_of_every_mode(tmp_path, mode, uninterrupted):
+def test_every_other_point_of_a_rejected_round_of_every_mode(tmp_path, mode, uninterrupted):
     longer = {"rounds": REJECTING_ROUNDS[mode]} if mode in REJECTING_ROUNDS else {}
     rounds = longer.get("rounds", harness.ROUNDS)
     ref = uninterrupted(mode, **longer)  # the default run is shared with the other tests
-    schedule = points_in(mode, ref, "rejected")
-    assert len(schedule) >= 7, schedule  # round, propose, ..., committed at least
+    every = points_in(mode, ref, "rejected")
+    assert len(every) >= 7, every  # round, propose, ..., committed at least
+    fast = set(REJECTED.get(mode, ()))
+    assert fast <= {p for p, _ in every}
+    schedule = [(p, r) for p, r in every if p not in fast]
     assert all(ref.rounds[r]["status"] == "rejected" for _, r in schedule)
     outcome = play(mode, schedule, ref, tmp_path, rounds=rounds)
+    assert [(k.point, k.round_index) for k in outcome.kills] == schedule
     assert_ok(outcome)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", sorted(set(harness.MODES) - {"single"}))
-def test_every_point_of_every_mode(tmp_path, mode, uninterrupted):
+def test_every_other_point_of_every_mode(tmp_path, mode, uninterrupted):
     ref = uninterrupted(mode)
-    points = points_for(mode)
+    every = points_for(mode)
+    assert set(FAST[mode]) <= set(every)
+    points = [p for p in every if p not in FAST[mode]]
     outcome = play(mode, points, ref, tmp_path)
     assert [k.point for k in outcome.kills] == points
     assert_ok(outcome)
