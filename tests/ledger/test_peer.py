@@ -125,7 +125,7 @@ def test_peer_processes_on_anvil_survive_a_killed_peer(tmp_path):
                     "--key-file",
                     str(f),
                     "--rounds",
-                    "5",
+                    "4",  # rounds 0-3: learner 1's turn (round 1) and two rounds after it
                     "--poll",
                     "0.05",
                 ],

@@ -28,9 +28,9 @@ def cifar_dir(tmp_path_factory):
     from colearning.data.cifar import write_cifar_batches
 
     rng = np.random.default_rng(0)
-    X = rng.integers(0, 256, size=(360, 3, 32, 32), dtype=np.uint8)
-    y = np.arange(360) % 10
-    return write_cifar_batches(tmp_path_factory.mktemp("cifar"), X, y, test_rows=60)
+    X = rng.integers(0, 256, size=(180, 3, 32, 32), dtype=np.uint8)
+    y = np.arange(180) % 10
+    return write_cifar_batches(tmp_path_factory.mktemp("cifar"), X, y, test_rows=30)
 
 
 def test_the_matrix_covers_every_task():
