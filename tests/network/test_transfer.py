@@ -124,10 +124,16 @@ def test_a_receiver_holds_one_payload_not_two(tmp_path):
         port = int(receiver.stdout.readline())
         with grpc.insecure_channel(f"127.0.0.1:{port}", options=CHANNEL_OPTIONS) as channel:
             accept = learner_stub(channel).Accept
-            accept(send_weights(wid, blob), timeout=300)
-            growth, outcome = receiver.stdout.readline().split(" ", 1)
-            assert outcome.strip() == "decoded 1 arrays"
-            assert payload <= int(growth) < payload + (64 << 20), int(growth) / payload
+            # The least of two transfers: a copy would show in both, while one transfer
+            # in a busy suite once peaked at 1.8 payloads (241 MB) that no other run,
+            # alone or beside four busy loops, came near (1.02-1.16 in 16 transfers).
+            growths = []
+            for _ in range(2):
+                accept(send_weights(wid, blob), timeout=300)
+                growth, outcome = receiver.stdout.readline().split(" ", 1)
+                assert outcome.strip() == "decoded 1 arrays"
+                growths.append(int(growth))
+            assert payload <= min(growths) < payload + (64 << 20), [g / payload for g in growths]
 
             announced = [header_message(WID, 4 << 30), chunk_message(b"x" * (1 << 20))]
             accept(iter(announced), timeout=60)
