@@ -78,6 +78,15 @@ def test_the_table_averages_seeds_and_checks_each_goal():
     assert "| aggregate | NO NO NO NO |" in accuracy_table(worse).splitlines()[2]
 
 
+def test_a_mode_played_on_some_seeds_is_shown_with_its_count_and_not_made_best():
+    cells = [fake_cell(0, 0.80, 0.90, 0.88, 0.91, 0.85), fake_cell(1, 0.82, 0.94, 0.90, 0.93, 0.87)]
+    cells[0]["ours"]["modes"]["single"]["scores"][-1] = 0.99  # best, on one seed only
+    del cells[1]["ours"]["modes"]["single"]
+    line = accuracy_table(cells).splitlines()[2]
+    assert "| 0.990 (1 of 2 seeds) | 0.920 |" in line
+    assert "| aggregate | yes yes yes yes |" in line
+
+
 def test_a_cell_that_cannot_be_partitioned_is_recorded_not_run(tmp_path):
     cell = Cell("digits-sgd", 400, "iid", 0, 2)
     results = run_grid([cell], tmp_path, flower_python=None, log=lambda line: None)
@@ -178,3 +187,18 @@ def test_speed_runs_pool_every_processs_rounds_but_their_first():
     assert _median_round(got) == 2.0  # one slow process does not set the figure
     assert got["first_round_end"] == 2.0 and got["peak_rss_mib"] == 60.0
     assert got["processes"] == 3
+
+
+def test_the_half_momentum_mode_is_asked_for_not_played_by_default():
+    from colearning.bench.collaboration import GRID_MODES, MODES, _grid_settings
+    from colearning.cli.main import _parser
+
+    cell = Cell("digits-sgd", 100, "iid", 0, 2)
+    assert _grid_settings("momentum-0.5", cell) == {
+        "mode": "aggregate",
+        "combiner": "mean",
+        "server_momentum": 0.5,
+    }
+    assert "momentum-0.5" in MODES and "momentum-0.5" not in GRID_MODES
+    args = _parser().parse_args(["bench", "collaboration"])
+    assert args.modes == list(GRID_MODES)

@@ -71,6 +71,13 @@ def _mean(values: Sequence[float | None]) -> float | None:
     return statistics.mean(got) if got else None
 
 
+def _fmt_partial(value: float | None, mode: str, rows: Sequence[Mapping[str, Any]]) -> str:
+    """A mode's mean, with the count of seeds it covers where that is not all of them."""
+    played = sum(mode in row["modes"] for row in rows)
+    note = "" if played == len(rows) else f" ({played} of {len(rows)} seeds)"
+    return _fmt(value) + note
+
+
 def accuracy_table(results: Sequence[Mapping[str, Any]]) -> str:
     """The Markdown table of the accuracy grid, one row per (task, learners, partition)."""
     ran = [r for r in results if "ours" in r]
@@ -97,11 +104,14 @@ def accuracy_table(results: Sequence[Mapping[str, Any]]) -> str:
         alone = _mean([row["best_alone"] for row in rows])
         pooled = _mean([row["pooled"] for row in rows])
         fedavg = _mean([row["fedavg"] for row in rows])
-        best = max((m for m in modes if finals[m] is not None), key=lambda m: finals[m] or 0.0)
+        # a mode played on only some of the row's seeds is shown, not compared: its mean
+        # is over other seeds than the pooled, alone and FedAvg means
+        everywhere = [m for m in modes if all(m in row["modes"] for row in rows)]
+        best = max((m for m in everywhere if finals[m] is not None), key=lambda m: finals[m] or 0.0)
         best_epochs = _mean([row["modes"][best]["fedavg_at_epochs"] for row in rows])
         single_epochs = (
             _mean([row["modes"]["single"]["fedavg_at_epochs"] for row in rows])
-            if "single" in modes
+            if "single" in everywhere
             else None
         )
         b = finals[best] or 0.0
@@ -118,7 +128,7 @@ def accuracy_table(results: Sequence[Mapping[str, Any]]) -> str:
         )
         lines.append(
             f"| {task} | {n} | {partition} | {rounds} | {seeds} | "
-            + " | ".join(_fmt(finals[m]) for m in modes)
+            + " | ".join(_fmt_partial(finals[m], m, rows) for m in modes)
             + f" | {_fmt(alone)} | {_fmt(pooled)} | {_fmt(fedavg)} | {_fmt(single_epochs)} "
             f"| {best} | {' '.join('yes' if g else 'NO' for g in goals)} | {accepted} |"
         )
@@ -173,6 +183,8 @@ def plot_accuracy(results: Sequence[Mapping[str, Any]], out: str | os.PathLike[s
             x = np.arange(rounds + 1)
             curves: dict[str, tuple[Any, Any]] = {}
             for name in group[0]["ours"]["modes"]:
+                if not all(name in g["ours"]["modes"] for g in group):
+                    continue  # a curve is the mean of every seed of the row
                 scores = np.mean([g["ours"]["modes"][name]["scores"] for g in group], axis=0)
                 epochs = np.mean([g["ours"]["modes"][name]["epochs"] for g in group], axis=0)
                 curves[f"colearning {name}"] = (scores, epochs)
@@ -211,7 +223,8 @@ def plot_accuracy(results: Sequence[Mapping[str, Any]], out: str | os.PathLike[s
 MODES_LEGEND = (
     "Modes: `single` (one proposer a round), `aggregate` (every learner proposes, the "
     "train-row-weighted mean is voted on), `screened` (each proposal voted on first), "
-    "`momentum` (aggregate with a server step: `--server-momentum 0.9`, docs/modes.md). "
+    "`momentum` (aggregate with a server step: `--server-momentum 0.9`, docs/modes.md), "
+    "`momentum-0.5` (the same with `--server-momentum 0.5`). "
     "Made by `colearn bench collaboration`; the commands are in the README's "
     '"How it compares".\n'
 )
