@@ -14,6 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from colearning.bench.collaboration import GRID_MODES, MODES
 from colearning.core.exceptions import ConfigError
 
 DEFAULT_OUT = "bench/collaboration/results"
@@ -36,7 +37,12 @@ def add_bench_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
     c.add_argument("--partitions", nargs="+", default=["iid", "dirichlet:0.5"])
     c.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     c.add_argument("--rounds", type=int, default=30)
-    c.add_argument("--modes", nargs="+", default=["single", "aggregate", "screened", "momentum"])
+    c.add_argument(
+        "--modes",
+        nargs="+",
+        default=list(GRID_MODES),
+        help=f"round modes to play, among {', '.join(MODES)} (default {' '.join(GRID_MODES)})",
+    )
     c.add_argument(
         "--flower-python",
         default=DEFAULT_FLOWER,
