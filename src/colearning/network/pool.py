@@ -86,6 +86,11 @@ RECONNECT_OPTIONS: list[tuple[str, Any]] = [
 #: Seconds a call to a learner that was unreachable waits for gRPC to reconnect (longer
 #: than the largest backoff, jitter included, so a learner that is back is found).
 RESYNC_WAIT = 3.0
+#: Seconds ``GrpcPool.close`` waits for its channels to close. A Ctrl-C that lands inside
+#: a gRPC call on the coordinator's thread can leave ``Channel.close`` waiting forever
+#: (seen in a suite run: the interrupted run hung there, not exiting with 130); past
+#: this wait the channels are left to the process's exit.
+CLOSE_WAIT = 5.0
 
 
 class NetworkError(ColearningError):
@@ -427,8 +432,15 @@ class GrpcPool:
         if self._closed:
             return
         self._closed = True
-        for m in self._members.values():
-            m.channel.close()
+        channels = [m.channel for m in self._members.values()]
+
+        def close_channels() -> None:
+            for channel in channels:
+                channel.close()
+
+        closer = threading.Thread(target=close_channels, name="colearning-close", daemon=True)
+        closer.start()
+        closer.join(CLOSE_WAIT)
         self._threads.close()
 
     def __enter__(self) -> GrpcPool:
