@@ -202,3 +202,38 @@ def test_the_half_momentum_mode_is_asked_for_not_played_by_default():
     assert "momentum-0.5" in MODES and "momentum-0.5" not in GRID_MODES
     args = _parser().parse_args(["bench", "collaboration"])
     assert args.modes == list(GRID_MODES)
+
+
+def test_flowers_side_is_added_to_a_cell_played_without_it(tmp_path, monkeypatch):
+    """The grid's bookkeeping only: Flower's side itself runs in .venv-bench (the
+    benchmark's committed figures), so here the subprocess that would run it is replaced
+    and what it is asked, and what is kept, are checked."""
+    import colearning.bench.collaboration as collaboration
+
+    cell = Cell("digits-sgd", 3, "iid", 0, 2)
+    quiet = {"log": lambda line: None}
+    (first,) = run_grid([cell], tmp_path, flower_python=None, **quiet)
+    assert first["flower"] is None
+    rows = (tmp_path / "partitions" / f"{cell.key}.json").read_text()
+    asked = []
+
+    def flower_side(command, job, workdir):
+        asked.append((command, job))
+        return {"scores": [0.1, 0.2, 0.3], "epochs_per_round": 15, "wall_seconds": 1.0}
+
+    monkeypatch.setattr(collaboration, "spawn", flower_side)
+    (grown,) = run_grid([cell], tmp_path, flower_python="/flower/python", **quiet)
+    ((command, job),) = asked
+    assert command[0] == "/flower/python" and command[1].endswith("flower_side.py")
+    assert job == {
+        "kind": "accuracy",
+        "partition_file": str(tmp_path / "partitions" / f"{cell.key}.json"),
+        "rounds": 2,
+    }
+    assert (tmp_path / "partitions" / f"{cell.key}.json").read_text() == rows  # same rows
+    assert grown["ours"] == first["ours"]  # this project's side is not played again
+    assert grown["flower"]["scores"] == [0.1, 0.2, 0.3]
+    saved = json.loads((tmp_path / "raw" / f"{cell.key}.json").read_text())
+    assert saved["flower"] == grown["flower"]
+    run_grid([cell], tmp_path, flower_python="/flower/python", **quiet)
+    assert len(asked) == 1  # a cell with Flower's side is left as it is

@@ -336,6 +336,17 @@ def run_grid(
                     f"{m} {result['ours']['modes'][m]['scores'][-1]:.3f}" for m in missing
                 )
                 log(f"[{i}/{len(cells)}] {cell.key}: added {finals}")
+            if flower_python is not None and "ours" in result and result.get("flower") is None:
+                # played with --no-flower: Flower's side now, on the same rows
+                write_partition(partition_file, cell.task, cell.learners, cell.partition, cell.seed)
+                job = {"partition_file": str(partition_file), "rounds": cell.rounds}
+                flower = spawn(_flower(flower_python), {"kind": "accuracy", **job}, out / "tmp")
+                result = {**result, "flower": flower}
+                path.write_text(json.dumps(result))
+                log(
+                    f"[{i}/{len(cells)}] {cell.key}: added FedAvg {flower['scores'][-1]:.3f} "
+                    f"({flower['wall_seconds']:.0f} s)"
+                )
             done.append(result)
             continue
         try:

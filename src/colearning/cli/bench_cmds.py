@@ -5,7 +5,8 @@
     colearn bench collaboration --part speed        # only the speed part (minutes)
     colearn bench collaboration --report-only       # tables and plots from OUT/raw
 
-A stopped grid resumes: cells already in ``OUT/raw`` are not played again.
+A stopped grid resumes: cells already in ``OUT/raw`` are not played again; a mode asked
+of a played cell, or Flower's side of a cell played with ``--no-flower``, is added to it.
 """
 
 from __future__ import annotations
