@@ -1,16 +1,22 @@
-"""Round modes of the accuracy grid under several vote metrics, side by side.
+"""Round modes of the accuracy grid under several vote metrics (and local epochs), side
+by side.
 
     python bench/collaboration/vote_metrics.py --tasks digits-mlp --learners 20 \\
         --partitions iid --seeds 0 1 2 --modes aggregate momentum \\
         --metrics log_loss calibrated_log_loss --out bench/collaboration/results-calibrated
+    python bench/collaboration/vote_metrics.py --tasks digits-sgd --learners 5 \\
+        --partitions dirichlet:0.5 --rounds 150 --modes aggregate momentum \\
+        --metrics log_loss --epochs 1 --out bench/collaboration/results-epochs
 
-Each (cell, vote metric) is played by ``colearning.bench.collaboration``'s own
+Each (cell, vote metric, epochs) is played by ``colearning.bench.collaboration``'s own
 subprocess (``ours_accuracy``) on the grid's partition of that cell, with the task
-option ``vote_metric`` set; no baselines (each learner alone, pooled training) and no
-Flower side are run: those do not vote, and ``--reference`` (default: the grid's
-``bench/collaboration/results/raw``) gives them. Raw numbers go to
-``OUT/raw/CELL-METRIC.json`` (a stopped run resumes); the table of every raw file there
-goes to ``OUT/vote-metrics.md``.
+option ``vote_metric`` set, and ``epochs`` (local epochs a proposal; damped training
+with fewer than the task's) where ``--epochs`` is given; no baselines (each learner
+alone, pooled training) and no Flower side are run: those do not vote, and
+``--reference`` (default: the grid's ``bench/collaboration/results/raw``) gives them.
+Raw numbers go to ``OUT/raw/CELL-METRIC.json`` (``CELL-METRIC-eE.json`` with
+``--epochs``; a stopped run resumes); the table of every raw file there goes to
+``OUT/vote-metrics.md``.
 """
 
 from __future__ import annotations
@@ -27,16 +33,30 @@ from colearning.bench.partitions import write_partition
 HERE = Path(__file__).resolve().parent
 
 
-def play(cell: Cell, metric: str, modes: list[str], out: Path) -> dict[str, Any]:
-    path = out / "raw" / f"{cell.key}-{metric}.json"
+def variant_of(metric: str, epochs: int | None) -> str:
+    """The name of a run's task options: the vote metric, and ``-eE`` for E epochs."""
+    return metric if epochs is None else f"{metric}-e{epochs}"
+
+
+def play(
+    cell: Cell, metric: str, modes: list[str], out: Path, epochs: int | None = None
+) -> dict[str, Any]:
+    variant = variant_of(metric, epochs)
+    path = out / "raw" / f"{cell.key}-{variant}.json"
     if path.exists():
         return dict(json.loads(path.read_text()))
-    partition_file = out / "partitions" / f"{cell.key}-{metric}.json"
-    write_partition(
-        partition_file, cell.task, cell.learners, cell.partition, cell.seed, {"vote_metric": metric}
-    )
+    partition_file = out / "partitions" / f"{cell.key}-{variant}.json"
+    options: dict[str, Any] = {"vote_metric": metric}
+    if epochs is not None:
+        options["epochs"] = epochs
+    write_partition(partition_file, cell.task, cell.learners, cell.partition, cell.seed, options)
     ours = play_modes(cell, partition_file, modes, out)
-    result = {"cell": dict(cell.__dict__), "vote_metric": metric, "ours": ours}
+    result = {
+        "cell": dict(cell.__dict__),
+        "vote_metric": metric,
+        "variant": variant,
+        "ours": ours,
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result))
     partition_file.unlink()  # the grid's partition of the cell, rewritten on demand
@@ -59,14 +79,14 @@ def _mean(values: list[float | None]) -> str:
 
 
 def table(results: list[dict[str, Any]], ref: Path) -> str:
-    """One row per cell and mode, the vote metrics side by side: the mean final accuracy
-    over the seeds (each seed's), and the rounds accepted."""
-    metrics = sorted({r["vote_metric"] for r in results}, key=lambda m: (m != "log_loss", m))
+    """One row per cell and mode, the vote metrics (and epochs) side by side: the mean
+    final accuracy over the seeds (each seed's), and the rounds accepted."""
+    metrics = sorted({_variant(r) for r in results}, key=lambda m: (m != "log_loss", m))
     groups: dict[tuple[Any, ...], dict[str, list[dict[str, Any]]]] = {}
     for r in results:
         c = r["cell"]
         key = (c["task"], c["learners"], c["partition"], c["rounds"])
-        groups.setdefault(key, {}).setdefault(r["vote_metric"], []).append(r)
+        groups.setdefault(key, {}).setdefault(_variant(r), []).append(r)
     head = " | ".join(f"{m}: accuracy (seeds) | {m}: accepted" for m in metrics)
     lines = [
         f"| task | learners | partition | rounds | seeds | mode | {head} | pooled | FedAvg |",
@@ -99,6 +119,10 @@ def table(results: list[dict[str, Any]], ref: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _variant(result: dict[str, Any]) -> str:
+    return str(result.get("variant", result["vote_metric"]))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tasks", nargs="+", default=["digits-mlp"])
@@ -110,6 +134,13 @@ def main() -> None:
         "--modes", nargs="+", default=["single", "aggregate", "momentum"], choices=MODES
     )
     parser.add_argument("--metrics", nargs="+", default=["log_loss", "calibrated_log_loss"])
+    parser.add_argument(
+        "--epochs",
+        nargs="+",
+        type=int,
+        default=None,
+        help="local epochs a proposal, each played with every metric (default: the task's)",
+    )
     parser.add_argument("--out", type=Path, default=HERE / "results-calibrated")
     parser.add_argument("--reference", type=Path, default=HERE / "results" / "raw")
     parser.add_argument("--report-only", action="store_true")
@@ -120,14 +151,17 @@ def main() -> None:
             for part in args.partitions:
                 for seed in args.seeds:
                     cell = Cell(task, n, part, seed, args.rounds)
-                    for metric in args.metrics:
-                        path = args.out / "raw" / f"{cell.key}-{metric}.json"
+                    for metric, epochs in [
+                        (m, e) for m in args.metrics for e in (args.epochs or [None])
+                    ]:
+                        variant = variant_of(metric, epochs)
+                        path = args.out / "raw" / f"{cell.key}-{variant}.json"
                         if args.report_only and not path.exists():
                             continue
-                        r = play(cell, metric, args.modes, args.out)
+                        r = play(cell, metric, args.modes, args.out, epochs)
                         finals = {m: v["scores"][-1] for m, v in r["ours"]["modes"].items()}
                         print(
-                            f"{cell.key} {metric}: "
+                            f"{cell.key} {variant}: "
                             + ", ".join(
                                 f"{m} {f:.3f} ({r['ours']['modes'][m]['accepted']} acc)"
                                 for m, f in finals.items()
