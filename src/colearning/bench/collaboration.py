@@ -339,13 +339,17 @@ def run_grid(
             if flower_python is not None and "ours" in result and result.get("flower") is None:
                 # played with --no-flower: Flower's side now, on the same rows
                 write_partition(partition_file, cell.task, cell.learners, cell.partition, cell.seed)
-                job = {"partition_file": str(partition_file), "rounds": cell.rounds}
-                flower = spawn(_flower(flower_python), {"kind": "accuracy", **job}, out / "tmp")
-                result = {**result, "flower": flower}
+                flower_job = {
+                    "kind": "accuracy",
+                    "partition_file": str(partition_file),
+                    "rounds": cell.rounds,
+                }
+                added = spawn(_flower(flower_python), flower_job, out / "tmp")
+                result = {**result, "flower": added}
                 path.write_text(json.dumps(result))
                 log(
-                    f"[{i}/{len(cells)}] {cell.key}: added FedAvg {flower['scores'][-1]:.3f} "
-                    f"({flower['wall_seconds']:.0f} s)"
+                    f"[{i}/{len(cells)}] {cell.key}: added FedAvg {added['scores'][-1]:.3f} "
+                    f"({added['wall_seconds']:.0f} s)"
                 )
             done.append(result)
             continue
