@@ -87,6 +87,24 @@ def test_a_mode_played_on_some_seeds_is_shown_with_its_count_and_not_made_best()
     assert "| aggregate | yes yes yes yes |" in line
 
 
+def test_a_mode_played_on_no_seed_of_a_row_is_a_dash_not_a_zero():
+    played = fake_cell(0, 0.80, 0.90, 0.88, 0.91, 0.85)
+    played["ours"]["modes"]["screened"] = dict(played["ours"]["modes"]["single"])
+    other = fake_cell(0, 0.80, 0.90, 0.88, 0.91, 0.85)
+    other["cell"]["learners"] = 3
+    lines = accuracy_table([played, other]).splitlines()
+    assert "| 0.800 | 0.900 | 0.800 |" in lines[2] and "| 1 of 1/1 of 1/1 of 1 |" in lines[2]
+    assert "| 0.800 | 0.900 | - |" in lines[3] and "| 1 of 1/1 of 1/- |" in lines[3]
+    assert "seeds)" not in lines[3] and "0 of 0" not in lines[3]
+
+
+def test_a_goal_met_exactly_is_not_failed_by_the_last_bits_of_a_float():
+    # FedAvg's 0.1 + 0.2 is 0.30000000000000004 in binary floating point: a mode that
+    # ends at 0.3 reaches it
+    line = accuracy_table([fake_cell(0, 0.2, 0.3, 0.1 + 0.2, 0.31, 0.25)]).splitlines()[2]
+    assert "| aggregate | yes yes yes yes |" in line
+
+
 def test_a_cell_that_cannot_be_partitioned_is_recorded_not_run(tmp_path):
     cell = Cell("digits-sgd", 400, "iid", 0, 2)
     results = run_grid([cell], tmp_path, flower_python=None, log=lambda line: None)

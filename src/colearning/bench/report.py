@@ -74,8 +74,24 @@ def _mean(values: Sequence[float | None]) -> float | None:
 def _fmt_partial(value: float | None, mode: str, rows: Sequence[Mapping[str, Any]]) -> str:
     """A mode's mean, with the count of seeds it covers where that is not all of them."""
     played = sum(mode in row["modes"] for row in rows)
+    if played == 0:
+        return "-"
     note = "" if played == len(rows) else f" ({played} of {len(rows)} seeds)"
     return _fmt(value) + note
+
+
+def _fmt_accepted(mode: str, rows: Sequence[Mapping[str, Any]]) -> str:
+    """A mode's accepted rounds of its rounds over the row's seeds; "-" where never played."""
+    played = [row["modes"][mode] for row in rows if mode in row["modes"]]
+    if not played:
+        return "-"
+    return f"{sum(m['accepted'] for m in played)} of {sum(m['rounds'] for m in played)}"
+
+
+def _at_least(value: float | None, bound: float | None) -> bool:
+    """``value >= bound`` on figures rounded to 1e-9: accuracies are ratios of counts and
+    their means must not pass or fail a goal on the last bits of a float."""
+    return value is not None and bound is not None and round(value, 9) >= round(bound, 9)
 
 
 def accuracy_table(results: Sequence[Mapping[str, Any]]) -> str:
@@ -116,16 +132,12 @@ def accuracy_table(results: Sequence[Mapping[str, Any]]) -> str:
         )
         b = finals[best] or 0.0
         goals = [
-            pooled is not None and b >= pooled - POOLED_MARGIN,
-            alone is not None and b > alone,
-            fedavg is not None and b >= fedavg,
-            best_epochs is not None and b >= best_epochs,
+            _at_least(b, None if pooled is None else pooled - POOLED_MARGIN),
+            alone is not None and round(b, 9) > round(alone, 9),
+            _at_least(b, fedavg),
+            _at_least(b, best_epochs),
         ]
-        accepted = "/".join(
-            f"{sum(row['modes'][m]['accepted'] for row in rows if m in row['modes'])}"
-            f" of {sum(row['modes'][m]['rounds'] for row in rows if m in row['modes'])}"
-            for m in modes
-        )
+        accepted = "/".join(_fmt_accepted(m, rows) for m in modes)
         lines.append(
             f"| {task} | {n} | {partition} | {rounds} | {seeds} | "
             + " | ".join(_fmt_partial(finals[m], m, rows) for m in modes)
