@@ -46,7 +46,8 @@ DeployFn = Callable[..., Deployed]
 
 @pytest.fixture(params=["embedded", "anvil"])
 def deploy(request: pytest.FixtureRequest) -> Iterator[DeployFn]:
-    """``deploy(n, threshold=(1, 2), vote_period=3600)``: a fresh contract on each chain."""
+    """``deploy(n, threshold=(1, 2), vote_period=3600, committee=0)``: a fresh contract
+    on each chain."""
     node = request.getfixturevalue("anvil") if request.param == "anvil" else None
     made: list[Chain] = []
 
@@ -55,6 +56,7 @@ def deploy(request: pytest.FixtureRequest) -> Iterator[DeployFn]:
         threshold: tuple[int, int] = (1, 2),
         propose_period: int = 3600,
         vote_period: int = 3600,
+        committee: int = 0,
     ) -> Deployed:
         chain, operator = make_chain(request.param, node)
         made.append(chain)
@@ -66,6 +68,7 @@ def deploy(request: pytest.FixtureRequest) -> Iterator[DeployFn]:
             propose_period=propose_period,
             vote_period=vote_period,
             initial_weights=os.urandom(32),
+            committee=committee,
         )
         client, _ = LedgerClient.deploy(chain, operator, config)
         return Deployed(chain, client, keys, config)

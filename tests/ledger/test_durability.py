@@ -133,3 +133,23 @@ def test_anvil_resumes_after_sigkill_and_a_node_restart(tmp_path, whole, capsys)
         assert final(out) == final(whole)
         assert history(out, node.url) == history(whole)
         assert verify(out, node.url).ok
+
+
+def test_a_committee_run_resumes_after_sigkill_with_the_chains_committees(tmp_path, capsys):
+    """The committees come from the chain's seeds (each run's contract has its own
+    experiment id, so two runs draw differently and are not compared): the resumed run
+    reads them back, replays the round the chain closed before the kill with the very
+    committee and ballots the chain holds, and the whole directory verifies."""
+    out = tmp_path / "killed"
+    killed_run(tmp_path, out, 3, "after-chain", "--committee", "2")
+    assert final(out)[1] == [0, 1, 2]
+    before = history(out)
+    assert [r[0] for r in before] == [0, 1, 2, 3]
+    assert all(len(r[4]) == 2 for r in before if r[2] != "skipped")  # two members voted
+    resumed = colearn("run", "--resume", out, capsys=capsys)
+    assert "resuming at round 3" in resumed
+    after = history(out)
+    assert after[:4] == before and [r[0] for r in after] == list(range(8))
+    assert final(out)[1] == list(range(8))
+    report = verify(out)  # each round's committee is the one its chain seed draws
+    assert report.ok, report.discrepancies

@@ -22,7 +22,7 @@ from colearning.ledger.peer import DirectoryExchange, Peer
 from colearning.testing import QuadraticLearner
 
 
-def peers_on_embedded_chain(tmp_path, n, propose_period=100, vote_period=100):
+def peers_on_embedded_chain(tmp_path, n, propose_period=100, vote_period=100, committee=0):
     chain = EmbeddedChain()
     operator = Key.from_hex(EMBEDDED_OPERATOR_KEY)
     keys = [Key.generate() for _ in range(n)]
@@ -30,7 +30,7 @@ def peers_on_embedded_chain(tmp_path, n, propose_period=100, vote_period=100):
     initial = weights_id(encode(learners[0].mli_get_current_weights()))
     config = LedgerConfig(
         os.urandom(32), tuple(k.address for k in keys), (1, 2), propose_period, vote_period,
-        bytes.fromhex(initial),
+        bytes.fromhex(initial), committee,
     )  # fmt: skip
     client, _ = LedgerClient.deploy(chain, operator, config)
     client.fund([k.address for k in keys], 10**18)
@@ -69,6 +69,23 @@ def test_peers_play_rounds_without_a_coordinator(tmp_path):
     finals = {peer.current_id for peer in peers}
     assert finals == {history.current_weights().hex()}
     assert all(len(r.ballots) == 2 for r in history.rounds[:4])
+    chain.close()
+
+
+def test_peers_outside_the_round_committee_do_not_vote(tmp_path):
+    from colearning.core.plans import draw_committee
+
+    chain, client, peers = peers_on_embedded_chain(tmp_path, 6, committee=2)
+    step(peers, client, 4)
+    history = rebuild(client.events())
+    assert [r.status for r in history.rounds][:4] == ["accepted"] * 4
+    for r in history.rounds[:4]:
+        i = r.round_index
+        assert set(r.ballots) == set(draw_committee(client.round_seed(i), 6, 2, [i % 6]))
+        assert r.eligible == 2
+    for peer in peers:
+        peer._read_events()
+    assert {peer.current_id for peer in peers} == {history.current_weights().hex()}
     chain.close()
 
 

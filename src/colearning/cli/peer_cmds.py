@@ -43,6 +43,12 @@ def add_parsers(sub: Any, ledger_sub: Any) -> None:
         help="file with each party's address, one a line, in learner order",
     )
     deploy.add_argument("--threshold", type=float, default=0.5, help="vote threshold (0.5)")
+    deploy.add_argument(
+        "--committee",
+        type=int,
+        default=0,
+        help="voters the chain draws each round from the non-proposers (0: all of them)",
+    )
     deploy.add_argument("--propose-period", type=int, default=600, help="seconds to propose")
     deploy.add_argument("--vote-period", type=int, default=600, help="seconds to vote")
     deploy.add_argument(
@@ -139,6 +145,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
             propose_period=args.propose_period,
             vote_period=args.vote_period,
             initial_weights=bytes.fromhex(initial),
+            committee=args.committee,
         )
         client, receipt = LedgerClient.deploy(chain, operator, config)
         if args.fund > 0:

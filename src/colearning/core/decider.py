@@ -11,7 +11,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Sequence
 
-from colearning.core.plans import RoundPlan
+from colearning.core.plans import CommitteeRandomness, RoundPlan
 from colearning.core.protocol import Candidate, Decision, Proposal, Vote
 from colearning.core.tally import passes, threshold_fraction
 
@@ -25,6 +25,11 @@ class Decider(abc.ABC):
     def __init__(self, vote_threshold: float = 0.5) -> None:
         self.threshold = threshold_fraction(vote_threshold)
         self.vote_threshold = vote_threshold
+
+    def committee_randomness(self) -> CommitteeRandomness | None:
+        """Where committees are drawn from, if this decider says (a ledger: the
+        chain's randomness); ``None``: the experiment's seed."""
+        return None
 
     def begin(self, plan: RoundPlan) -> None:  # noqa: B027 - optional hook
         """A round starts (a ledger opens it on chain)."""

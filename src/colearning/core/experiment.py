@@ -97,7 +97,8 @@ class Experiment:
         Who decides each round; default the Python tally with ``vote_threshold``.
     committee
         Voters per round: each round ``committee`` learners drawn from the non-proposers
-        with randomness from ``(seed, round_index)`` vote instead of everyone
+        with randomness from ``(seed, round_index)`` (or, with a decider that has its
+        own, such as the ledger's, from the chain) vote instead of everyone
         (:class:`~colearning.core.plans.CommitteePlanner`; size it with
         :func:`colearning.scale.committee_size`). Default: everyone votes.
 
@@ -128,7 +129,15 @@ class Experiment:
         committee: int | None = None,
     ) -> None:
         self.decider = decider or TallyDecider(vote_threshold)
-        self.planner = planner_for_mode(mode, proposer, seed, combiner, proposers, committee)
+        self.planner = planner_for_mode(
+            mode,
+            proposer,
+            seed,
+            combiner,
+            proposers,
+            committee,
+            randomness=self.decider.committee_randomness(),
+        )
         check_timeout(timeout)
         if isinstance(learners, Sequence):
             if len(learners) < 1:

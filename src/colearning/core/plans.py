@@ -420,8 +420,7 @@ class CommitteePlanner(Planner):
                 f"{self.size} learners besides the proposer(s); there are {eligible}. "
                 "Use a smaller committee or more learners"
             )
-        picks = sample_indices(self.randomness.round_seed(round_index), eligible, self.size)
-        chosen = sorted(_skip(picks, excluded))
+        chosen = draw_committee(self.randomness.round_seed(round_index), n, self.size, excluded)
         committee = tuple([learner_ids[i] for i in chosen])
         testers = tuple([learner_ids[i] for i in sorted(chosen + excluded)])
         return RoundPlan(
@@ -455,6 +454,19 @@ def check_committee_size(size: object, n_learners: int | None = None) -> int:
     return int(size)
 
 
+def draw_committee(seed: bytes, n_learners: int, size: int, excluded: Sequence[int]) -> list[int]:
+    """The positions (sorted) of the ``size`` committee members among ``n_learners``
+    drawn from ``seed``: :func:`sample_indices` over the learners not in ``excluded``
+    (the proposers' positions, sorted), in experiment order. The ledger contract draws
+    the same members from the same seed.
+
+    >>> draw_committee(b"round seed", 11, 3, [2])  # sample_indices gives [3, 2, 1]
+    [1, 3, 4]
+    """
+    picks = sample_indices(seed, n_learners - len(excluded), size)
+    return sorted(_skip(picks, excluded))
+
+
 def _skip(picks: Sequence[int], excluded: Sequence[int]) -> list[int]:
     """Map positions among the non-excluded back to positions among all (``excluded``
     sorted): each pick moves past every excluded position at or below it."""
@@ -469,12 +481,19 @@ def _skip(picks: Sequence[int], excluded: Sequence[int]) -> list[int]:
     return out
 
 
-def planner_for(policy: str | Planner, seed: int = 0, committee: int | None = None) -> Planner:
+def planner_for(
+    policy: str | Planner,
+    seed: int = 0,
+    committee: int | None = None,
+    randomness: CommitteeRandomness | None = None,
+) -> Planner:
     """The planner of a proposer policy name (``"round-robin"``, ``"random"``), or
     ``policy`` itself if it is a :class:`Planner` already; with ``committee``, wrapped
-    in a :class:`CommitteePlanner` of that size drawing from ``seed``."""
+    in a :class:`CommitteePlanner` of that size drawing from ``randomness`` (default:
+    :class:`SeededRandomness` of ``seed``)."""
     if committee is not None:
-        return CommitteePlanner(planner_for(policy, seed), committee, SeededRandomness(seed))
+        draws = randomness if randomness is not None else SeededRandomness(seed)
+        return CommitteePlanner(planner_for(policy, seed), committee, draws)
     if isinstance(policy, Planner):
         return policy
     if policy == "round-robin":
@@ -498,11 +517,13 @@ def planner_for_mode(
     combiner: str | Combiner = "mean",
     proposers: int | None = None,
     committee: int | None = None,
+    randomness: CommitteeRandomness | None = None,
 ) -> Planner:
     """The planner of a round mode: ``proposer``'s for ``"single"`` rounds, an
     :class:`AggregatePlanner` for ``"aggregate"`` and ``"screened"`` ones; with
     ``committee``, wrapped in a :class:`CommitteePlanner` of that size drawing from
-    ``seed`` (the committee is drawn from the learners that do not propose).
+    ``randomness`` (default: :class:`SeededRandomness` of ``seed``; the committee is
+    drawn from the learners that do not propose).
 
     >>> planner_for_mode("screened", proposers=2).describe()["planner"]
     'screened'
@@ -523,7 +544,7 @@ def planner_for_mode(
                 "single round has one proposal, voted on as it is (drop server_lr and "
                 "server_momentum, or choose mode aggregate)"
             )
-        return planner_for(proposer, seed, committee)
+        return planner_for(proposer, seed, committee, randomness)
     if isinstance(proposer, Planner) or proposer != "round-robin":
         shown = type(proposer).__name__ if isinstance(proposer, Planner) else repr(proposer)
         raise ConfigError(
@@ -533,7 +554,8 @@ def planner_for_mode(
         )
     planner = AggregatePlanner(proposers, seed, combiner, screened=mode == "screened")
     if committee is not None:
-        return CommitteePlanner(planner, committee, SeededRandomness(seed))
+        draws = randomness if randomness is not None else SeededRandomness(seed)
+        return CommitteePlanner(planner, committee, draws)
     return planner
 
 

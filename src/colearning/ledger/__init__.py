@@ -13,8 +13,15 @@ from colearning.core.exceptions import require_extra
 for _module in ("web3", "eth_tester", "eth_account", "eth_abi", "eth"):
     require_extra(_module, "ledger", "the ledger (--ledger evm)")
 
-from colearning.ledger.decider import EvmDecider, TallyMismatchWarning  # noqa: E402
+from colearning.ledger.decider import ChainRandomness, EvmDecider, TallyMismatchWarning  # noqa: E402
 from colearning.ledger.keys import SimulationKeysWarning  # noqa: E402
 from colearning.ledger.session import Ledger, has_ledger  # noqa: E402
 
-__all__ = ["EvmDecider", "Ledger", "SimulationKeysWarning", "TallyMismatchWarning", "has_ledger"]
+__all__ = [
+    "ChainRandomness",
+    "EvmDecider",
+    "Ledger",
+    "SimulationKeysWarning",
+    "TallyMismatchWarning",
+    "has_ledger",
+]

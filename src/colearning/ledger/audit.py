@@ -6,8 +6,10 @@ the experiment directory against it.
 - the code at the contract's address is the contract this package ships;
 - the contract's registered learners, threshold and initial weights are the
   experiment's (``ledger.json``, the stored config, the initial blob);
-- every round: its proposer, its outcome (accepted, rejected, skipped), the weights id
-  voted on, each learner's ballot, and the recount of the tally from the ballots
+- every round: its proposer, its committee (with a committee: the members the chain's
+  seed for the round draws, against the directory's record of them), its outcome
+  (accepted, rejected, skipped), the weights id voted on, each eligible learner's
+  ballot, and the recount of the tally from the ballots
   (``approvals * den >= num * eligible``, as the contract and ``tally.py`` count),
   against the round's JSON record *and* its rows in the ``rounds`` and ``votes``
   tables;
@@ -33,6 +35,7 @@ from typing import Any
 from eth_utils import to_checksum_address
 
 from colearning.core.exceptions import LedgerError, StoreError
+from colearning.core.plans import draw_committee
 from colearning.core.records import RoundRecord
 from colearning.core.store import DB_NAME, ExperimentStore
 from colearning.ledger import eip712
@@ -342,8 +345,35 @@ class _Audit:
                 f"{_short(_hex(onchain.weights))}",
             )
         self._row_status(where, record, row)
-        self._ballots(record, onchain, row)
-        self._recount(record, onchain)
+        voters = self._voters(record)
+        self._ballots(record, onchain, row, voters)
+        self._recount(record, onchain, len(voters))
+
+    def _voters(self, record: RoundRecord) -> list[str]:
+        """The round's eligible voters as the chain decides them: every non-proposer,
+        or, with a committee, the members drawn from the seed the contract kept for the
+        round (checked against the directory's record of the committee)."""
+        r = record.round_index
+        n = len(self.ids)
+        proposer = r % n
+        size = int((self.history.opened or {}).get("committee") or 0)
+        if size == 0:
+            if record.committee is not None:
+                self.flag(
+                    f"round {r}",
+                    "the directory records a committee; the contract has none (every "
+                    "non-proposer votes)",
+                )
+            return [lid for i, lid in enumerate(self.ids) if i != proposer]
+        seed = self.client.round_seed(r)
+        drawn = [self.ids[i] for i in draw_committee(seed, n, size, [proposer])]
+        if record.committee is None or sorted(record.committee) != sorted(drawn):
+            self.flag(
+                f"round {r}",
+                f"the directory's committee is {record.committee}; the chain's seed "
+                f"{seed.hex()[:12]}... draws {drawn}",
+            )
+        return drawn
 
     def _row_status(self, where: str, record: RoundRecord, row: dict[str, Any]) -> None:
         if not row:
@@ -366,15 +396,18 @@ class _Audit:
                 f"record's {_short(record.current_weights_id)}",
             )
 
-    def _ballots(self, record: RoundRecord, onchain: ChainRound, row: dict[str, Any]) -> None:
+    def _ballots(
+        self, record: RoundRecord, onchain: ChainRound, row: dict[str, Any], voters: list[str]
+    ) -> None:
         r = record.round_index
-        n = len(self.ids)
-        proposer_id = self.ids[r % n]
         votes = {v.learner_id: v for v in record.votes}
         weights = onchain.weights or bytes(32)
         experiment = bytes.fromhex(self.info.experiment[2:])
+        eligible = set(voters)
         for i, lid in enumerate(self.ids):
-            if lid == proposer_id:
+            if lid not in eligible:
+                if i in onchain.ballots:
+                    self.flag(f"round {r}, {lid}", "the chain holds a ballot of a non-voter")
                 continue
             where = f"round {r}, {lid}"
             chain_code = onchain.ballots.get(i)
@@ -406,11 +439,10 @@ class _Audit:
                     f"{_short(weights.hex())})",
                 )
 
-    def _recount(self, record: RoundRecord, onchain: ChainRound) -> None:
+    def _recount(self, record: RoundRecord, onchain: ChainRound, eligible: int) -> None:
         where = f"round {record.round_index}"
         opened = self.history.opened or {}
         num, den = int(opened.get("threshold_num", 1)), int(opened.get("threshold_den", 2))
-        eligible = len(self.ids) - 1
         approvals = sum(1 for code in onchain.ballots.values() if code == APPROVE)
         if onchain.approvals != approvals or onchain.eligible != eligible:
             self.flag(

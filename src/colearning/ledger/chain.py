@@ -254,6 +254,19 @@ def _db(kv: _SqliteKV | None) -> Any:
     return AtomicDB(SqliteDB())
 
 
+def _randao(block_number: int) -> bytes:
+    """The embedded chain's RANDAO value of a block: ``keccak256(number)``, fixed, so
+    that a replay of the chain rebuilds it (a simulation's chain; see docs/ledger.md)."""
+    return keccak(block_number.to_bytes(32, "big"))
+
+
+def _open_block(chain: Any, timestamp: int) -> None:
+    """Set the pending block's clock and its RANDAO value (what PREVRANDAO reads while
+    its transaction runs: the value the block is then mined with)."""
+    chain.set_header_timestamp(timestamp)
+    chain.header = chain.header.copy(mix_hash=_randao(chain.header.block_number))
+
+
 def _chain_class() -> Any:
     from eth.chains.base import MiningChain
     from eth.consensus import ConsensusApplier, NoProofConsensus
@@ -342,9 +355,7 @@ class EmbeddedChain(Chain):
 
     def _mine(self, timestamp: int) -> Any:
         number = self._chain.header.block_number
-        return self._chain.mine_block(
-            timestamp=timestamp, mix_hash=keccak(number.to_bytes(32, "big"))
-        )
+        return self._chain.mine_block(timestamp=timestamp, mix_hash=_randao(number))
 
     def _apply(self, raw: bytes, timestamp: int) -> Receipt:
         from eth_utils import ValidationError
@@ -356,7 +367,7 @@ class EmbeddedChain(Chain):
             tx = chain.get_vm().get_transaction_builder().decode(raw)
         except Exception as exc:  # not a transaction
             raise LedgerError(f"not a valid signed transaction: {exc}") from exc
-        chain.set_header_timestamp(timestamp)
+        _open_block(chain, timestamp)
         try:
             _, receipt, computation = chain.apply_transaction(tx)
         except ValidationError as exc:
@@ -408,7 +419,7 @@ class EmbeddedChain(Chain):
         for number in range(1, self.block_number() + 1):
             block = self._chain.get_canonical_block_by_number(number)
             chain = fresh._chain
-            chain.set_header_timestamp(block.header.timestamp)
+            _open_block(chain, block.header.timestamp)
             for tx in block.transactions:
                 chain.apply_transaction(tx)
             mined = fresh._mine(block.header.timestamp)

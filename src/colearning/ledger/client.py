@@ -32,6 +32,10 @@ DEFAULT_VOTE_PERIOD = 7 * 24 * 3600
 _GAS_DEPLOY = 4_000_000
 _GAS_BASE = 150_000
 _GAS_PER_BALLOT = 12_000
+# a call that opens the next round draws its committee there (the seed's new slot,
+# the members' word, and the shuffle: about one SHA-256 per four members)
+_GAS_DRAW = 60_000
+_GAS_PER_MEMBER = 1_500
 
 _NO_SIG = Signature(bytes(32), bytes(32))
 
@@ -46,6 +50,8 @@ class LedgerConfig:
     propose_period: int
     vote_period: int
     initial_weights: bytes
+    #: voters drawn each round from the non-proposers by the chain (0: all of them)
+    committee: int = 0
 
 
 @dataclass(frozen=True)
@@ -60,6 +66,14 @@ class OpenRound:
     candidate: bytes
     current_weights: bytes
     voted: int
+    #: the round's committee, bit i for learner i (0: every non-proposer votes)
+    members: int = 0
+
+    def eligible(self, index: int) -> bool:
+        """Whether learner ``index`` may cast a ballot in this round (its committee's
+        member, or, without a committee, any learner: the contract refuses the
+        proposer's own)."""
+        return self.members == 0 or bool((self.members >> index) & 1)
 
 
 @dataclass(frozen=True)
@@ -162,7 +176,13 @@ class LedgerClient:
         if not 1 <= n <= MAX_LEARNERS:
             raise LedgerError(
                 f"the ledger contract holds 1 to {MAX_LEARNERS} learners; got {n} (larger "
-                "experiments need voter committees)"
+                "experiments run without --ledger: the contract keeps one bit per learner)"
+            )
+        k = config.committee
+        if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k < n:
+            raise LedgerError(
+                f"the ledger's committee must be 0 (every non-proposer votes) to {n - 1} (the "
+                f"learners besides the proposer) with {n} learners; got {k!r}"
             )
         contract = artifact()
         data = contract.deploy_data(
@@ -173,12 +193,14 @@ class LedgerClient:
             config.propose_period,
             config.vote_period,
             config.initial_weights,
+            config.committee,
         )
         nonces = _Nonces.of(chain)
         if nonce is not None:
             nonces.next[operator.address] = nonce
         use = nonces.take(operator.address)
-        raw = _sign_tx(chain, operator, use, None, data, _GAS_DEPLOY + 30_000 * n)
+        draw = 0 if config.committee == 0 else _GAS_DRAW + _GAS_PER_MEMBER * config.committee
+        raw = _sign_tx(chain, operator, use, None, data, _GAS_DEPLOY + 30_000 * n + draw)
         receipt = chain.send_raw(raw)
         if not receipt.status:
             raise LedgerError(f"deploying the ledger contract failed: {receipt.revert_reason}")
@@ -210,11 +232,14 @@ class LedgerClient:
                 propose_period=int(self.view("PROPOSE_PERIOD")[0]),
                 vote_period=int(self.view("VOTE_PERIOD")[0]),
                 initial_weights=bytes(self.view("INITIAL_WEIGHTS")[0]),
+                committee=int(self.view("COMMITTEE")[0]),
             )
         return self._config
 
     def state(self) -> OpenRound:
-        index, deadline, voting, ballots, approvals, candidate, current, voted = self.view("state")
+        index, deadline, voting, ballots, approvals, candidate, current, voted, members = self.view(
+            "state"
+        )
         return OpenRound(
             int(index),
             int(deadline),
@@ -224,7 +249,13 @@ class LedgerClient:
             bytes(candidate),
             bytes(current),
             int(voted),
+            int(members),
         )
+
+    def round_seed(self, round_index: int) -> bytes:
+        """The seed the chain drew round ``round_index``'s committee from, when the
+        round opened (all zero for a round not opened yet, or without a committee)."""
+        return bytes(self.view("seeds", round_index)[0])
 
     def events(self, from_block: int = 0, to_block: int | None = None) -> list[ChainEvent]:
         return decode_events(self.contract, self.chain.logs(self.address, from_block, to_block))
@@ -254,14 +285,15 @@ class LedgerClient:
         be the proposer."""
         sig = signature or _NO_SIG
         return self.transact(
-            "propose", round_index, weights, sig.r, sig.vs, sender=sender, gas=_GAS_BASE
-        )
+            "propose", round_index, weights, sig.r, sig.vs, sender=sender,
+            gas=_GAS_BASE + self._draw_gas(),
+        )  # fmt: skip
 
     def vote(self, round_index: int, ballot: Ballot, sender: Key | None = None) -> Receipt:
         s = ballot.signature
         return self.transact(
             "vote", round_index, ballot.voter, ballot.ballot, s.r, s.vs, sender=sender,
-            gas=_GAS_BASE + _GAS_PER_BALLOT,
+            gas=_GAS_BASE + _GAS_PER_BALLOT + self._draw_gas(),
         )  # fmt: skip
 
     def cast(
@@ -286,14 +318,21 @@ class LedgerClient:
         voters, approvals, abstentions, sigs = _pack(ballots)
         return self.transact(
             "settle", round_index, weights, proposal.r, proposal.vs, voters, approvals,
-            abstentions, sigs, sender=sender, gas=_GAS_BASE + _GAS_PER_BALLOT * len(ballots),
+            abstentions, sigs, sender=sender,
+            gas=_GAS_BASE + _GAS_PER_BALLOT * len(ballots) + self._draw_gas(),
         )  # fmt: skip
 
     def finalize(self, round_index: int, sender: Key | None = None) -> Receipt:
-        return self.transact("finalize", round_index, sender=sender, gas=_GAS_BASE)
+        return self.transact(
+            "finalize", round_index, sender=sender, gas=_GAS_BASE + self._draw_gas()
+        )
 
     def skip(self, round_index: int, sender: Key | None = None) -> Receipt:
-        return self.transact("skip", round_index, sender=sender, gas=_GAS_BASE)
+        return self.transact("skip", round_index, sender=sender, gas=_GAS_BASE + self._draw_gas())
+
+    def _draw_gas(self) -> int:
+        k = self.config().committee
+        return 0 if k == 0 else _GAS_DRAW + _GAS_PER_MEMBER * k
 
     def announce(self, endpoint: str, sender: Key) -> Receipt:
         return self.transact("announce", endpoint, sender=sender, gas=_GAS_BASE)

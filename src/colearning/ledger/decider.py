@@ -13,6 +13,11 @@ Each round, as a coordinator holding the (simulated) learners' keys:
   check: if it disagrees, a :class:`TallyMismatchWarning` says so and the driver still
   obeys the contract.
 
+With a committee (``committee=K``, fixed at deployment), the contract draws each
+round's K voters when the round opens, from the block's RANDAO value; the planner draws
+from the same seed (:class:`ChainRandomness`), and ``begin`` checks that its committee is
+the chain's before anyone is asked.
+
 A round the chain closed already (a run killed after its transaction and before the
 directory committed the round) is not sent again: the replayed round must match what
 the chain recorded (proposer, weights id, every ballot), and the chain's decision is
@@ -27,7 +32,7 @@ from collections.abc import Sequence
 
 from colearning.core.decider import Decider, TallyDecider
 from colearning.core.exceptions import ConfigError, LedgerError
-from colearning.core.plans import RoundPlan
+from colearning.core.plans import CommitteeRandomness, RoundPlan
 from colearning.core.protocol import Ballot, Candidate, Decision, Proposal, Vote
 from colearning.ledger.chain import Receipt
 from colearning.ledger.client import Ballot as SignedBallot
@@ -44,14 +49,40 @@ class TallyMismatchWarning(UserWarning):
     """The contract and the Python tally decided a round differently."""
 
 
+class ChainRandomness:
+    """Committee seeds from the ledger contract: the seed it drew each round from
+    when the round opened (``seeds(round)``, from the block's ``prevrandao``), so that
+    no party chooses or foresees its committee before the round is open."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+
+    def round_seed(self, round_index: int) -> bytes:
+        seed = self.ledger.require_client().round_seed(round_index)
+        if seed == bytes(32):
+            raise LedgerError(
+                f"the ledger contract holds no committee seed for round {round_index}: the "
+                "round is not open on chain yet, or the contract was deployed without a "
+                "committee"
+            )
+        return seed
+
+    def describe(self) -> dict[str, object]:
+        return {"randomness": "chain"}
+
+
 class EvmDecider(Decider):
-    """Decisions from the ledger contract (see the module docstring)."""
+    """Decisions from the ledger contract (see the module docstring). ``committee``:
+    voters the chain draws each round (``None`` or 0: every non-proposer)."""
 
     name = "contract"
 
-    def __init__(self, ledger: Ledger, vote_threshold: float = 0.5) -> None:
+    def __init__(
+        self, ledger: Ledger, vote_threshold: float = 0.5, committee: int | None = None
+    ) -> None:
         super().__init__(vote_threshold)
         self.ledger = ledger
+        self.committee = int(committee or 0)
         self.ids = list(ledger.learner_ids)
         self.index = {lid: i for i, lid in enumerate(self.ids)}
         self.tally = TallyDecider(vote_threshold)
@@ -67,9 +98,12 @@ class EvmDecider(Decider):
 
     def start(self, initial_weights_id: str) -> None:
         """Deploy the contract (a new experiment) or check the deployed one."""
-        self.ledger.deploy(self.vote_threshold, initial_weights_id)
+        self.ledger.deploy(self.vote_threshold, initial_weights_id, committee=self.committee)
 
     # -- Decider ------------------------------------------------------------------------
+
+    def committee_randomness(self) -> CommitteeRandomness | None:
+        return ChainRandomness(self.ledger) if self.committee else None
 
     def begin(self, plan: RoundPlan) -> None:
         r = plan.round_index
@@ -80,7 +114,14 @@ class EvmDecider(Decider):
                 f"({self.ids[r % n]} for round {r}); this plan has {list(plan.proposers)}. "
                 "Use the round-robin proposer policy with --ledger evm"
             )
-        if set(plan.voters) != set(self.ids) - {self.ids[r % n]}:
+        if self.committee:
+            if plan.committee is None or len(plan.voters) != self.committee:
+                raise ConfigError(
+                    f"round {r}: the ledger draws a committee of {self.committee} voters; "
+                    f"this plan has voters {list(plan.voters)}. Run with --committee "
+                    f"{self.committee}"
+                )
+        elif set(plan.voters) != set(self.ids) - {self.ids[r % n]}:
             raise ConfigError(
                 f"round {r}: with the ledger every learner but the proposer votes; this "
                 f"plan has voters {list(plan.voters)}"
@@ -88,9 +129,17 @@ class EvmDecider(Decider):
         self._plan = plan
         self._closed = None
         self._early = []
-        if self._open_round == r:
+        if self._open_round == r and not self.committee:
             return  # the last round's own transaction opened this one: no need to ask
         state = self.client.state()
+        if state.index == r and self.committee:
+            drawn = [lid for i, lid in enumerate(self.ids) if (state.members >> i) & 1]
+            if set(plan.voters) != set(drawn):
+                raise LedgerError(
+                    f"round {r}: the ledger contract drew the committee {drawn}; the plan "
+                    f"has {sorted(plan.voters)} (its committee was not drawn from the "
+                    "chain's seed)"
+                )
         if state.index < r:
             raise LedgerError(
                 f"the ledger contract's open round is {state.index}, but the experiment "

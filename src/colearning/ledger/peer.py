@@ -306,6 +306,7 @@ class Peer:
             return False
         if (
             proposer != self.index
+            and state.eligible(self.index)  # a member of the round's committee, if any
             and ("vote", r) not in self._acted
             and not (state.voted >> self.index) & 1
         ):

@@ -201,8 +201,10 @@ class Ledger:
         initial_weights_id: str,
         propose_period: int = DEFAULT_PROPOSE_PERIOD,
         vote_period: int = DEFAULT_VOTE_PERIOD,
+        committee: int = 0,
     ) -> LedgerClient:
-        """Deploy the contract (once); check an existing one holds these settings."""
+        """Deploy the contract (once); check an existing one holds these settings.
+        ``committee``: voters the chain draws each round (0: every non-proposer)."""
         threshold = threshold_fraction(vote_threshold)
         config = LedgerConfig(
             experiment=secrets.token_bytes(32),
@@ -211,6 +213,7 @@ class Ledger:
             propose_period=propose_period,
             vote_period=vote_period,
             initial_weights=bytes.fromhex(initial_weights_id),
+            committee=committee,
         )
         if self.info is not None:
             config = LedgerConfig(**{**config.__dict__, "experiment": _b32(self.info.experiment)})
@@ -297,7 +300,7 @@ class Ledger:
 
     def _check(self, client: LedgerClient, want: LedgerConfig) -> None:
         got = client.config()
-        for name in ("learners", "threshold", "initial_weights", "experiment"):
+        for name in ("learners", "threshold", "initial_weights", "experiment", "committee"):
             if getattr(got, name) != getattr(want, name):
                 raise LedgerError(
                     f"the ledger contract at {to_checksum_address(client.address)} holds "

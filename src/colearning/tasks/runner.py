@@ -646,7 +646,7 @@ def _ledger_decider(c: RunConfig, store: ExperimentStore | None, learner_ids: Se
     from colearning.ledger import EvmDecider, Ledger
 
     ledger = Ledger.open(store.directory if store else None, learner_ids, c.chain_url)
-    return EvmDecider(ledger, float(c.vote_threshold or 0.0))
+    return EvmDecider(ledger, float(c.vote_threshold or 0.0), committee=c.committee)
 
 
 def _initial_weights(experiment: Experiment, store: ExperimentStore | None) -> Weights:

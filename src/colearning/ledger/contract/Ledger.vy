@@ -16,6 +16,12 @@
         propose before its deadline is skipped by anyone's call to skip().
         Anyone may submit a signed ballot or proposal (a coordinator batches a whole
         round in one settle() call); nobody can forge, alter or replay one.
+        With a committee of K > 0 (fixed at deployment), the eligible voters of each
+        round are K learners drawn from its non-proposers when the round opens, from
+        seed = keccak256(experiment, round, block.prevrandao) (the seed is kept in
+        `seeds`, the members in the open round's `state()`), and K replaces n - 1 in
+        the rule; only members cast ballots. The draw is colearning's sample_indices
+        (colearning/core/plans.py), so anyone can recompute a round's committee.
 """
 
 # bit 255 of `voted` stays set, so the word never returns to zero between rounds
@@ -37,6 +43,10 @@ HALF_N: constant(uint256) = 5789604461865809771178549250434395392641878213953745
 LOW_255: constant(uint256) = (1 << 255) - 1
 MASK64: constant(uint256) = (1 << 64) - 1
 MASK16: constant(uint256) = (1 << 16) - 1
+SPACE64: constant(uint256) = 1 << 64
+# consecutive rejected draws before a committee draw gives up: each rejection has a
+# chance below 2**-56 (at most 255 learners), so giving up never happens in practice
+MAX_REJECTS: constant(uint256) = 8
 
 DOMAIN_TYPEHASH: constant(bytes32) = keccak256(
     "EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
@@ -59,6 +69,7 @@ event Opened:
     propose_period: uint256
     vote_period: uint256
     initial_weights: bytes32
+    committee: uint256
 
 event Proposed:
     round_index: indexed(uint256)
@@ -105,6 +116,7 @@ THRESHOLD_DEN: public(immutable(uint256))
 PROPOSE_PERIOD: public(immutable(uint256))
 VOTE_PERIOD: public(immutable(uint256))
 INITIAL_WEIGHTS: public(immutable(bytes32))
+COMMITTEE: public(immutable(uint256))  # voters a round (0: every non-proposer)
 
 # index (64 bits) | deadline (64) | voting (1, at bit 128) | ballots (16, at 136) |
 # approvals (16, at 152): one storage slot, read once and written once a call
@@ -112,6 +124,9 @@ status: uint256
 candidate: public(bytes32)
 voted: uint256
 current_weights: public(bytes32)
+# with a committee: each round's draw seed, and the open round's members (bit i: learner i)
+seeds: public(HashMap[uint256, bytes32])
+members: uint256
 
 seen: transient(HashMap[address, bool])
 
@@ -125,8 +140,10 @@ def __init__(
     propose_period: uint256,
     vote_period: uint256,
     initial_weights: bytes32,
+    committee: uint256,
 ):
     assert len(learners) > 0, "deploy: no learners"
+    assert committee < len(learners), "deploy: committee larger than the non-proposers"
     assert threshold_den > 0 and threshold_num <= threshold_den, "deploy: threshold not in [0, 1]"
     assert propose_period > 0 and propose_period < MAX_PERIOD, "deploy: bad propose period"
     assert vote_period > 0 and vote_period < MAX_PERIOD, "deploy: bad vote period"
@@ -142,6 +159,7 @@ def __init__(
     PROPOSE_PERIOD = propose_period
     VOTE_PERIOD = vote_period
     INITIAL_WEIGHTS = initial_weights
+    COMMITTEE = committee
     self.current_weights = initial_weights
     self.voted = VOTED_MARK
     self._save(self._next(0))
@@ -153,6 +171,7 @@ def __init__(
         propose_period=propose_period,
         vote_period=vote_period,
         initial_weights=initial_weights,
+        committee=committee,
     )
 
 
@@ -265,7 +284,7 @@ def finalize(round_index: uint256):
     """@notice Close the open round once every ballot is in or the vote deadline passed."""
     r: Round = self._open(round_index)
     assert r.voting, "finalize: nothing proposed yet"
-    assert r.ballots == len(LEARNERS) - 1 or block.timestamp > r.deadline, (
+    assert r.ballots == self._eligible() or block.timestamp > r.deadline, (
         "finalize: voting is still open"
     )
     self._save(self._finalize(r, self.candidate, True))
@@ -302,13 +321,13 @@ def learners() -> DynArray[address, MAX_LEARNERS]:
 
 @view
 @external
-def state() -> (uint256, uint256, bool, uint256, uint256, bytes32, bytes32, uint256):
+def state() -> (uint256, uint256, bool, uint256, uint256, bytes32, bytes32, uint256, uint256):
     """
     @notice (open round, its deadline, voting, ballots in, approvals, candidate,
-            current weights, voted bitmap)
+            current weights, voted bitmap, committee bitmap: 0 without a committee)
     """
     r: Round = self._load()
-    return r.index, r.deadline, r.voting, r.ballots, r.approvals, self.candidate, self.current_weights, self.voted & LOW_255
+    return r.index, r.deadline, r.voting, r.ballots, r.approvals, self.candidate, self.current_weights, self.voted & LOW_255, self.members
 
 
 @view
@@ -376,6 +395,8 @@ def _check_shape(r: Round, voters: uint256, approvals: uint256, abstentions: uin
     assert voters & voted == 0, "ballots: a learner already voted"
     assert approvals & abstentions == 0, "ballots: a ballot approves and abstains"
     assert (approvals | abstentions) & ~voters == 0, "ballots: a ballot without a voter"
+    if COMMITTEE > 0:
+        assert voters & ~self.members == 0, "ballots: a voter is not in this round's committee"
     return voted
 
 
@@ -399,7 +420,7 @@ def _count(
     total: Round = r
     total.ballots += ballots
     total.approvals += approved
-    if total.ballots == len(LEARNERS) - 1:
+    if total.ballots == self._eligible():
         total = self._finalize(total, weights, r.ballots > 0)
     else:
         if fresh:
@@ -437,7 +458,7 @@ def _check_ballot(digest: bytes32, voter: uint256, sig_r: bytes32, sig_vs: bytes
 @internal
 def _finalize(r: Round, weights: bytes32, stored: bool) -> Round:
     """Tally (DESIGN.md's rule, in integers), adopt if accepted, open the next round."""
-    eligible: uint256 = len(LEARNERS) - 1
+    eligible: uint256 = self._eligible()
     accepted: bool = r.approvals * THRESHOLD_DEN >= THRESHOLD_NUM * eligible
     if accepted:
         self.current_weights = weights
@@ -455,10 +476,69 @@ def _finalize(r: Round, weights: bytes32, stored: bool) -> Round:
 
 @view
 @internal
+def _eligible() -> uint256:
+    if COMMITTEE > 0:
+        return COMMITTEE
+    return len(LEARNERS) - 1
+
+
+@internal
 def _next(index: uint256) -> Round:
+    """Open round `index` (drawing its committee, if any)."""
+    if COMMITTEE > 0:
+        seed: bytes32 = keccak256(abi_encode(EXPERIMENT, index, block.prevrandao))
+        self.seeds[index] = seed
+        self.members = self._committee(seed, index % len(LEARNERS))
     return Round(
         index=index, deadline=block.timestamp + PROPOSE_PERIOD, voting=False, ballots=0, approvals=0
     )
+
+
+@view
+@internal
+def _committee(seed: bytes32, proposer: uint256) -> uint256:
+    """
+    COMMITTEE learners other than `proposer`, as a bitmap: sample_indices(seed,
+    n - 1, COMMITTEE) over the non-proposers in learner order (a partial Fisher-Yates
+    shuffle; value j of its stream is bits 64 * (3 - j % 4) up of
+    SHA-256(seed || j // 4 as 8 bytes big-endian), rejected at or above the largest
+    multiple of the span below 2**64).
+    """
+    population: uint256 = len(LEARNERS) - 1
+    # moved[j]: 1 + what position j holds after the swaps so far; 0: still j itself
+    moved: uint256[MAX_LEARNERS] = empty(uint256[MAX_LEARNERS])
+    members: uint256 = 0
+    digest: uint256 = 0
+    block_index: uint256 = 0
+    used: uint256 = 4  # values taken from `digest` (4: hash the next block)
+    for i: uint256 in range(COMMITTEE, bound=MAX_LEARNERS):
+        span: uint256 = population - i
+        limit: uint256 = SPACE64 - SPACE64 % span
+        value: uint256 = limit
+        for attempt: uint256 in range(MAX_REJECTS):
+            if used == 4:
+                digest = convert(
+                    sha256(concat(seed, slice(convert(block_index, bytes32), 24, 8))), uint256
+                )
+                block_index += 1
+                used = 0
+            value = (digest >> (192 - 64 * used)) & MASK64
+            used += 1
+            if value < limit:
+                break
+        assert value < limit, "committee: the draw gave up"
+        j: uint256 = i + value % span
+        at_j: uint256 = j
+        if moved[j] != 0:
+            at_j = moved[j] - 1
+        at_i: uint256 = i
+        if moved[i] != 0:
+            at_i = moved[i] - 1
+        moved[j] = at_i + 1
+        if at_j >= proposer:  # positions among the non-proposers, to learner indices
+            at_j += 1
+        members |= 1 << at_j
+    return members
 
 
 @view
