@@ -177,6 +177,12 @@ def test_a_run_with_a_committee_follows_the_chains_draw_and_verifies(committee_r
     assert verify(committee_run, replay=True).ok
     assert main(["ledger", "verify", str(committee_run)]) == 0
     assert "verified" in capsys.readouterr().out
+    assert main(["ledger", "show", str(committee_run)]) == 0
+    assert "a committee of 4 drawn by the chain each round" in capsys.readouterr().out
+    assert main(["ledger", "show", str(committee_run), "--format", "json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["committee"] == 4
+    assert all(len(r["ballots"]) == 4 for r in shown["rounds"] if r["status"] != "skipped")
 
 
 def test_verify_catches_a_committee_the_directory_changed(committee_run, tmp_path, capsys):

@@ -113,12 +113,14 @@ def cmd_show(args: argparse.Namespace) -> int:
     try:
         ids = list(info.learners)
         names = {bytes.fromhex(a[2:]): lid for lid, a in info.learners.items()}
+        committee = int((history.opened or {}).get("committee") or 0)
         if args.format == "json":
             document = {
                 "contract": info.contract,
                 "chain": chain.where,
                 "chain_id": chain.chain_id,
                 "learners": info.learners,
+                "committee": committee or None,
                 "rounds": [
                     {
                         "round_index": r.round_index,
@@ -145,6 +147,7 @@ def cmd_show(args: argparse.Namespace) -> int:
             f"{len(ids)} learners, threshold "
             f"{(history.opened or {}).get('threshold_num')}/"
             f"{(history.opened or {}).get('threshold_den')}"
+            + (f", a committee of {committee} drawn by the chain each round" if committee else "")
         )
         print("ballots: A approve, R reject, x abstain, . none, P proposer")
         print(f"{'round':>5}  {'proposer':<12} {'weights':<12}  {'ballots':<{max(7, len(ids))}}  "
