@@ -8,6 +8,7 @@ import pytest
 from colearning.bench.robustness import Cell, cells_for, malicious_count, run_grid
 from colearning.bench.robustness_report import meets_goal, summarize, table, write_reports
 from colearning.cli.main import main
+from colearning.core.exceptions import ConfigError
 
 
 def test_malicious_counts_round_half_up():
@@ -150,6 +151,28 @@ def test_bad_bench_flags_are_one_line(tmp_path, capsys, flags, message):
 def test_report_only_without_results_says_so(tmp_path, capsys):
     assert main(["bench", "robustness", "--report-only", "--out", str(tmp_path)]) == 2
     assert "no results in" in capsys.readouterr().err
+
+
+def test_a_split_is_its_own_cells_and_partition_rows(tmp_path):
+    from colearning.bench.partitions import read_partition
+
+    args = (["digits-mlp"], [5], ["iid"], [0.0], ["noise"], [0], 2)
+    plain = cells_for(*args, defences=())
+    assert cells_for(*args, defences=(), split="0.6,0.2,0.2") == plain  # the default
+    split = cells_for(*args, defences=(), split="0.4,0.4,0.2")
+    assert (
+        [c.key for c in split]
+        == ["digits-mlp-n5-iid-s0-split0.4-0.4-0.2-clean-r2-vote-only"]
+        != [c.key for c in plain]
+    )
+    with pytest.raises(ConfigError, match="sum to 1"):
+        cells_for(*args, split="0.4,0.4,0.4")
+    results = run_grid(split, tmp_path, log=lambda _: None)
+    (spec,) = [read_partition(p) for p in (tmp_path / "partitions").glob("*.json")]
+    for part in spec.parts:
+        assert abs(len(part["vote"]) - len(part["train"])) <= 1  # 0.4 and 0.4
+    (row,) = summarize(results)
+    assert row["partition"] == "iid split 0.4,0.4,0.2"
 
 
 def test_cell_keys_name_what_differs():

@@ -88,6 +88,9 @@ BAD = [
     (["--task", "digits-sgd", "--mode", "aggregate", "--server-lr", "0"], "got 0.0"),
     (["--task", "digits-sgd", "--mode", "aggregate", "--server-momentum", "1"], "in [0, 1)"),
     (["--task", "digits-sgd", "--server-momentum", "0.9"], "a single round has one proposal"),
+    (["--task", "digits-sgd", "--split", "0.5,0.5,0.2"], "that sum to 1, e.g. 0.5,0.3,0.2"),
+    (["--task", "digits-sgd", "--split", "0.6/0.2/0.2"], "split must be three shares"),
+    (["--task", "digits-sgd", "--split", "0.995,0.004,0.001"], "must each be at least 0.01"),
 ]
 if shutil.which("nvidia-smi") is None:  # on a GPU machine device='cuda' is valid input
     BAD.append((["--task", "mnist-cnn", "-c", "params.device=cuda"], "no CUDA GPU is visible"))

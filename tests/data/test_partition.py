@@ -12,6 +12,7 @@ from colearning.data import (
     load_dataset,
     min_rows_for,
     parse_partition,
+    parse_split,
     partition,
     partition_dataset,
     split_learner_data,
@@ -343,3 +344,31 @@ def test_any_partition_string_is_a_spec_or_a_config_error(text):
         assert spec.shards is not None and 1 <= spec.shards <= MAX_SHARDS
     if spec.kind == "dirichlet":
         assert spec.alpha is not None and 0 < spec.alpha <= MAX_ALPHA
+
+
+@pytest.mark.parametrize(
+    "text, shares",
+    [("0.6,0.2,0.2", (0.6, 0.2, 0.2)), (" 0.4, 0.4 ,0.2", (0.4, 0.4, 0.2)), ("1/2,0,0", None)],
+)
+def test_parse_split_reads_three_shares(text, shares):
+    if shares is None:
+        with pytest.raises(ConfigError, match="split must be three shares"):
+            parse_split(text)
+    else:
+        assert parse_split(text) == shares
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("0.5,0.3", "three shares TRAIN,VOTE,TEST, e.g. 0.6,0.2,0.2"),
+        ("0.5,0.5,0.5", "that sum to 1, e.g. 0.5,0.3,0.2; got '0.5,0.5,0.5' (sum 1.5)"),
+        ("1,0,0", "each > 0"),
+        ("nan,0.5,0.5", "each > 0"),
+        ("0.98,0.015,0.005", "must each be at least 0.01"),
+    ],
+)
+def test_a_bad_split_names_the_value_and_the_form(text, message):
+    with pytest.raises(ConfigError) as err:
+        parse_split(text)
+    assert message in str(err.value)

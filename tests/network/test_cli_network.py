@@ -2,6 +2,7 @@
 them: the same final weights over every transport, no process left behind, readable
 refusals."""
 
+import dataclasses
 import json
 import os
 import signal
@@ -91,6 +92,29 @@ def first_round(proc):
         if line.strip().startswith("0  learner-0"):
             return
     raise AssertionError("the run ended before its first round")
+
+
+@pytest.mark.slow
+def test_processes_with_a_split_end_with_the_in_process_weights(tmp_path):
+    """--split reaches the forked servers: their shares are the coordinator's."""
+    from colearning.tasks.runner import RunConfig, run_task
+
+    split = ["--split", "0.4,0.4,0.2"]
+    colearn("run", *FAST, *split, "--processes", "--out", tmp_path / "p")
+    config = RunConfig(
+        task="synthetic-softmax",
+        learners=3,
+        rounds=3,
+        partition="iid",
+        baselines=False,
+        split="0.4,0.4,0.2",
+    )
+    expected = run_task(config).result.final_weights_id
+    assert final_id(tmp_path / "p") == expected
+    default = RunConfig(task="synthetic-softmax", learners=3, rounds=3, partition="iid")
+    assert (
+        expected != run_task(dataclasses.replace(default, baselines=False)).result.final_weights_id
+    )
 
 
 @pytest.mark.slow
@@ -311,6 +335,10 @@ def test_no_server_outlives_a_failed_interrupted_or_killed_coordinator(tmp_path)
             "with --remote the learners hold",
         ),
         (["certs", "issue", "/nonexistent", "bad name"], "a certificate name must be"),
+        (
+            ["learner", "serve", "--task", "digits-sgd", "--insecure", "--split", "0.5,0.3,0.2"],
+            "--split divides a share of the data set; it needs --share I/N",
+        ),
         (
             ["learner", "serve", "--task", "digits-sgd", "--insecure", "--coordinator-name", "a"],
             "--coordinator-name checks the client's certificate; it needs --certs DIR",

@@ -1,5 +1,6 @@
 """The task runner: config checks, missing extras, baselines, resume rules."""
 
+import dataclasses
 import json
 import math
 
@@ -9,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from colearning import ConfigError, MissingExtraError, StoreError
-from colearning.data import Dataset
+from colearning.data import Dataset, split_sizes
 from colearning.tasks import RunConfig, Task, register_task, resume_task, run_task
-from colearning.tasks.runner import MAX_LEARNERS, MAX_ROUNDS, MAX_SEED, MAX_TIMEOUT
+from colearning.tasks.runner import MAX_LEARNERS, MAX_ROUNDS, MAX_SEED, MAX_TIMEOUT, build
 from colearning.testing import QuadraticLearner
 
 
@@ -90,6 +91,23 @@ def test_summary_has_the_baselines(tmp_path):
     assert s["rounds"] == 6 and s["accepted"] + s["rejected"] + s["skipped"] == 6
 
 
+def test_a_split_gives_each_learner_those_shares_and_is_kept_on_resume(tmp_path):
+    config = RunConfig(task="toy-points", rounds=2, baselines=False, split="0.4,0.4,0.2")
+    setup = build(config)
+    for part in setup.parts:
+        n = len(part.train[1]) + len(part.vote[1]) + len(part.test[1])
+        assert (len(part.train[1]), len(part.vote[1]), len(part.test[1])) == split_sizes(
+            n, (0.4, 0.4, 0.2)
+        )
+    default = build(RunConfig(task="toy-points", baselines=False))
+    assert sum(len(p.vote[1]) for p in setup.parts) > sum(len(p.vote[1]) for p in default.parts)
+    run_task(config, out=tmp_path / "e")
+    with pytest.raises(StoreError, match="was run with split='0.4,0.4,0.2'; got split=None"):
+        resume_task(tmp_path / "e", RunConfig(task="toy-points", rounds=3, baselines=False))
+    kept = dataclasses.replace(config, rounds=3)
+    assert [r.round_index for r in resume_task(tmp_path / "e", kept).result.rounds] == [0, 1, 2]
+
+
 def test_resume_refuses_a_changed_setting_and_allows_more_rounds(tmp_path):
     run_task(RunConfig(task="toy-points", rounds=3, baselines=False), out=tmp_path / "e")
     with pytest.raises(StoreError, match="was run with seed=0; got seed=1"):
@@ -151,6 +169,21 @@ def expected_valid(c):
             or (isinstance(c["data_dir"], str) and c["data_dir"].strip() != "")
         )
         and isinstance(c["baselines"], bool)
+        and (c["split"] is None or valid_split(c["split"]))
+    )
+
+
+def valid_split(text):
+    if not isinstance(text, str) or not text.strip():
+        return False
+    try:
+        shares = [float(part) for part in text.split(",")]
+    except ValueError:
+        return False
+    return (
+        len(shares) == 3
+        and all(math.isfinite(f) and f >= 0.01 for f in shares)
+        and math.isclose(sum(shares), 1.0, abs_tol=1e-9)
     )
 
 
@@ -164,6 +197,7 @@ FIELDS = [
     "timeout",
     "data_dir",
     "baselines",
+    "split",
 ]
 VALID = {
     "learners": 3,
@@ -175,7 +209,14 @@ VALID = {
     "timeout": None,
     "data_dir": None,
     "baselines": True,
+    "split": None,
 }
+
+
+SPLITS = st.sampled_from(
+    ["0.6,0.2,0.2", "0.4,0.4,0.2", " 0.5, 0.3, 0.2", "0.5,0.5,0.5", "1,0,0", "0.5,0.5",
+     "0.98,0.01,0.01", "0.99,0.005,0.005", "a,b,c", "nan,0.5,0.5", "", " "]
+) | hostile  # fmt: skip
 
 
 PARTITIONS = st.sampled_from(
@@ -187,11 +228,14 @@ PARTITIONS = st.sampled_from(
 @given(
     changes=st.dictionaries(st.sampled_from(FIELDS), hostile, min_size=1, max_size=3),
     partition=PARTITIONS,
+    split=SPLITS,
 )
-def test_every_setting_is_checked_by_type_and_range(changes, partition):
+def test_every_setting_is_checked_by_type_and_range(changes, partition, split):
     c = {**VALID, **changes}
     if "partition" in changes:
         c["partition"] = partition
+    if "split" in changes:
+        c["split"] = split
     try:
         config = RunConfig(task="toy-points", **c).resolved()
     except ConfigError as exc:

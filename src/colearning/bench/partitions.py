@@ -58,11 +58,16 @@ def write_partition(
     partition: str,
     seed: int,
     params: Mapping[str, Any] | None = None,
+    split: str | None = None,
 ) -> PartitionFile:
-    """Share ``task``'s data set out as ``colearn run`` would and write the rows."""
+    """Share ``task``'s data set out as ``colearn run`` would (with ``--split``, if
+    given) and write the rows."""
+    from colearning.data.partition import DEFAULT_FRACTIONS, parse_split
+
     params = dict(params or {})
     dataset = _dataset(task, json.dumps(params, sort_keys=True))
-    rows = partition_indices(dataset, learners, partition, seed)
+    fractions = DEFAULT_FRACTIONS if split is None else parse_split(split)
+    rows = partition_indices(dataset, learners, partition, seed, fractions)
     parts = [
         {
             "train": train.tolist(),

@@ -132,10 +132,13 @@ class Group:
     learners: int
     partition: str
     seed: int
+    #: each learner's train, vote and test shares (``colearn run --split``; None: default)
+    split: str | None = None
 
     @property
     def key(self) -> str:
-        return f"{self.task}-n{self.learners}-{self.partition.replace(':', '')}-s{self.seed}"
+        s = "" if self.split is None else "-split" + self.split.replace(",", "-")
+        return f"{self.task}-n{self.learners}-{self.partition.replace(':', '')}-s{self.seed}{s}"
 
 
 @dataclass(frozen=True)
@@ -157,10 +160,12 @@ class Cell:
     mode: str = SINGLE
     #: The protocol variants played (``vote`` first; single rounds only play others).
     variants: tuple[str, ...] = DEFAULT_VARIANTS
+    #: Each learner's train, vote and test shares, "TRAIN,VOTE,TEST" (None: the default).
+    split: str | None = None
 
     @property
     def group(self) -> Group:
-        return Group(self.task, self.learners, self.partition, self.seed)
+        return Group(self.task, self.learners, self.partition, self.seed, self.split)
 
     @property
     def malicious(self) -> int:
@@ -202,6 +207,7 @@ def cells_for(
     defence_shares: Sequence[float] | None = None,
     modes: Sequence[str] = (SINGLE,),
     variants: Sequence[str] = DEFAULT_VARIANTS,
+    split: str | None = None,
 ) -> list[Cell]:
     """Every cell of the grid, clean runs first; a share of 0 is one clean cell per
     group and mode, whatever the attacks. The defences run on the seeds of
@@ -226,6 +232,12 @@ def cells_for(
     for v in variants:
         if v not in VARIANTS:
             raise ConfigError(f"variant must be among {', '.join(VARIANTS)}; got {v!r}")
+    if split is not None:
+        from colearning.data.partition import DEFAULT_FRACTIONS, parse_split
+
+        fractions = parse_split(split)
+        # the default written out is the default: same cells, same keys
+        split = None if fractions == DEFAULT_FRACTIONS else ",".join(f"{f:g}" for f in fractions)
     # the vote is always played: it is the benchmark's reference
     chosen_variants = tuple(dict.fromkeys(["vote", *variants]))
     cells = []
@@ -235,7 +247,13 @@ def cells_for(
             for partition in partitions:
                 for seed, mode in ((s, m) for s in seeds for m in modes):
                     base = dict(
-                        task=task, learners=n, partition=partition, seed=seed, rounds=r, mode=mode
+                        task=task,
+                        learners=n,
+                        partition=partition,
+                        seed=seed,
+                        rounds=r,
+                        mode=mode,
+                        split=split,
                     )
                     seeded = mode == modes[0] and (defence_seeds is None or seed in defence_seeds)
 
@@ -495,7 +513,14 @@ def run_grid(
             continue
         partition_file = out / "partitions" / f"{cell.group.key}.json"
         if not partition_file.exists():
-            write_partition(partition_file, cell.task, cell.learners, cell.partition, cell.seed)
+            write_partition(
+                partition_file,
+                cell.task,
+                cell.learners,
+                cell.partition,
+                cell.seed,
+                split=cell.split,
+            )
         todo.append((asdict(cell), str(partition_file), str(path)))
     # the vote's cells first: they are the benchmark; the defences are its reference
     todo.sort(key=lambda job: bool(job[0]["defences"]))

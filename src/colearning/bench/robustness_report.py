@@ -32,6 +32,13 @@ def _mode(cell: Mapping[str, Any]) -> str:
     return str(cell.get("mode", "single"))
 
 
+def _partition(cell: Mapping[str, Any]) -> str:
+    """The partition as the tables show it, with the split when it is not the default
+    (cells of another split are other rows, compared with their own clean run)."""
+    split = cell.get("split")
+    return str(cell["partition"]) if split is None else f"{cell['partition']} split {split}"
+
+
 def _mean(values: Sequence[float]) -> float:
     return statistics.mean(values) if values else math.nan
 
@@ -45,7 +52,7 @@ def _deduplicated(results: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any
         key = (
             c["task"],
             c["learners"],
-            c["partition"],
+            _partition(c),
             c["seed"],
             c["rounds"],
             c["threshold"],
@@ -69,7 +76,7 @@ def summarize(results: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
                 (
                     c["task"],
                     c["learners"],
-                    c["partition"],
+                    _partition(c),
                     c["seed"],
                     c["rounds"],
                     c["threshold"],
@@ -82,7 +89,7 @@ def summarize(results: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         key = (
             c["task"],
             c["learners"],
-            c["partition"],
+            _partition(c),
             c["rounds"],
             c["threshold"],
             _mode(c),

@@ -180,6 +180,11 @@ def add_robustness_parser(kinds: argparse._SubParsersAction) -> None:  # type: i
         "played), vote+margin (MarginVoter), vote+perclass (PerClassVoter: no class's "
         "recall may drop by more than a tolerance); default: vote vote+margin",
     )
+    r.add_argument(
+        "--split",
+        help="each learner's train, vote and test shares, TRAIN,VOTE,TEST, as colearn run "
+        "--split (default 0.6,0.2,0.2): a larger vote share gives each vote more rows",
+    )
     r.add_argument("--jobs", type=int, default=1, help="cells played at once (processes)")
     r.add_argument("--quick", action="store_true", help="the CI size: " + str(QUICK))
     r.add_argument("--report-only", action="store_true", help="only redo tables and plot")
@@ -236,6 +241,7 @@ def cmd_robustness(args: argparse.Namespace) -> int:
             args.defence_shares,
             args.modes,
             args.variants,
+            args.split,
         )
         out.mkdir(parents=True, exist_ok=True)
         run_grid(cells, out, jobs=args.jobs, log=lambda line: print(line, flush=True))

@@ -69,6 +69,10 @@ def _parser() -> argparse.ArgumentParser:
         help="share of voters that must approve, in [0, 1] (default 0.5)",
     )
     run.add_argument("--partition", help="how data is shared out: iid, dirichlet:ALPHA or shards:K")
+    run.add_argument(
+        "--split",
+        help="each learner's train, vote and test shares, TRAIN,VOTE,TEST (default 0.6,0.2,0.2)",
+    )
     run.add_argument("--seed", type=int, help="seed for data, models and proposers (default 0)")
     run.add_argument(
         "--proposer",
@@ -296,6 +300,7 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
         "rounds": args.rounds,
         "vote_threshold": args.vote_threshold,
         "partition": args.partition,
+        "split": args.split,
         "seed": args.seed,
         "proposer": args.proposer,
         "timeout": args.timeout,

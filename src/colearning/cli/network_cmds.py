@@ -81,6 +81,11 @@ def add_parsers(sub: Any) -> None:
         "gives learner-I",
     )
     serve.add_argument("--partition", help="how the data set is shared out, with --share")
+    serve.add_argument(
+        "--split",
+        help="each learner's train, vote and test shares, TRAIN,VOTE,TEST (default "
+        "0.6,0.2,0.2), with --share",
+    )
     serve.add_argument("--seed", type=int, default=0, help="seed of the data split and model")
     serve.add_argument(
         "-c",
@@ -203,10 +208,10 @@ def cmd_learner(args: argparse.Namespace) -> int:
         credentials = tls.server_credentials(args.certs, name)
     share = serving.parse_share(args.share) if args.share else None
     if args.factory:
-        if share or args.partition or settings:
+        if share or args.partition or args.split or settings:
             raise ConfigError(
-                "--share, --partition and -c are for --task learners; a --factory learner "
-                "loads its own data"
+                "--share, --partition, --split and -c are for --task learners; a --factory "
+                "learner loads its own data"
             )
         if not args.learner_id:
             raise ConfigError("a --factory learner needs --id NAME (the learner id it serves as)")
@@ -214,6 +219,8 @@ def cmd_learner(args: argparse.Namespace) -> int:
     else:
         if args.partition and not share:
             raise ConfigError("--partition shares a data set out; it needs --share I/N")
+        if args.split and not share:
+            raise ConfigError("--split divides a share of the data set; it needs --share I/N")
         served = serving.task_learner(
             args.task,
             share=share,
@@ -222,6 +229,7 @@ def cmd_learner(args: argparse.Namespace) -> int:
             data_dir=args.data_dir,
             params=settings.get("params"),
             learner_id=args.learner_id,
+            split=args.split,
         )
     return _serve(args, served, credentials)
 

@@ -19,6 +19,10 @@ def _task_options(p: Any) -> None:
     p.add_argument("--task", required=True, help="task name (see `colearn tasks`)")
     p.add_argument("--learners", type=int, help="number of parties (default: the task's)")
     p.add_argument("--partition", help="how the task's data is shared out (simulations)")
+    p.add_argument(
+        "--split",
+        help="each learner's train, vote and test shares, TRAIN,VOTE,TEST (default 0.6,0.2,0.2)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of data and models (default 0)")
     p.add_argument("--data-dir", help="directory with data files, for tasks that read them")
     p.add_argument(
@@ -100,6 +104,7 @@ def _learner(args: argparse.Namespace, index: int) -> Any:
         task=args.task,
         learners=args.learners,
         partition=args.partition,
+        split=args.split,
         seed=args.seed,
         data_dir=args.data_dir,
         params=settings.get("params", {}),

@@ -35,6 +35,8 @@ from colearning.data.types import Array, Dataset, LearnerData, Shares
 DEFAULT_FRACTIONS: tuple[float, float, float] = (0.6, 0.2, 0.2)
 #: Rows a learner needs at least, by default, in :func:`partition_dataset`.
 DEFAULT_MIN_ROWS = 10
+#: the smallest train, vote or test share ``--split`` takes
+MIN_SPLIT_SHARE = 0.01
 #: How many Dirichlet draws :func:`partition` makes to give every learner
 #: ``min_rows`` rows before it settles for the fairest draw.
 DIRICHLET_TRIES = 100
@@ -242,6 +244,38 @@ def _check_fractions(fractions: Sequence[float]) -> tuple[float, float, float]:
             f"got {tuple(fractions)!r}"
         )
     return values[0], values[1], values[2]
+
+
+def parse_split(text: str) -> tuple[float, float, float]:
+    """The train, vote and test shares written ``TRAIN,VOTE,TEST`` (``colearn run
+    --split``), each > 0, summing to 1.
+
+    >>> parse_split("0.5,0.3,0.2")
+    (0.5, 0.3, 0.2)
+    """
+    parts = str(text).split(",")
+    try:
+        values = tuple(float(p) for p in parts)
+    except ValueError:
+        values = ()
+    if len(values) != 3:
+        raise ConfigError(
+            f"split must be three shares TRAIN,VOTE,TEST, e.g. 0.6,0.2,0.2 (the default); "
+            f"got {text!r}"
+        )
+    try:
+        fractions = _check_fractions(values)
+    except ConfigError:
+        raise ConfigError(
+            f"split must be three shares TRAIN,VOTE,TEST, each > 0, that sum to 1, e.g. "
+            f"0.5,0.3,0.2; got {text!r} (sum {sum(values):g})"
+        ) from None
+    if min(fractions) < MIN_SPLIT_SHARE:
+        raise ConfigError(
+            f"split shares must each be at least {MIN_SPLIT_SHARE:g} (a split with fewer "
+            f"rows than that in one part leaves it empty on most learners); got {text!r}"
+        )
+    return fractions
 
 
 def split_sizes(

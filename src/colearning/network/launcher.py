@@ -60,6 +60,7 @@ def launch_spec(
     params: Mapping[str, Any] | None = None,
     certs: str | None = None,
     coordinator: str | None = None,
+    split: str | None = None,
 ) -> dict[str, Any]:
     """What the launcher serves: ``count`` learners of ``task``, shared out as ``colearn
     run --learners count`` shares them."""
@@ -67,6 +68,7 @@ def launch_spec(
         "task": task,
         "count": count,
         "partition": partition,
+        "split": split,
         "seed": seed,
         "data_dir": data_dir,
         "params": dict(params or {}),
@@ -296,6 +298,7 @@ def main(argv: list[str]) -> int:
             spec["task"],
             int(spec["count"]),
             partition=spec["partition"],
+            split=spec.get("split"),
             seed=int(spec["seed"]),
             data_dir=spec["data_dir"],
             params=spec["params"],

@@ -88,6 +88,7 @@ def run_processes(
         config.task,
         n,
         partition=str(config.partition),
+        split=config.split,
         seed=config.seed,
         data_dir=config.data_dir,
         params=config.params,

@@ -53,6 +53,7 @@ def task_setup(
     seed: int = 0,
     data_dir: str | None = None,
     params: Mapping[str, Any] | None = None,
+    split: str | None = None,
 ) -> Setup:
     """A task's data set shared out ``count`` ways by ``partition`` and ``seed``, as
     ``colearn run --learners count`` shares it (no learner built yet)."""
@@ -64,6 +65,7 @@ def task_setup(
         task=task_name,
         learners=count,
         partition=partition,
+        split=split,
         seed=seed,
         data_dir=data_dir,
         params=dict(params or {}),
@@ -71,7 +73,7 @@ def task_setup(
     task = get_task(config.task)
     require_task_extra(task)
     dataset = task.load_dataset(Path(data_dir) if data_dir else None, config.params)
-    parts = partition_dataset(dataset, count, str(config.partition), config.seed)
+    parts = partition_dataset(dataset, count, str(config.partition), config.seed, config.fractions)
     return Setup(config, task, dataset, parts)
 
 
@@ -96,13 +98,20 @@ def task_learner(
     data_dir: str | None = None,
     params: Mapping[str, Any] | None = None,
     learner_id: str | None = None,
+    split: str | None = None,
 ) -> Served:
     """A task's learner. With ``share=(i, n)`` it holds share ``i`` of the task's data set
     split ``n`` ways by ``partition`` and ``seed``, as ``colearn run --learners n`` builds
     learner ``i``; without, it holds the whole data set found in ``data_dir``."""
     index, count = share if share is not None else (0, 1)
     setup = task_setup(
-        task_name, count, partition=partition, seed=seed, data_dir=data_dir, params=params
+        task_name,
+        count,
+        partition=partition,
+        seed=seed,
+        data_dir=data_dir,
+        params=params,
+        split=split,
     )
     return served_from(setup, index, learner_id)
 

@@ -85,7 +85,8 @@ class RunConfig:
     ``chain_url`` (see ``docs/ledger.md``). ``mode``, ``combiner``, ``server_lr``,
     ``server_momentum`` and ``proposers`` choose the round mode (``docs/modes.md``).
     ``committee``, if set, is the number of voters drawn each round (default: everyone
-    votes).
+    votes). ``split`` is each learner's train, vote and test shares, ``"TRAIN,VOTE,TEST"``
+    (default ``"0.6,0.2,0.2"``): a larger vote share gives each vote more rows.
     """
 
     task: str
@@ -93,6 +94,8 @@ class RunConfig:
     rounds: int | None = None
     vote_threshold: float | None = None
     partition: str | None = None
+    #: each learner's train, vote and test shares, "TRAIN,VOTE,TEST" (None: 0.6,0.2,0.2)
+    split: str | None = None
     seed: int = 0
     proposer: str = "round-robin"
     timeout: float | None = None
@@ -124,6 +127,13 @@ class RunConfig:
             server_lr=self.server_lr,
             server_momentum=self.server_momentum,
         )
+
+    @property
+    def fractions(self) -> tuple[float, float, float]:
+        """The train, vote and test shares of ``split`` (the default when unset)."""
+        from colearning.data.partition import DEFAULT_FRACTIONS, parse_split
+
+        return DEFAULT_FRACTIONS if self.split is None else parse_split(self.split)
 
     def resolved(self) -> RunConfig:
         """This config with the task's defaults filled in and every value checked (by
@@ -215,6 +225,9 @@ class RunConfig:
         from colearning.data.partition import parse_partition
 
         parse_partition(str(self.partition))
+        if self.split is not None:
+            _text("split", self.split)
+        self.fractions  # noqa: B018 (checked)
         self._check_ledger()
         self._check_attack()
 
@@ -374,7 +387,9 @@ def build(config: RunConfig, *, learners: bool = True) -> Setup:
     data_dir = Path(config.data_dir) if config.data_dir else None
     dataset = task.load_dataset(data_dir, config.params)
     _check_fits(config, dataset)
-    shares = share_dataset(dataset, int(config.learners or 0), str(config.partition), config.seed)
+    shares = share_dataset(
+        dataset, int(config.learners or 0), str(config.partition), config.seed, config.fractions
+    )
     parts = shares.parts()
     setup = Setup(config, task, dataset, parts, None, shares)
     if learners:
@@ -391,15 +406,16 @@ def require_task_extra(task: Task) -> None:
 def _check_fits(config: RunConfig, dataset: Dataset) -> None:
     """Refuse, before sharing the data out, what cannot fit: more learners than the
     data set has rows for, or more shards than rows."""
-    from colearning.data.partition import DEFAULT_MIN_ROWS, parse_partition
+    from colearning.data.partition import DEFAULT_MIN_ROWS, min_rows_for, parse_partition
 
     rows = len(dataset.y)
     learners = int(config.learners or 0)
-    if learners * DEFAULT_MIN_ROWS > rows:
+    need = max(DEFAULT_MIN_ROWS, min_rows_for(config.fractions))
+    if learners * need > rows:
         raise ConfigError(
-            f"{learners} learners need at least {learners * DEFAULT_MIN_ROWS} rows "
-            f"({DEFAULT_MIN_ROWS} each), but {dataset.name} has {rows}; use at most "
-            f"{rows // DEFAULT_MIN_ROWS} learners"
+            f"{learners} learners need at least {learners * need} rows "
+            f"({need} each), but {dataset.name} has {rows}; use at most "
+            f"{rows // need} learners"
         )
     spec = parse_partition(str(config.partition))
     if spec.kind == "shards" and learners * int(spec.shards or 0) > rows:
