@@ -89,6 +89,23 @@ def test_peers_outside_the_round_committee_do_not_vote(tmp_path):
     chain.close()
 
 
+def test_a_peer_outside_the_committee_fetches_the_candidate_while_it_is_voted_on(tmp_path):
+    # so that it can adopt it once accepted, even if the proposer has finished and gone
+    chain, client, peers = peers_on_embedded_chain(tmp_path, 6, committee=2)
+    for peer in peers:
+        peer.start()
+    assert peers[0]._act(client.state())  # learner 0 proposes round 0
+    state = client.state()
+    assert state.voting
+    outsider = next(p for p in peers[1:] if not state.eligible(p.index))
+    assert state.candidate.hex() not in outsider._blobs
+    assert outsider._act(state)  # no ballot: a fetch
+    assert state.candidate.hex() in outsider._blobs
+    assert client.state().ballots == 0
+    assert not outsider._act(client.state())  # once
+    chain.close()
+
+
 def test_a_silent_peer_is_handled_by_the_deadline(tmp_path):
     chain, client, peers = peers_on_embedded_chain(tmp_path, 3)
     step(peers, client, 1)

@@ -183,7 +183,7 @@ COLEARN = [sys.executable, "-m", "colearning.cli.main"]
 TASK = ["--task", "digits-sgd", "--partition", "iid", "--seed", "1"]
 
 
-def deploy(tmp_path, node, n, propose_period=900, vote_period=900):
+def deploy(tmp_path, node, n, propose_period=900, vote_period=900, committee=0):
     """A contract for ``n`` parties. The periods are long: here every party proposes and
     votes, so each round closes as its last ballot lands and no deadline is waited for;
     a long one keeps a loaded machine's slow party from missing it."""
@@ -198,7 +198,7 @@ def deploy(tmp_path, node, n, propose_period=900, vote_period=900):
     deployed = subprocess.run(
         [*COLEARN, "ledger", "deploy", *TASK, "--learners", str(n), "--chain-url", node.url,
          "--addresses", str(tmp_path / "addresses"), "--propose-period", str(propose_period),
-         "--vote-period", str(vote_period), "--fund", "1"],
+         "--vote-period", str(vote_period), "--fund", "1", "--committee", str(committee)],
         capture_output=True, text=True,
     )  # fmt: skip
     assert deployed.returncode == 0, deployed.stderr
@@ -312,6 +312,32 @@ def test_a_peer_process_serving_substituted_bytes_is_refused(tmp_path, capsys):
         for i in (0, 2):
             assert "not to the id they came with" in errors[i]
             assert verify(tmp_path, i, capsys)[0] == 0
+
+
+@pytest.mark.slow
+def test_peer_processes_with_a_committee_vote_only_when_drawn_and_verify(tmp_path, capsys):
+    """A committee of 2 of 4, drawn by the contract: each round only its members cast
+    ballots (the others sit it out), the round closes on their two ballots, and every
+    party's record verifies against the chain's draws."""
+    from colearning.core.plans import draw_committee
+
+    with Anvil() as node:
+        contract, files = deploy(tmp_path, node, 4, committee=2)
+        finals, errors = start_peers(tmp_path, node, contract, files, 4, ["--insecure"])
+        assert len(set(finals)) == 1, errors
+        chain = RpcChain(node.url)
+        try:
+            client = LedgerClient(chain, bytes.fromhex(contract[2:]), Key.generate())
+            history = rebuild(client.events())
+            drawn = [set(draw_committee(client.round_seed(r), 4, 2, [r % 4])) for r in range(4)]
+        finally:
+            chain.close()
+        for r, members in zip(history.rounds[:4], drawn, strict=True):
+            assert r.status in ("accepted", "rejected") and set(r.ballots) == members
+            assert r.eligible == 2
+        for i in range(4):
+            code, out = verify(tmp_path, i, capsys)
+            assert code == 0, out
 
 
 PEER = ["peer", "--task", "digits-sgd", "--chain-url", "http://127.0.0.1:9", "--contract",

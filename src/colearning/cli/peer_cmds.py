@@ -68,6 +68,12 @@ def add_parsers(sub: Any, ledger_sub: Any) -> None:
     peer.add_argument("--rounds", type=int, required=True, help="take part until this many rounds")
     peer.add_argument("--poll", type=float, default=0.2, help="seconds between looks at the chain")
     peer.add_argument(
+        "--linger",
+        type=float,
+        default=2.0,
+        help="seconds to go on serving after the last round, for slower parties (2)",
+    )
+    peer.add_argument(
         "--serve",
         metavar="HOST:PORT",
         help="serve this party's weights by id over gRPC there (port 0: a free one); the "
@@ -248,7 +254,18 @@ def cmd_peer(args: argparse.Namespace) -> int:
             tls.load(args.certs, f"learner-{index}")  # this party's files, named and checked
         exchange = _exchange(args, index, serve)
         learner, _ = _learner(args, index)
-        peer = Peer(client, key, learner, exchange, args.poll, print_round, record_dir=args.out)
+        if not args.linger >= 0:
+            raise ConfigError(f"--linger must be a number of seconds >= 0; got {args.linger}")
+        peer = Peer(
+            client,
+            key,
+            learner,
+            exchange,
+            args.poll,
+            print_round,
+            record_dir=args.out,
+            linger=args.linger,
+        )
         result = peer.run(args.rounds)
     finally:
         if exchange is not None:

@@ -582,6 +582,13 @@ def verify_peer(directory: str | Path, chain_url: str | None = None) -> AuditRep
         if not code or code[: len(shipped.runtime)] != shipped.runtime:
             flag("contract", f"the code at {info.contract} is not colearning's ledger contract")
         state = client.state()
+        committee = int((history.opened or {}).get("committee") or 0)
+        # with a committee, each round's seed on chain draws who may vote
+        seeds = (
+            {r.round_index: client.round_seed(r.round_index) for r in history.closed_rounds()}
+            if committee
+            else {}
+        )
     finally:
         chain.close()
     for text in history.anomalies:
@@ -608,15 +615,22 @@ def verify_peer(directory: str | Path, chain_url: str | None = None) -> AuditRep
             continue
         if n and (r.round_index % n) in r.ballots:
             flag(where, "the proposer cast a ballot on its own proposal")
+        eligible = n - 1
+        if committee and n:
+            members = draw_committee(seeds[r.round_index], n, committee, [r.round_index % n])
+            outside = sorted(set(r.ballots) - set(members))
+            if outside:
+                flag(where, f"learners {outside} cast ballots outside the round's committee")
+            eligible = committee
         approvals = sum(1 for c in r.ballots.values() if c == APPROVE)
-        if (r.approvals, r.eligible) != (approvals, n - 1):
+        if (r.approvals, r.eligible) != (approvals, eligible):
             flag(
                 where,
                 f"the contract counted {r.approvals}/{r.eligible}; its ballots recount to "
-                f"{approvals}/{n - 1}",
+                f"{approvals}/{eligible}",
             )
-        if (r.status == "accepted") != (approvals * den >= num * (n - 1)):
-            flag(where, f"{r.status} with {approvals}/{n - 1} approvals against {num}/{den}")
+        if (r.status == "accepted") != (approvals * den >= num * eligible):
+            flag(where, f"{r.status} with {approvals}/{eligible} approvals against {num}/{den}")
     mine = int(record.get("learner_index", -1))
     by_round = {r.round_index: r for r in closed}
     names = {v: k for k, v in BALLOT_NAMES.items()}

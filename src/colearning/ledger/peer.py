@@ -7,10 +7,14 @@ events) and acts on its own behalf, with its own transactions:
   :class:`WeightsExchange` and proposes the id;
 - another's proposal: it fetches the weights by id from the proposer's announced
   endpoint, checks they hash to the id and fit the shared model, validates them on its
-  own data, signs its ballot and sends it;
+  own data, signs its ballot and sends it (with a committee, only a member of the
+  round's committee votes; the others fetch the candidate all the same, while its
+  proposer serves it, to adopt it if it is accepted);
 - a round past its deadline (a proposer or voter that went quiet): anyone may close
   it, so it sends ``skip`` or ``finalize`` (a race with another peer is harmless);
-- ``Finalized``: it adopts the weights if accepted.
+- ``Finalized``: it adopts the weights if accepted;
+- done (``rounds`` closed): it serves for ``linger`` seconds more before it returns, so
+  that a slower party can still fetch the last proposal from it.
 
 Weights travel through the :class:`WeightsExchange` seam: :class:`GrpcExchange`
 (each party serves its own published weights by id over gRPC, the network layer's
@@ -190,6 +194,10 @@ class PeerResult:
     final_weights_id: str = ""
 
 
+#: Seconds a finished peer keeps serving (:class:`Peer`'s ``linger``).
+DEFAULT_LINGER = 2.0
+
+
 class Peer:
     """One party's loop (see the module docstring)."""
 
@@ -203,8 +211,10 @@ class Peer:
         on_round: Callable[[PeerRound], None] | None = None,
         record_dir: str | os.PathLike[str] | None = None,
         start_timeout: float = 300.0,
+        linger: float = DEFAULT_LINGER,
     ) -> None:
         self.client = client
+        self.linger = linger
         self.record_dir = None if record_dir is None else Path(record_dir)
         self.start_timeout = start_timeout
         self.key = key
@@ -272,6 +282,8 @@ class Peer:
         self._read_events()  # the last round may have closed since the events were read
         self.result.final_weights_id = str(self.current_id)
         self._record()
+        if self.linger > 0:  # a slower party may still fetch this one's last proposal
+            time.sleep(self.linger)
         return self.result
 
     def _initial_weights(self) -> Weights:
@@ -314,6 +326,20 @@ class Peer:
             if now <= state.deadline:
                 self._vote(r, state.candidate.hex())
                 return True
+        if (
+            proposer != self.index
+            and not state.eligible(self.index)
+            and ("fetch", r) not in self._acted
+        ):
+            # not in this round's committee: no ballot, but fetch the candidate now, while
+            # its proposer surely serves it (it waits for the ballots), so that this peer
+            # can adopt it if accepted even when the proposer has finished and gone
+            self._acted.add(("fetch", r))
+            try:
+                self._fetched(state.candidate.hex(), learner_index=proposer)
+            except (ColearningError, WeightsError) as exc:  # tried again on Finalized
+                print(f"round {r}: could not fetch the candidate yet ({exc})", file=sys.stderr)
+            return True
         if now > state.deadline:
             return self._race(lambda: self.client.finalize(r, sender=self.key))
         return False
