@@ -144,37 +144,6 @@ class Vote:
         )
 
 
-_new = object.__new__
-
-
-def made_vote(
-    learner_id: str,
-    ballot: Ballot,
-    vote_score: float | None,
-    test_score: float | None,
-    reason: Reason | None,
-    detail: str | None,
-    seconds: float,
-) -> Vote:
-    """``Vote(...)`` (unsigned) for the driver's hot path: the same instance, made
-    without the frozen dataclass's ``__init__``, which sets each of its eight fields
-    through ``object.__setattr__`` (1.6 us, where this takes 0.7: a vote per asked
-    learner, six hundred in a screened round over 100 learners). ``tests/core/
-    test_protocol.py`` holds it to every field of :class:`Vote`."""
-    vote: Vote = _new(Vote)
-    vote.__dict__.update(
-        learner_id=learner_id,
-        ballot=ballot,
-        vote_score=vote_score,
-        test_score=test_score,
-        reason=reason,
-        detail=detail,
-        seconds=seconds,
-        signature=None,
-    )
-    return vote
-
-
 @dataclass(frozen=True)
 class Decision:
     """Whether the candidate was adopted, and the count behind it.
