@@ -95,3 +95,56 @@ def test_a_failed_early_proposal_is_trained_again(pool_factory):
 def test_nothing_is_trained_early_past_the_last_round(pool_factory, rounds):
     _, _, stats = final_id(pool_factory, skewed(3), rounds, pipeline=True)
     assert stats.started <= rounds - 1 + (1 if rounds > 1 else 0)
+
+
+class _RaisingPool:
+    """A pool whose early calls raise, as a gRPC pool does once its channels closed."""
+
+    def __init__(self, pool):
+        self.inner = pool
+        self.calls = 0
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def propose(self, learner_ids, round_index, timeout):
+        if threading.current_thread() is not threading.main_thread():
+            raise ValueError("Cannot invoke RPC: Channel closed!")
+        return self.inner.propose(learner_ids, round_index, timeout)
+
+
+def test_an_early_proposal_whose_pool_raises_fails_quietly_and_is_trained_again(monkeypatch):
+    from colearning.core.pool import LocalPool
+
+    raised = []
+    monkeypatch.setattr(threading, "excepthook", raised.append)
+    plain, statuses, _ = final_id(lambda ls: LocalPool(ls), skewed(), 6, pipeline=False)
+    pool = PipelinedPool(_RaisingPool(LocalPool(skewed())), RoundRobin(), rounds=6)
+    with Experiment(pool) as experiment:
+        result = experiment.run(6)
+    assert raised == []  # no traceback from the early thread
+    assert pool.stats.started >= 1 and pool.stats.used == 0
+    assert result.final_weights_id == plain
+    assert [r.status for r in result.rounds] == statuses
+
+
+def test_an_interrupt_while_an_early_proposal_starts_leaves_close_nothing_to_trip_on(
+    monkeypatch,
+):
+    # Ctrl-C can land inside ``Thread.start()``; closing afterwards must not try to
+    # join a thread that never started (it raised RuntimeError, and the run ended 1,
+    # not 130)
+    from colearning.core import pipeline as module
+    from colearning.core.pool import LocalPool
+
+    class Interrupted(threading.Thread):
+        def start(self):
+            if self.name.startswith("colearning-early-"):
+                raise KeyboardInterrupt
+            super().start()
+
+    monkeypatch.setattr(module.threading, "Thread", Interrupted)
+    pool = PipelinedPool(LocalPool(skewed()), RoundRobin(), rounds=6)
+    with pytest.raises(KeyboardInterrupt), Experiment(pool) as experiment:
+        experiment.run(6)
+    assert pool._early == {}

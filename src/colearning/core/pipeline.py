@@ -32,6 +32,7 @@ from typing import Any, TypeVar
 from colearning.core.interface import LearnerTags, ProposedWeights, Weights
 from colearning.core.plans import Planner
 from colearning.core.pool import LearnerPool, Outcome, catch_up, defers_adoption
+from colearning.core.protocol import Reason
 from colearning.core.weights_ref import WeightsRef
 
 T = TypeVar("T")
@@ -202,13 +203,20 @@ class PipelinedPool:
         early = _Early(round_index, self._epoch[lid], threading.Thread(daemon=True))
 
         def run() -> None:
-            early.outcome = self.pool.propose([lid], round_index, timeout)[lid]
+            try:
+                early.outcome = self.pool.propose([lid], round_index, timeout)[lid]
+            except Exception as exc:  # the pool closed under it (Ctrl-C)
+                # an early proposal is only ever a head start: a failed one is trained
+                # again in its round, so it fails quietly instead of in a traceback
+                early.outcome = Outcome.failed(Reason.RAISED, f"early proposal: {exc}")
 
         early.thread = threading.Thread(target=run, name=f"colearning-early-{lid}", daemon=True)
+        # started before it is registered: an interrupt inside ``start()`` (Ctrl-C) must
+        # not leave ``close()`` a thread to join that never started
+        early.thread.start()
         with self._lock:
             self._early[lid] = early
         self.stats.started += 1
-        early.thread.start()
 
     def _take(self, lid: str) -> _Early | None:
         with self._lock:
