@@ -260,25 +260,28 @@ def bench(
 
 
 def overhead(skip_ray: bool, sizes: Sequence[int]) -> dict[tuple[str, int, str], dict[str, float]]:
+    """Every in-process case first, then (unless ``skip_ray``) the same cases on a local
+    Ray: Ray's daemons (its raylet, store and idle workers) share this machine's cores
+    while it runs, so an in-process case measured after ``ray.init()`` on a 2-core
+    machine measures them too."""
     print(
         "round time per pool, learners and committee (K: voters; all: everyone votes)\n"
         "pool     learners     K  median ms   p90 ms  compute ms  overhead ms  zero-work ms"
         "  (its CPU)  overhead CPU  outside calls  timing  less timing  rounds"
     )
-    ray_started = False
     results: dict[tuple[str, int, str], dict[str, float]] = {}
+    setups: dict[int, Setup] = {}
+    computes: dict[tuple[int, int | None], list[float]] = {}
     for n in sizes:
-        setup = setup_for(n)
+        setup = setups[n] = setup_for(n)
         t0 = time.perf_counter()
         learners = [setup.make_learner(part, i) for i, part in enumerate(setup.parts)]
         built = time.perf_counter() - t0
         del learners
         k = committee_size(n, MALICIOUS, RISK).committee
         print(f"-- {n:,} learners built in process in {built:.2f} s; committee {k} --", flush=True)
-        cases: list[int | None] = [k, None]
-        for committee in cases:
-            rounds = COMMITTEE_ROUNDS if committee is not None else (10 if n <= 1000 else 3)
-            compute: list[float] = []
+        for committee in (k, None):
+            compute = computes[n, committee] = []
             # new learners for every case, so that in process and on Ray play the same
             timed = [Timed(setup.make_learner(part, i)) for i, part in enumerate(setup.parts)]
             results[("local", n, str(committee))] = bench(
@@ -287,21 +290,25 @@ def overhead(skip_ray: bool, sizes: Sequence[int]) -> dict[tuple[str, int, str],
                 lambda n=n: LocalPool([InstantLearner() for _ in range(n)]),  # type: ignore[misc]
                 n,
                 committee,
-                rounds,
+                _rounds(n, committee),
                 compute,
                 measure=True,
             )
-            if skip_ray:
-                continue
-            from colearning.scale import RayPool
+            del timed
+    if skip_ray:
+        return results
+    import ray
 
-            if not ray_started:
-                import ray
+    from colearning.scale import RayPool
 
-                t0 = time.perf_counter()
-                ray.init(include_dashboard=False, logging_level="warning", log_to_driver=False)
-                print(f"   (local Ray started in {time.perf_counter() - t0:.1f} s)", flush=True)
-                ray_started = True
+    t0 = time.perf_counter()
+    ray.init(include_dashboard=False, logging_level="warning", log_to_driver=False)
+    print(f"   (local Ray started in {time.perf_counter() - t0:.1f} s)", flush=True)
+    for n in sizes:
+        setup = setups[n]
+        k = committee_size(n, MALICIOUS, RISK).committee
+        print(f"-- {n:,} learners on Ray; committee {k} --", flush=True)
+        for committee in (k, None):
             t0 = time.perf_counter()
             pool = RayPool.for_setup(setup)
             print(
@@ -322,21 +329,22 @@ def overhead(skip_ray: bool, sizes: Sequence[int]) -> dict[tuple[str, int, str],
                 lambda n=n: RayPool(builder=InstantBuilder(), n_learners=n),  # type: ignore[misc]
                 n,
                 committee,
-                rounds,
-                compute,
+                _rounds(n, committee),
+                computes[n, committee],
                 measure=False,
             )
-    if not skip_ray:
-        print("\nRay round time / in-process round time (same learners, same rounds):")
-        for n in sizes:
-            for committee in (str(committee_size(n, MALICIOUS, RISK).committee), "None"):
-                a, b = results[("ray", n, committee)], results[("local", n, committee)]
-                k = "all" if committee == "None" else committee
-                print(f"  {n:>7,} learners, K={k:<4} {a['round_ms'] / b['round_ms']:.2f} x")
-        import ray
-
-        ray.shutdown(wait_for_processes=True)
+    print("\nRay round time / in-process round time (same learners, same rounds):")
+    for n in sizes:
+        for committee in (str(committee_size(n, MALICIOUS, RISK).committee), "None"):
+            a, b = results[("ray", n, committee)], results[("local", n, committee)]
+            k = "all" if committee == "None" else committee
+            print(f"  {n:>7,} learners, K={k:<4} {a['round_ms'] / b['round_ms']:.2f} x")
+    ray.shutdown(wait_for_processes=True)
     return results
+
+
+def _rounds(n: int, committee: int | None) -> int:
+    return COMMITTEE_ROUNDS if committee is not None else (10 if n <= 1000 else 3)
 
 
 def across_runs(runs: list[dict[tuple[str, int, str], dict[str, float]]]) -> None:
