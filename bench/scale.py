@@ -27,9 +27,10 @@ measures the compute costs time itself (clock readings, a lock, a call per learn
 call), which the overhead column counts; *timing* is that cost, measured in the same
 run (zero-work rounds with every learner wrapped, less the compute the wrapper
 counted, less the plain zero-work round), and *less timing* the overhead without it.
-Committees are sized by ``colearning.scale.committee_size`` for 20% malicious
-learners at risk 1e-6. Peak memory is measured in a fresh process
-holding 10,000 learners in process (``--memory`` runs only that part).
+Every in-process case is played before Ray starts (Ray's daemons share the machine's
+cores while it runs). Committees are sized by ``colearning.scale.committee_size`` for
+20% malicious learners at risk 1e-6. Peak memory is measured in a fresh process holding
+10,000 learners in process (``--memory`` runs only that part).
 
 Every number is a median over rounds measured in this one run, side by side: on a
 shared machine, compare the ratios, not a lone absolute time.
