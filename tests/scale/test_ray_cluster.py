@@ -1,0 +1,132 @@
+"""`colearn run --ray-address`: joining a Ray cluster that was started on its own
+(`ray start --head`, a real cluster of separate processes), ending with the in-process
+weights, and leaving the cluster running."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from colearning.cli.main import main
+
+RUN = [
+    "run",
+    "--task",
+    "synthetic-softmax",
+    "--learners",
+    "12",
+    "--rounds",
+    "5",
+    "--committee",
+    "5",
+    "--no-baselines",
+    "-c",
+    "params.rows=720",
+    "--format",
+    "json",
+]
+RAY = str(Path(sys.executable).with_name("ray"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def cluster_up(address: str, env: dict[str, str]) -> bool:
+    got = subprocess.run(
+        [RAY, "status", "--address", address],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    return got.returncode == 0
+
+
+@pytest.mark.slow
+def test_colearn_run_joins_a_running_cluster_and_leaves_it_running(tmp_path, capsys):
+    assert main([*RUN, "--out", str(tmp_path / "local")]) == 0
+    local = json.loads(capsys.readouterr().out)
+
+    # A short temporary directory: Ray's socket paths must fit in 107 bytes. Its own
+    # home, so the auth token Ray writes stays out of the user's.
+    with tempfile.TemporaryDirectory(prefix="ray", dir="/tmp") as short:
+        env = {**os.environ, "HOME": str(tmp_path), "RAY_USAGE_STATS_ENABLED": "0"}
+        address = f"127.0.0.1:{free_port()}"
+        head = subprocess.Popen(
+            [
+                RAY,
+                "start",
+                "--head",
+                "--block",
+                "--node-ip-address",
+                "127.0.0.1",
+                "--port",
+                address.rsplit(":", 1)[1],
+                "--num-cpus",
+                "2",
+                "--include-dashboard",
+                "false",
+                "--temp-dir",
+                short,
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        try:
+            deadline = time.monotonic() + 120
+            while not cluster_up(address, env):
+                assert head.poll() is None, "ray start --head ended by itself"
+                assert time.monotonic() < deadline, "the Ray head did not come up in 120 s"
+                time.sleep(1)
+            joined = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "colearning.cli.main",
+                    *RUN,
+                    "--out",
+                    str(tmp_path / "cluster"),
+                    "--ray-address",
+                    address,
+                ],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
+            assert joined.returncode == 0, joined.stderr
+            remote = json.loads(joined.stdout)
+            assert remote["final_weights_id"] == local["final_weights_id"]
+            assert [r["committee"] for r in remote["rounds"]] == [
+                r["committee"] for r in local["rounds"]
+            ]
+            # it ran there (its driver and actor workers logged into the cluster's
+            # session), and closing the pool left the cluster running
+            logs = [p.name for p in (Path(short) / "session_latest" / "logs").iterdir()]
+            assert any(name.startswith("python-core-driver-") for name in logs), logs
+            assert any(name.startswith("python-core-worker-") for name in logs), logs
+            assert cluster_up(address, env)
+        finally:
+            head.send_signal(signal.SIGTERM)  # --block: the head stops what it started
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                head.wait(timeout=60)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(head.pid, signal.SIGKILL)  # and anything left of its session
+        # the head stopped: its port takes no connection any more
+        with socket.socket() as s, pytest.raises(ConnectionRefusedError):
+            s.connect(("127.0.0.1", int(address.rsplit(":", 1)[1])))
