@@ -102,7 +102,6 @@ class _RaisingPool:
 
     def __init__(self, pool):
         self.inner = pool
-        self.calls = 0
 
     def __getattr__(self, name):
         return getattr(self.inner, name)
